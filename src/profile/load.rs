@@ -1,0 +1,228 @@
+//! Loading a profile file: size cap, YAML parse, `extends:` chain, merge, then reading.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde_saphyr::MessageFormatter;
+
+use super::diag::{Collector, Diagnostic, ProfileErrors, Sources};
+use super::model::Profile;
+use super::read;
+use super::yaml::{self, Node, Pos, Value};
+
+/// Profiles are short; a file beyond this is a mistake or an attack, not a policy.
+pub const MAX_PROFILE_BYTES: u64 = 1 << 20;
+/// How many `extends:` hops a profile may take.
+const MAX_EXTENDS_DEPTH: usize = 8;
+
+/// Loads, merges and validates the profile at `path`.
+pub fn load(path: &Path) -> Result<Profile, ProfileErrors> {
+    let mut loader = Loader::default();
+    let merged = loader.file(path, &mut Vec::new(), None);
+    let profile = merged.and_then(|root| read::profile(&mut loader.collector, &root));
+    finish(loader, profile)
+}
+
+/// Validates profile text that did not come from a file (tests, `explain` round trips).
+pub fn load_str(name: &Path, text: &str) -> Result<Profile, ProfileErrors> {
+    let mut loader = Loader::default();
+    let file = loader.sources.add(name, text.to_owned());
+    let root = loader.keep(parse(text, file));
+    let root = root.and_then(|root| loader.check_document(root, file, name, &mut vec![]));
+    let profile = root.and_then(|root| read::profile(&mut loader.collector, &root));
+    finish(loader, profile)
+}
+
+fn finish(loader: Loader, profile: Option<Profile>) -> Result<Profile, ProfileErrors> {
+    let mut diagnostics = loader.collector.diagnostics;
+    match profile {
+        Some(profile) if diagnostics.is_empty() => Ok(profile),
+        _ => {
+            diagnostics.sort_by_key(|d| (d.pos.file, d.pos.line, d.pos.col));
+            Err(ProfileErrors {
+                sources: loader.sources,
+                diagnostics,
+            })
+        }
+    }
+}
+
+#[derive(Default)]
+struct Loader {
+    sources: Sources,
+    collector: Collector,
+}
+
+impl Loader {
+    /// Reads one file and everything it extends, returning the merged tree. `chain` holds
+    /// the files being read above this one, to catch cycles; `from` is the `extends:` entry
+    /// that named this file.
+    fn file(&mut self, path: &Path, chain: &mut Vec<PathBuf>, from: Option<Pos>) -> Option<Node> {
+        let text = match read_capped(path) {
+            Ok(text) => text,
+            Err(message) => {
+                let file = self.sources.add(path, String::new());
+                let pos = from.unwrap_or(Pos { file, line: 0, col: 0 });
+                self.collector.error(pos, message);
+                return None;
+            }
+        };
+        let file = self.sources.len();
+        let parsed = parse(&text, file);
+        self.sources.add(path, text);
+        let root = self.keep(parsed)?;
+        self.check_document(root, file, path, chain)
+    }
+
+    fn keep(&mut self, parsed: Result<Node, Diagnostic>) -> Option<Node> {
+        parsed.map_err(|d| self.collector.diagnostics.push(d)).ok()
+    }
+
+    /// Checks `version`, follows `extends:` and merges this document over its bases.
+    fn check_document(
+        &mut self,
+        root: Node,
+        file: usize,
+        path: &Path,
+        chain: &mut Vec<PathBuf>,
+    ) -> Option<Node> {
+        let Value::Map(entries) = &root.value else {
+            let found = root.value.kind();
+            self.collector.error_hint(
+                Pos { file, line: root.pos.line.max(1), col: root.pos.col.max(1) },
+                format!("a profile must be a mapping, found {found}"),
+                "start with `version: 1`",
+            );
+            return None;
+        };
+        let get = |key: &str| entries.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v);
+        match get("version").map(|v| &v.value) {
+            Some(Value::Int(1)) => {}
+            Some(_) => {
+                let pos = get("version").map(|v| v.pos).unwrap_or(root.pos);
+                self.collector.error_hint(pos, "unsupported profile version", "this plugjail reads `version: 1`");
+            }
+            None => self.collector.error_hint(
+                root.pos,
+                "the profile has no `version`",
+                "add `version: 1` as the first line",
+            ),
+        }
+        let bases: Vec<Node> = match get("extends") {
+            None => vec![],
+            Some(n) => match &n.value {
+                Value::Str(_) => vec![n.clone()],
+                Value::Seq(items) => items.clone(),
+                other => {
+                    self.collector.error(n.pos, format!("`extends` must be a path or a list of paths, found {}", other.kind()));
+                    vec![]
+                }
+            },
+        };
+        let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        chain.push(canonical);
+        let mut merged: Option<Node> = None;
+        for base in bases {
+            let Some(rel) = base.as_str() else {
+                self.collector.error(base.pos, "an `extends` entry must be a path");
+                continue;
+            };
+            // Relative to the file that names it, not to where plugjail runs.
+            let base_path = path.parent().unwrap_or(Path::new(".")).join(rel);
+            let key = base_path.canonicalize().unwrap_or_else(|_| base_path.clone());
+            if chain.contains(&key) {
+                let cycle: Vec<String> = chain.iter().chain([&key]).map(|p| p.display().to_string()).collect();
+                self.collector.error_hint(base.pos, format!("`extends` makes a cycle: {}", cycle.join(" -> ")), "a base profile must not extend the profiles built on it");
+                continue;
+            }
+            if chain.len() > MAX_EXTENDS_DEPTH {
+                self.collector.error(base.pos, format!("`extends` goes more than {MAX_EXTENDS_DEPTH} files deep"));
+                continue;
+            }
+            if let Some(base_root) = self.file(&base_path, chain, Some(base.pos)) {
+                merged = Some(match merged {
+                    Some(m) => merge(m, base_root),
+                    None => base_root,
+                });
+            }
+        }
+        chain.pop();
+        let own = strip_key(root, "extends");
+        Some(match merged {
+            Some(base) => merge(base, own),
+            None => own,
+        })
+    }
+}
+
+/// Parses YAML, turning a syntax error into a diagnostic at the place serde-saphyr names.
+fn parse(text: &str, file: usize) -> Result<Node, Diagnostic> {
+    yaml::parse(text, file).map_err(|err| {
+        let (line, col) = err
+            .location()
+            .map(|l| (l.line() as u32, l.column() as u32))
+            .unwrap_or((0, 0));
+        let message = serde_saphyr::UserMessageFormatter.format_message(err.without_snippet());
+        Diagnostic { pos: Pos { file, line, col }, message: yaml_message(&message), hint: None }
+    })
+}
+
+/// Reads a file, refusing anything larger than [`MAX_PROFILE_BYTES`] before reading it all.
+fn read_capped(path: &Path) -> Result<String, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open profile: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_PROFILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read profile: {e}"))?;
+    if bytes.len() as u64 > MAX_PROFILE_BYTES {
+        return Err(format!(
+            "profile is larger than {} KiB; a profile is a short policy, not data",
+            MAX_PROFILE_BYTES >> 10
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        format!("profile is not UTF-8 text (bad byte at offset {})", e.utf8_error().valid_up_to())
+    })
+}
+
+/// serde-saphyr's messages, made to read as ours (lowercase, no trailing location).
+fn yaml_message(message: &str) -> String {
+    let first = message.lines().next().unwrap_or(message).trim();
+    let first = first.split(" at line ").next().unwrap_or(first);
+    let mut chars = first.chars();
+    match chars.next() {
+        Some(c) => format!("invalid YAML: {}{}", c.to_lowercase(), chars.as_str()),
+        None => "invalid YAML".to_string(),
+    }
+}
+
+fn strip_key(mut node: Node, key: &str) -> Node {
+    if let Value::Map(entries) = &mut node.value {
+        entries.retain(|(k, _)| k.as_str() != Some(key));
+    }
+    node
+}
+
+/// Lays `over` on top of `base`: mappings merge key by key, lists concatenate (base
+/// first), anything else is replaced. Positions stay with the file that wrote each value.
+pub fn merge(base: Node, over: Node) -> Node {
+    match (base.value, over.value) {
+        (Value::Map(mut base_entries), Value::Map(over_entries)) => {
+            for (key, value) in over_entries {
+                match base_entries.iter_mut().find(|(k, _)| k.value == key.value) {
+                    Some(slot) => {
+                        let old = std::mem::replace(&mut slot.1, Node { pos: value.pos, value: Value::Null });
+                        slot.1 = merge(old, value);
+                    }
+                    None => base_entries.push((key, value)),
+                }
+            }
+            Node { pos: over.pos, value: Value::Map(base_entries) }
+        }
+        (Value::Seq(mut base_items), Value::Seq(over_items)) => {
+            base_items.extend(over_items);
+            Node { pos: over.pos, value: Value::Seq(base_items) }
+        }
+        (_, value) => Node { pos: over.pos, value },
+    }
+}
