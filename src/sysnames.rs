@@ -87,7 +87,7 @@ pub const GROUPS: &[Group] = &[
         syscalls: &[
             "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev",
             "preadv2", "pwritev2", "lseek", "close", "close_range", "dup", "dup2", "dup3",
-            "fcntl", "fstat", "newfstatat", "statx", "ioctl",
+            "fcntl", "fstat", "newfstatat", "statx",
         ],
     },
     Group {
