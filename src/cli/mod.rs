@@ -1,14 +1,82 @@
 //! The profile subcommands: `check`, `explain`, `schema`.
 
-use std::path::Path;
+mod explain;
+mod schema;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-pub fn check(_profiles: &[std::path::PathBuf]) -> ExitCode {
-    unimplemented!()
+use crate::profile;
+
+pub use explain::{explain_json, explain_text};
+pub use schema::profile_schema;
+
+/// Exit status of `check` when a profile is invalid (clap uses 2 for bad usage too: both
+/// mean "fix what you wrote").
+pub const EXIT_INVALID: u8 = 2;
+
+/// `plugjail check PROFILE...`: every error of every profile, then one summary line.
+pub fn check(paths: &[PathBuf]) -> ExitCode {
+    let mut failed = 0;
+    for path in paths {
+        match profile::load(path) {
+            Ok(_) => println!("{}: ok", path.display()),
+            Err(errors) => {
+                failed += 1;
+                eprint!("{errors}");
+                let n = errors.diagnostics.len();
+                eprintln!(
+                    "{}: {n} error{}\n",
+                    path.display(),
+                    if n == 1 { "" } else { "s" }
+                );
+            }
+        }
+    }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_INVALID)
+    }
 }
-pub fn explain(_profile: &Path, _json: bool) -> ExitCode {
-    unimplemented!()
+
+/// `plugjail explain PROFILE [--json]`.
+pub fn explain(path: &Path, json: bool) -> ExitCode {
+    let profile = match profile::load(path) {
+        Ok(p) => p,
+        Err(errors) => {
+            eprint!("{errors}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let out = if json {
+        let mut text = serde_json::to_string_pretty(&explain_json(&profile))
+            .expect("a profile always serializes");
+        text.push('\n');
+        text
+    } else {
+        explain_text(path, &profile)
+    };
+    print_all(&out)
 }
+
+/// `plugjail schema`.
 pub fn schema() -> ExitCode {
-    unimplemented!()
+    let text =
+        serde_json::to_string_pretty(&profile_schema()).expect("the schema always serializes");
+    print_all(&(text + "\n"))
+}
+
+/// Prints to stdout; a closed pipe (`| head`) is not an error worth a panic.
+fn print_all(text: &str) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("plugjail: cannot write output: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

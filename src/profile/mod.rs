@@ -6,7 +6,7 @@ mod diag;
 mod fields;
 mod load;
 pub mod model;
-mod read;
+pub(crate) mod read;
 pub mod resolve;
 pub mod units;
 mod yaml;

@@ -60,6 +60,7 @@ pub struct Filesystem {
 pub struct Tmpfs {
     pub path: PathBuf,
     /// Bytes.
+    #[serde(serialize_with = "ser::size_plain")]
     pub size: u64,
 }
 
@@ -213,7 +214,27 @@ pub enum CmpOp {
 }
 
 impl CmpOp {
-    pub const NAMES: [&'static str; 7] = ["eq", "ne", "lt", "le", "gt", "ge", "masked_eq"];
+    pub const ALL: [CmpOp; 7] = [
+        CmpOp::Eq,
+        CmpOp::Ne,
+        CmpOp::Lt,
+        CmpOp::Le,
+        CmpOp::Gt,
+        CmpOp::Ge,
+        CmpOp::MaskedEq,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "eq",
+            CmpOp::Ne => "ne",
+            CmpOp::Lt => "lt",
+            CmpOp::Le => "le",
+            CmpOp::Gt => "gt",
+            CmpOp::Ge => "ge",
+            CmpOp::MaskedEq => "masked_eq",
+        }
+    }
 }
 
 /// Resource limits. `None` means "no limit set by this profile".

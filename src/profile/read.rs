@@ -203,7 +203,12 @@ fn filesystem(c: &mut Collector, node: &Node) -> Filesystem {
 
     let devices = f.read(c, "devices", default_devices, |c, n| {
         let choices: Vec<(&str, Device)> = Device::ALL.iter().map(|d| (d.name(), *d)).collect();
-        let mut list = fields::list(c, n, |c, n| fields::choice(c, n, &choices))?;
+        let mut list = fields::list(c, n, |c, n| match n.value {
+            // YAML reads a bare `null` as the null value; in this list it can only mean
+            // /dev/null.
+            super::yaml::Value::Null => Some(Device::Null),
+            _ => fields::choice(c, n, &choices),
+        })?;
         list.sort();
         list.dedup();
         Some(list)
@@ -400,19 +405,7 @@ fn arg_condition(c: &mut Collector, node: &Node) -> Option<ArgCondition> {
         );
         return None;
     };
-    let ops: Vec<(&str, CmpOp)> = CmpOp::NAMES
-        .iter()
-        .zip([
-            CmpOp::Eq,
-            CmpOp::Ne,
-            CmpOp::Lt,
-            CmpOp::Le,
-            CmpOp::Gt,
-            CmpOp::Ge,
-            CmpOp::MaskedEq,
-        ])
-        .map(|(n, o)| (*n, o))
-        .collect();
+    let ops: Vec<(&str, CmpOp)> = CmpOp::ALL.iter().map(|o| (o.name(), *o)).collect();
     let index = fields::integer(c, index, 0, 5).map(|i| i as u8);
     let op_pos = op.pos;
     let op = fields::choice(c, op, &ops);
