@@ -1,1 +1,839 @@
-//! (being written)
+//! Seccomp: one phase of the profile compiled to a BPF program (parent), installed with a
+//! single `seccomp(2)` call (child).
+//!
+//! [`compile`] may allocate and returns rich errors; [`SeccompProgram::install`] runs in the
+//! single-threaded child after clone, so it only builds a `sock_fprog` on the stack that
+//! points at the instructions prepared here, and reports a raw errno.
+//!
+//! The program is seccompiler's allowlist (mismatch = the profile's default action, match =
+//! allow) with one addition: on x86_64, x32 syscall numbers are killed outright, right after
+//! seccompiler's architecture check, so that no default action (`log`, `errno`) ever lets a
+//! syscall through the x32 table.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::os::fd::RawFd;
+
+use nix::errno::Errno;
+use seccompiler::{
+    BackendError, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
+
+use crate::profile::resolve::{expand_names, resolve};
+use crate::profile::{Action, ArgCondition, CmpOp, Phase, Seccomp};
+use crate::sysnames::{self, Arch};
+
+/// Which of the profile's two filters to compile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeccompPhase {
+    /// While the plugin is dlopened and initialised; for `plugjail exec`, the whole run.
+    Load,
+    /// Stacked on top once the plugin is initialised.
+    Serve,
+}
+
+impl SeccompPhase {
+    pub fn name(self) -> &'static str {
+        match self {
+            SeccompPhase::Load => "load",
+            SeccompPhase::Serve => "serve",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SeccompError {
+    #[error(
+        "seccomp {phase} phase: argument {index} of {syscall} is a 32-bit value in the kernel, \
+         so {value:#x} can never match; use a value below 2^32"
+    )]
+    ArgTooWide {
+        phase: &'static str,
+        syscall: String,
+        index: u8,
+        value: u64,
+    },
+    #[error("seccomp {phase} phase: exec fd {fd} is not a file descriptor number")]
+    BadExecFd { phase: &'static str, fd: RawFd },
+    #[error("seccomp {phase} phase: cannot build the bpf filter for {arch}: {source}")]
+    Build {
+        phase: &'static str,
+        arch: Arch,
+        source: BackendError,
+    },
+    #[error(
+        "seccomp {phase} phase: the filter has {len} instructions, more than the kernel's 4096"
+    )]
+    TooLarge { phase: &'static str, len: usize },
+}
+
+/// A compiled filter for the native architecture, ready to install without allocating.
+pub struct SeccompProgram {
+    phase: SeccompPhase,
+    filter: Vec<libc::sock_filter>,
+    /// Names the profile allows that do not exist on this architecture (skipped).
+    absent: Vec<String>,
+    allowed: usize,
+}
+
+impl fmt::Debug for SeccompProgram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SeccompProgram")
+            .field("phase", &self.phase)
+            .field("instructions", &self.filter.len())
+            .field("allowed_syscalls", &self.allowed)
+            .field("absent", &self.absent)
+            .finish()
+    }
+}
+
+/// The kernel's limit on a classic BPF program (BPF_MAXINSNS).
+const MAX_INSTRUCTIONS: usize = 4096;
+
+/// `__X32_SYSCALL_BIT`: x32 syscalls arrive with AUDIT_ARCH_X86_64 and this bit set.
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// `offsetof(struct seccomp_data, arch)`: where seccompiler's arch check loads from.
+const SECCOMP_DATA_ARCH: u32 = 4;
+
+/// Arguments the kernel declares `int` or `unsigned int`: it reads only the low 32 bits of
+/// the register, so the filter must compare exactly those bits. A 64-bit comparison there
+/// would let `ne`/`gt`/`lt` rules be bypassed by setting the upper half (e.g. `ioctl` with
+/// `ne TIOCSTI`), and would wrongly refuse values a C library sign-extends. Every argument
+/// not listed is compared on all 64 bits.
+const INT_ARGS: &[(&str, &[u8])] = &[
+    ("ioctl", &[0, 1]),
+    ("fcntl", &[0, 1]),
+    ("prctl", &[0]),
+    ("socket", &[0, 1, 2]),
+    ("socketpair", &[0, 1, 2]),
+    ("setsockopt", &[0, 1, 2, 4]),
+    ("getsockopt", &[0, 1, 2]),
+    ("kill", &[0, 1]),
+    ("tkill", &[0, 1]),
+    ("tgkill", &[0, 1, 2]),
+    ("personality", &[0]),
+    ("madvise", &[2]),
+    ("futex", &[1]),
+    ("openat", &[0, 2]),
+    ("dup3", &[0, 1, 2]),
+    ("flock", &[0, 1]),
+    ("close", &[0]),
+    ("execveat", &[0, 4]),
+];
+
+fn arg_width(syscall: &str, index: u8) -> SeccompCmpArgLen {
+    let is_int = INT_ARGS
+        .iter()
+        .any(|(name, args)| *name == syscall && args.contains(&index));
+    if is_int {
+        SeccompCmpArgLen::Dword
+    } else {
+        SeccompCmpArgLen::Qword
+    }
+}
+
+/// Compiles one phase of the profile into a BPF program for the native arch (x86_64 or
+/// aarch64). `exec_fd`: when Some(fd), also allow exactly
+/// `execveat(fd, _, _, _, AT_EMPTY_PATH)` — the one exec `plugjail exec` needs to start the
+/// target from an fd after the filter is installed.
+pub fn compile(
+    seccomp: &Seccomp,
+    phase: SeccompPhase,
+    exec_fd: Option<RawFd>,
+) -> Result<SeccompProgram, SeccompError> {
+    compile_for(Arch::native(), seccomp, phase, exec_fd)
+}
+
+fn compile_for(
+    arch: Arch,
+    seccomp: &Seccomp,
+    phase: SeccompPhase,
+    exec_fd: Option<RawFd>,
+) -> Result<SeccompProgram, SeccompError> {
+    let rules = match phase {
+        SeccompPhase::Load => &seccomp.load,
+        SeccompPhase::Serve => &seccomp.serve,
+    };
+    let (mut map, absent) = rule_map(arch, rules, phase)?;
+    if let Some(fd) = exec_fd {
+        add_exec_fd_rule(arch, &mut map, fd, phase)?;
+    }
+    let allowed = map.len();
+    let mismatch = match seccomp.default_action {
+        Action::KillProcess => SeccompAction::KillProcess,
+        Action::Trap => SeccompAction::Trap,
+        Action::Errno => SeccompAction::Errno(seccomp.errno.unsigned_abs()),
+        Action::Log => SeccompAction::Log,
+    };
+    let build = |source| SeccompError::Build {
+        phase: phase.name(),
+        arch,
+        source,
+    };
+    let target = match arch {
+        Arch::X86_64 => TargetArch::x86_64,
+        Arch::Aarch64 => TargetArch::aarch64,
+    };
+    let filter = SeccompFilter::new(map, mismatch, SeccompAction::Allow, target).map_err(build)?;
+    let mut bpf: seccompiler::BpfProgram = filter.try_into().map_err(build)?;
+    if arch == Arch::X86_64 {
+        reject_x32(&mut bpf);
+    }
+    if bpf.len() > MAX_INSTRUCTIONS {
+        return Err(SeccompError::TooLarge {
+            phase: phase.name(),
+            len: bpf.len(),
+        });
+    }
+    let filter = bpf
+        .iter()
+        .map(|i| libc::sock_filter {
+            code: i.code,
+            jt: i.jt,
+            jf: i.jf,
+            k: i.k,
+        })
+        .collect();
+    Ok(SeccompProgram {
+        phase,
+        filter,
+        absent,
+        allowed,
+    })
+}
+
+type RuleMap = BTreeMap<i64, Vec<SeccompRule>>;
+
+/// The syscall → conditions map seccompiler wants. An empty condition list means "allowed
+/// whatever the arguments", so an unconditional rule for a syscall wins over conditional
+/// ones, and conditional rules for the same syscall are alternatives (any one may match).
+fn rule_map(
+    arch: Arch,
+    phase_rules: &Phase,
+    phase: SeccompPhase,
+) -> Result<(RuleMap, Vec<String>), SeccompError> {
+    let mut unconditional = BTreeMap::<i64, ()>::new();
+    let mut conditional = RuleMap::new();
+    let mut absent = Vec::new();
+    for rule in &phase_rules.allow {
+        let names = expand_names(rule.syscalls.iter().map(String::as_str));
+        let resolved = resolve(arch, &names);
+        absent.extend(resolved.absent.iter().map(|s| s.to_string()));
+        for (name, nr) in resolved.numbers {
+            let nr = i64::from(nr);
+            if rule.args.is_empty() {
+                unconditional.insert(nr, ());
+                continue;
+            }
+            let conditions = rule
+                .args
+                .iter()
+                .map(|c| condition(arch, name, c, phase))
+                .collect::<Result<Vec<_>, _>>()?;
+            let rule = SeccompRule::new(conditions).map_err(|source| SeccompError::Build {
+                phase: phase.name(),
+                arch,
+                source,
+            })?;
+            conditional.entry(nr).or_default().push(rule);
+        }
+    }
+    for nr in unconditional.into_keys() {
+        conditional.insert(nr, Vec::new());
+    }
+    absent.sort();
+    absent.dedup();
+    Ok((conditional, absent))
+}
+
+fn condition(
+    arch: Arch,
+    syscall: &str,
+    c: &ArgCondition,
+    phase: SeccompPhase,
+) -> Result<SeccompCondition, SeccompError> {
+    let width = arg_width(syscall, c.index);
+    let narrow = |v: u64| -> Result<u64, SeccompError> {
+        if width == SeccompCmpArgLen::Qword || v <= u64::from(u32::MAX) {
+            return Ok(v);
+        }
+        // A negative `int` written sign-extended (AT_FDCWD as 0xffff_ffff_ffff_ff9c) is the
+        // same 32-bit value the kernel reads.
+        if v >> 31 == (u64::MAX >> 31) {
+            return Ok(v & u64::from(u32::MAX));
+        }
+        Err(SeccompError::ArgTooWide {
+            phase: phase.name(),
+            syscall: syscall.to_string(),
+            index: c.index,
+            value: v,
+        })
+    };
+    let value = narrow(c.value)?;
+    let op = match c.op {
+        CmpOp::Eq => SeccompCmpOp::Eq,
+        CmpOp::Ne => SeccompCmpOp::Ne,
+        CmpOp::Lt => SeccompCmpOp::Lt,
+        CmpOp::Le => SeccompCmpOp::Le,
+        CmpOp::Gt => SeccompCmpOp::Gt,
+        CmpOp::Ge => SeccompCmpOp::Ge,
+        CmpOp::MaskedEq => {
+            let mask = c.mask.unwrap_or(u64::MAX);
+            let mask = match width {
+                SeccompCmpArgLen::Dword => mask & u64::from(u32::MAX),
+                SeccompCmpArgLen::Qword => mask,
+            };
+            SeccompCmpOp::MaskedEq(mask)
+        }
+    };
+    SeccompCondition::new(c.index, width, op, value).map_err(|source| SeccompError::Build {
+        phase: phase.name(),
+        arch,
+        source,
+    })
+}
+
+/// Allows `execveat(fd, _, _, _, AT_EMPTY_PATH)` and nothing else of execveat, unless the
+/// profile already allows execveat without conditions.
+fn add_exec_fd_rule(
+    arch: Arch,
+    map: &mut RuleMap,
+    fd: RawFd,
+    phase: SeccompPhase,
+) -> Result<(), SeccompError> {
+    let build = |source| SeccompError::Build {
+        phase: phase.name(),
+        arch,
+        source,
+    };
+    let fd = u64::try_from(fd).map_err(|_| SeccompError::BadExecFd {
+        phase: phase.name(),
+        fd,
+    })?;
+    let Some(nr) = sysnames::number(arch, "execveat") else {
+        return Ok(());
+    };
+    let dword = || SeccompCmpArgLen::Dword;
+    let conditions = vec![
+        SeccompCondition::new(0, dword(), SeccompCmpOp::Eq, fd).map_err(build)?,
+        SeccompCondition::new(4, dword(), SeccompCmpOp::Eq, libc::AT_EMPTY_PATH as u64)
+            .map_err(build)?,
+    ];
+    let rule = SeccompRule::new(conditions).map_err(build)?;
+    let entry = map.entry(i64::from(nr));
+    match entry {
+        std::collections::btree_map::Entry::Occupied(mut e) if !e.get().is_empty() => {
+            e.get_mut().push(rule)
+        }
+        std::collections::btree_map::Entry::Occupied(_) => {}
+        std::collections::btree_map::Entry::Vacant(e) => {
+            e.insert(vec![rule]);
+        }
+    }
+    Ok(())
+}
+
+/// Inserts, right after seccompiler's 3-instruction architecture check, a check that kills
+/// any syscall number with the x32 bit. Seccompiler's own checks compare numbers exactly, so
+/// an x32 number would otherwise meet only the default action, which may be `log`.
+fn reject_x32(bpf: &mut seccompiler::BpfProgram) {
+    use seccompiler::sock_filter;
+    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const JGE_K: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
+    const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    // The layout this relies on; a seccompiler upgrade that changes it must fail loudly.
+    assert!(
+        bpf.len() >= 3 && bpf[0].code == LD_W_ABS && bpf[0].k == SECCOMP_DATA_ARCH,
+        "seccompiler's filter no longer starts with the architecture check"
+    );
+    let check = [
+        sock_filter {
+            code: LD_W_ABS,
+            jt: 0,
+            jf: 0,
+            k: 0, // offsetof(struct seccomp_data, nr)
+        },
+        sock_filter {
+            code: JGE_K,
+            jt: 0,
+            jf: 1,
+            k: X32_SYSCALL_BIT,
+        },
+        sock_filter {
+            code: RET_K,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_KILL_PROCESS,
+        },
+    ];
+    bpf.splice(3..3, check);
+}
+
+impl SeccompProgram {
+    /// Installs the filter on the calling thread. Child-safe: no allocation; needs
+    /// no_new_privs already set by the caller. Returns the errno on failure.
+    pub fn install(&self) -> Result<(), Errno> {
+        let prog = libc::sock_fprog {
+            // compile() refused anything longer than MAX_INSTRUCTIONS, so this fits.
+            len: self.filter.len() as libc::c_ushort,
+            filter: self.filter.as_ptr().cast_mut(),
+        };
+        // SAFETY: `prog` points at `self.filter`, which outlives the call; the kernel copies
+        // the instructions and never writes through the pointer. No flags: the child is
+        // single-threaded, so there are no other threads to synchronise.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0 as libc::c_uint,
+                &prog as *const libc::sock_fprog,
+            )
+        };
+        if ret == 0 { Ok(()) } else { Err(Errno::last()) }
+    }
+
+    pub fn instructions(&self) -> usize {
+        self.filter.len()
+    }
+
+    pub fn phase(&self) -> SeccompPhase {
+        self.phase
+    }
+
+    /// How many distinct syscalls the filter lets through (some only with conditions).
+    pub fn allowed_syscalls(&self) -> usize {
+        self.allowed
+    }
+
+    /// Names the profile allows that this architecture does not have (legitimately skipped).
+    pub fn absent(&self) -> &[String] {
+        &self.absent
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::ffi::CString;
+    use std::os::fd::AsRawFd;
+
+    use super::*;
+    use crate::profile::Rule;
+
+    /// How a forked test child ended.
+    #[derive(Debug, PartialEq, Eq)]
+    pub(crate) enum Exit {
+        Code(i32),
+        Signal(i32),
+    }
+
+    /// Ends the child if `f` panics, so a failing child never runs the rest of the test
+    /// harness in the forked copy of the test process.
+    struct ExitOnUnwind;
+
+    impl Drop for ExitOnUnwind {
+        fn drop(&mut self) {
+            // SAFETY: _exit ends the forked child at once; nothing of it is shared.
+            unsafe { libc::_exit(101) }
+        }
+    }
+
+    /// Forks; the child runs `f` and `_exit`s with its result. `f` must only make raw
+    /// syscalls: the test process has other threads, so the child may not allocate.
+    pub(crate) fn run_in_child(f: impl FnOnce() -> i32) -> Exit {
+        // SAFETY: the child only runs `f` (raw syscalls, no allocation, see above) and then
+        // `_exit`s, which is what POSIX allows after fork in a multi-threaded process.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", Errno::last());
+        if pid == 0 {
+            let guard = ExitOnUnwind;
+            let code = f();
+            std::mem::forget(guard);
+            // SAFETY: ends the child without running the parent's atexit handlers.
+            unsafe { libc::_exit(code) }
+        }
+        let mut status = 0;
+        loop {
+            // SAFETY: waits for the child forked above; `status` is a valid out pointer.
+            let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+            if r == pid {
+                break;
+            }
+            assert_eq!(Errno::last(), Errno::EINTR, "waitpid");
+        }
+        if libc::WIFEXITED(status) {
+            Exit::Code(libc::WEXITSTATUS(status))
+        } else {
+            Exit::Signal(libc::WTERMSIG(status))
+        }
+    }
+
+    /// Sets no_new_privs in the calling (child) process: required to install a filter or
+    /// restrict with Landlock without CAP_SYS_ADMIN.
+    pub(crate) fn no_new_privs() -> bool {
+        // SAFETY: prctl with integer arguments only; affects the calling process alone.
+        unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 }
+    }
+
+    /// `errno` of the last failed call in the child, without allocating.
+    pub(crate) fn errno() -> i32 {
+        Errno::last_raw()
+    }
+
+    pub(crate) fn rule(names: &[&str], args: &[ArgCondition]) -> Rule {
+        Rule {
+            syscalls: names.iter().map(|s| s.to_string()).collect(),
+            args: args.to_vec(),
+            comment: None,
+        }
+    }
+
+    pub(crate) fn profile(action: Action, errno: i32, allow: Vec<Rule>) -> Seccomp {
+        Seccomp {
+            default_action: action,
+            errno,
+            load: Phase { allow },
+            serve: Phase { allow: Vec::new() },
+        }
+    }
+
+    fn arg(index: u8, op: CmpOp, value: u64) -> ArgCondition {
+        ArgCondition {
+            index,
+            op,
+            value,
+            mask: None,
+        }
+    }
+
+    /// An errno no syscall in these tests returns by itself, so seeing it proves the filter.
+    const FILTER_ERRNO: i32 = libc::ENOTRECOVERABLE;
+
+    fn load(seccomp: &Seccomp, exec_fd: Option<RawFd>) -> SeccompProgram {
+        compile(seccomp, SeccompPhase::Load, exec_fd).expect("compile")
+    }
+
+    #[test]
+    fn kill_process_kills_on_a_forbidden_syscall() {
+        let p = profile(
+            Action::KillProcess,
+            libc::EPERM,
+            vec![rule(&["exit_group", "getpid"], &[])],
+        );
+        let prog = load(&p, None);
+        let end = run_in_child(|| {
+            if !no_new_privs() || prog.install().is_err() {
+                return 2;
+            }
+            // SAFETY: getpid/getppid take no arguments and touch no memory.
+            if unsafe { libc::syscall(libc::SYS_getpid) } <= 0 {
+                return 3;
+            }
+            // SAFETY: as above; the filter kills the process here.
+            unsafe { libc::syscall(libc::SYS_getppid) };
+            4
+        });
+        assert_eq!(end, Exit::Signal(libc::SIGSYS));
+    }
+
+    #[test]
+    fn errno_action_returns_the_profile_errno() {
+        let p = profile(
+            Action::Errno,
+            FILTER_ERRNO,
+            vec![rule(&["exit_group"], &[])],
+        );
+        let prog = load(&p, None);
+        let end = run_in_child(|| {
+            if !no_new_privs() || prog.install().is_err() {
+                return 2;
+            }
+            // SAFETY: getppid takes no arguments.
+            let r = unsafe { libc::syscall(libc::SYS_getppid) };
+            if r == -1 && errno() == FILTER_ERRNO {
+                0
+            } else {
+                3
+            }
+        });
+        assert_eq!(end, Exit::Code(0));
+    }
+
+    #[test]
+    fn log_action_lets_the_syscall_through() {
+        let p = profile(Action::Log, libc::EPERM, vec![rule(&["exit_group"], &[])]);
+        let prog = load(&p, None);
+        let end = run_in_child(|| {
+            if !no_new_privs() || prog.install().is_err() {
+                return 2;
+            }
+            // SAFETY: getppid takes no arguments.
+            let r = unsafe { libc::syscall(libc::SYS_getppid) };
+            if r > 0 { 0 } else { 3 }
+        });
+        assert_eq!(end, Exit::Code(0));
+    }
+
+    /// ioctl on a pipe: the kernel answers TCGETS with ENOTTY (the filter let it through),
+    /// FIONREAD with a byte count; the filter answers with FILTER_ERRNO.
+    fn ioctl(fd: RawFd, request: u64) -> Result<(), i32> {
+        let mut buf = [0u8; 256];
+        // SAFETY: `buf` is larger than both `struct termios` and `int`, the only things
+        // these requests write.
+        let r = unsafe { libc::syscall(libc::SYS_ioctl, fd, request, buf.as_mut_ptr()) };
+        if r == 0 { Ok(()) } else { Err(errno()) }
+    }
+
+    #[test]
+    fn arg_condition_allows_tcgets_only() {
+        let tcgets = libc::TCGETS as u64;
+        let p = profile(
+            Action::Errno,
+            FILTER_ERRNO,
+            vec![
+                rule(&["exit_group"], &[]),
+                rule(&["ioctl"], &[arg(1, CmpOp::Eq, tcgets)]),
+            ],
+        );
+        let prog = load(&p, None);
+        let (r, _w) = nix::unistd::pipe().expect("pipe");
+        let fd = r.as_raw_fd();
+        let end = run_in_child(|| {
+            if !no_new_privs() || prog.install().is_err() {
+                return 2;
+            }
+            if ioctl(fd, tcgets) != Err(libc::ENOTTY) {
+                return 3;
+            }
+            if ioctl(fd, libc::FIONREAD as u64) != Err(FILTER_ERRNO) {
+                return 4;
+            }
+            // The kernel reads `cmd` as 32 bits: garbage above them is still TCGETS to it,
+            // and the filter compares the same 32 bits.
+            if ioctl(fd, tcgets | 1 << 32) != Err(libc::ENOTTY) {
+                return 5;
+            }
+            0
+        });
+        assert_eq!(end, Exit::Code(0));
+    }
+
+    #[test]
+    fn ne_condition_cannot_be_bypassed_with_the_upper_half() {
+        let fionread = libc::FIONREAD as u64;
+        let p = profile(
+            Action::Errno,
+            FILTER_ERRNO,
+            vec![
+                rule(&["exit_group"], &[]),
+                rule(&["ioctl"], &[arg(1, CmpOp::Ne, fionread)]),
+            ],
+        );
+        let prog = load(&p, None);
+        let (r, _w) = nix::unistd::pipe().expect("pipe");
+        let fd = r.as_raw_fd();
+        let end = run_in_child(|| {
+            if !no_new_privs() || prog.install().is_err() {
+                return 2;
+            }
+            // A 64-bit comparison would see "not FIONREAD" here while the kernel ran
+            // FIONREAD (and succeeded on the pipe).
+            if ioctl(fd, fionread | 1 << 32) != Err(FILTER_ERRNO) {
+                return 3;
+            }
+            if ioctl(fd, libc::TCGETS as u64) != Err(libc::ENOTTY) {
+                return 4;
+            }
+            0
+        });
+        assert_eq!(end, Exit::Code(0));
+    }
+
+    /// What `execveat` needs, prepared before fork.
+    struct ExecArgs {
+        _strings: Vec<CString>,
+        argv: Vec<*const libc::c_char>,
+        envp: [*const libc::c_char; 1],
+        empty: CString,
+    }
+
+    impl ExecArgs {
+        fn new(argv0: &str) -> ExecArgs {
+            let strings = vec![CString::new(argv0).expect("argv0")];
+            let argv = vec![strings[0].as_ptr(), std::ptr::null()];
+            ExecArgs {
+                _strings: strings,
+                argv,
+                envp: [std::ptr::null()],
+                empty: CString::default(),
+            }
+        }
+
+        /// Returns the errno; on success the process image is gone.
+        pub(crate) fn execveat(&self, fd: RawFd, flags: libc::c_int) -> i32 {
+            // SAFETY: every pointer refers to NUL-terminated strings / NULL-terminated
+            // arrays owned by `self`, alive for the call.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_execveat,
+                    fd,
+                    self.empty.as_ptr(),
+                    self.argv.as_ptr(),
+                    self.envp.as_ptr(),
+                    flags,
+                )
+            };
+            errno()
+        }
+    }
+
+    pub(crate) fn true_binary() -> Option<std::path::PathBuf> {
+        ["/usr/bin/true", "/bin/true"]
+            .iter()
+            .map(std::path::PathBuf::from)
+            .find(|p| p.exists())
+    }
+
+    #[test]
+    fn exec_fd_rule_allows_execveat_of_that_fd_only() {
+        let Some(bin) = true_binary() else {
+            panic!("no /usr/bin/true to exec");
+        };
+        let target = std::fs::File::open(&bin).expect("open true");
+        let other = std::fs::File::open(&bin).expect("open true again");
+        let (fd, other_fd) = (target.as_raw_fd(), other.as_raw_fd());
+        // What the dynamic loader and `true` itself need once exec'd under the filter.
+        let base = rule(
+            &[
+                "@basic-io",
+                "@memory",
+                "@file-read",
+                "@process-info",
+                "@signals",
+                "@threads",
+                "@time",
+            ],
+            &[],
+        );
+        let p = profile(Action::Errno, FILTER_ERRNO, vec![base]);
+        let prog = load(&p, Some(fd));
+        let args = ExecArgs::new("true");
+        let path = CString::new(bin.as_os_str().as_encoded_bytes()).expect("path");
+        let end = run_in_child(|| {
+            if !no_new_privs() || prog.install().is_err() {
+                return 2;
+            }
+            if args.execveat(other_fd, libc::AT_EMPTY_PATH) != FILTER_ERRNO {
+                return 3;
+            }
+            let nofollow = libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW;
+            if args.execveat(fd, nofollow) != FILTER_ERRNO {
+                return 4;
+            }
+            // SAFETY: NUL-terminated path and NULL-terminated argv/envp owned by the parent
+            // frame, alive for the call.
+            unsafe { libc::execve(path.as_ptr(), args.argv.as_ptr(), args.envp.as_ptr()) };
+            if errno() != FILTER_ERRNO {
+                return 5;
+            }
+            args.execveat(fd, libc::AT_EMPTY_PATH);
+            6
+        });
+        // `true` ran under the filter and exited 0.
+        assert_eq!(end, Exit::Code(0));
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn x32_syscalls_are_killed_even_when_the_default_is_errno() {
+        let p = profile(
+            Action::Errno,
+            FILTER_ERRNO,
+            vec![rule(&["exit_group", "getpid"], &[])],
+        );
+        let prog = load(&p, None);
+        let end = run_in_child(|| {
+            if !no_new_privs() || prog.install().is_err() {
+                return 2;
+            }
+            // SAFETY: x32 getpid takes no arguments; the filter kills before it runs.
+            unsafe { libc::syscall(libc::SYS_getpid | X32_SYSCALL_BIT as libc::c_long) };
+            3
+        });
+        assert_eq!(end, Exit::Signal(libc::SIGSYS));
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn i386_syscalls_are_killed_by_the_arch_check() {
+        let p = profile(Action::Log, libc::EPERM, vec![rule(&["exit_group"], &[])]);
+        let prog = load(&p, None);
+        let end = run_in_child(|| {
+            if !no_new_privs() || prog.install().is_err() {
+                return 2;
+            }
+            let mut nr: u32 = 20; // getpid in the i386 table
+            // SAFETY: `int 0x80` enters the kernel's i386 syscall path with getpid, which
+            // takes no arguments; the filter kills the process before it runs.
+            unsafe { std::arch::asm!("int 0x80", inout("eax") nr, options(nostack)) };
+            let _ = nr;
+            3
+        });
+        match end {
+            Exit::Signal(libc::SIGSYS) => {}
+            // The kernel was booted without ia32 emulation: no i386 syscalls to filter.
+            Exit::Signal(libc::SIGSEGV) => eprintln!("skip: ia32 emulation is off"),
+            other => panic!("i386 getpid was not killed: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unconditional_rule_wins_and_absent_names_are_listed() {
+        let p = profile(
+            Action::KillProcess,
+            libc::EPERM,
+            vec![
+                rule(&["ioctl"], &[arg(1, CmpOp::Eq, 0x5401)]),
+                rule(&["ioctl", "open", "exit_group"], &[]),
+            ],
+        );
+        let x86 = compile_for(Arch::X86_64, &p, SeccompPhase::Load, None).expect("x86_64");
+        let arm = compile_for(Arch::Aarch64, &p, SeccompPhase::Load, None).expect("aarch64");
+        assert_eq!(x86.allowed_syscalls(), 3);
+        assert!(x86.absent().is_empty());
+        assert_eq!(arm.allowed_syscalls(), 2);
+        assert_eq!(arm.absent(), ["open"]);
+        // The conditional ioctl rule was folded into the unconditional one: 3 arch checks,
+        // 3 x32 checks, 1 load, 5 per unconditional syscall, 1 default.
+        assert_eq!(x86.instructions(), 3 + 3 + 1 + 3 * 5 + 1);
+        assert_eq!(arm.instructions(), 3 + 1 + 2 * 5 + 1);
+    }
+
+    #[test]
+    fn wide_value_on_a_32_bit_argument_is_an_error() {
+        let p = profile(
+            Action::KillProcess,
+            libc::EPERM,
+            vec![rule(&["ioctl"], &[arg(1, CmpOp::Eq, 1 << 40)])],
+        );
+        let err = compile(&p, SeccompPhase::Load, None).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("seccomp load phase: argument 1 of ioctl is a 32-bit value"),
+            "{err}"
+        );
+        // Sign-extended negative ints are fine (AT_FDCWD).
+        let p = profile(
+            Action::KillProcess,
+            libc::EPERM,
+            vec![rule(&["openat"], &[arg(0, CmpOp::Eq, -100i64 as u64)])],
+        );
+        compile(&p, SeccompPhase::Load, None).expect("AT_FDCWD");
+        let err = compile(&p, SeccompPhase::Serve, Some(-1)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "seccomp serve phase: exec fd -1 is not a file descriptor number"
+        );
+    }
+}
