@@ -1,0 +1,384 @@
+//! A profile against the probed machine: what each mechanism would enforce here, and
+//! whether the run would go ahead (every `required` mechanism fully enforced).
+//!
+//! `doctor --profile` prints this; the jail can call [`assess`] before building anything
+//! and refuse with the same reasons.
+
+use serde::Serialize;
+
+use super::{Capabilities, CgroupMode, Check, Controller};
+use crate::profile::units::{format_duration, format_size};
+use crate::profile::{Action, Level, Profile, Scope};
+
+/// How far one thing the profile asks for would be enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Enforce {
+    Yes,
+    /// Something weaker stands in (memory by RLIMIT_AS instead of a memory cgroup).
+    Degraded,
+    No,
+}
+
+/// One thing the profile asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Item {
+    pub what: String,
+    pub enforce: Enforce,
+    /// The mechanism that enforces it, or why nothing does.
+    pub how: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mechanism {
+    /// `namespaces`, `landlock`, `seccomp` or `limits`.
+    pub name: &'static str,
+    pub level: Level,
+    pub items: Vec<Item>,
+}
+
+impl Mechanism {
+    /// The items this machine would not fully enforce.
+    pub fn shortfall(&self) -> impl Iterator<Item = &Item> {
+        self.items.iter().filter(|i| i.enforce != Enforce::Yes)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Run,
+    RunLosing,
+    Refused,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Assessment {
+    pub mechanisms: Vec<Mechanism>,
+    pub outcome: Outcome,
+    /// `best_effort` items that would be dropped or weakened.
+    pub lost: Vec<String>,
+    /// `required` items this machine cannot enforce.
+    pub refused: Vec<String>,
+    /// "would run", "would run, losing: ..." or "would be refused: ...".
+    pub summary: String,
+}
+
+pub fn assess(profile: &Profile, caps: &Capabilities) -> Assessment {
+    let mechanisms = vec![
+        Mechanism {
+            name: "namespaces",
+            level: profile.enforcement.namespaces,
+            items: namespaces(profile, caps),
+        },
+        Mechanism {
+            name: "landlock",
+            level: profile.landlock.compat,
+            items: landlock(profile, caps),
+        },
+        Mechanism {
+            name: "seccomp",
+            level: profile.enforcement.seccomp,
+            items: seccomp(profile, caps),
+        },
+        Mechanism {
+            name: "limits",
+            level: profile.enforcement.limits,
+            items: limits(profile, caps),
+        },
+    ];
+    let (mut lost, mut refused) = (Vec::new(), Vec::new());
+    for m in &mechanisms {
+        let short: Vec<String> = m.shortfall().map(|i| i.what.clone()).collect();
+        if short.is_empty() {
+            continue;
+        }
+        let line = format!("{}: {}", m.name, short.join(", "));
+        match m.level {
+            Level::Required => refused.push(line),
+            Level::BestEffort => lost.push(line),
+        }
+    }
+    let (outcome, summary) = if !refused.is_empty() {
+        (
+            Outcome::Refused,
+            format!("would be refused: {}", refused.join("; ")),
+        )
+    } else if !lost.is_empty() {
+        (
+            Outcome::RunLosing,
+            format!("would run, losing: {}", lost.join("; ")),
+        )
+    } else {
+        (Outcome::Run, "would run".to_owned())
+    };
+    Assessment {
+        mechanisms,
+        outcome,
+        lost,
+        refused,
+        summary,
+    }
+}
+
+fn item(what: impl Into<String>, enforce: Enforce, how: impl Into<String>) -> Item {
+    Item {
+        what: what.into(),
+        enforce,
+        how: how.into(),
+    }
+}
+
+fn from_check(what: &str, check: &Check, how: &str) -> Item {
+    match &check.error {
+        None if check.ok => item(what, Enforce::Yes, how),
+        error => item(
+            what,
+            Enforce::No,
+            error
+                .as_ref()
+                .map_or("failed".to_owned(), |f| f.message.clone()),
+        ),
+    }
+}
+
+fn namespaces(profile: &Profile, caps: &Capabilities) -> Vec<Item> {
+    let ns = &profile.namespaces;
+    let probe = &caps.user_namespaces;
+    let mut items = Vec::new();
+    if ns.user {
+        let check = if probe.works {
+            Check::ok()
+        } else if !probe.user.ok {
+            probe.user.clone()
+        } else {
+            probe.maps.clone()
+        };
+        items.push(from_check(
+            "user namespace",
+            &check,
+            "unshare(CLONE_NEWUSER) and uid/gid maps work",
+        ));
+    }
+    let others = [
+        (ns.mount, "mount namespace", &probe.mount),
+        (ns.pid, "pid namespace", &probe.pid),
+        (ns.net, "network namespace", &probe.net),
+        (ns.ipc, "ipc namespace", &probe.ipc),
+        (ns.uts, "uts namespace", &probe.uts),
+        (ns.cgroup, "cgroup namespace", &probe.cgroup),
+    ];
+    for (wanted, what, check) in others.into_iter().filter(|(w, _, _)| *w) {
+        items.push(match (ns.user, wanted) {
+            (true, _) => from_check(what, check, "inside the user namespace"),
+            (false, _) if caps.privileges.cap_sys_admin => item(
+                what,
+                Enforce::Yes,
+                "CAP_SYS_ADMIN, without a user namespace",
+            ),
+            (false, _) => item(
+                what,
+                Enforce::No,
+                "needs CAP_SYS_ADMIN when the profile turns the user namespace off",
+            ),
+        });
+    }
+    items
+}
+
+fn landlock(profile: &Profile, caps: &Capabilities) -> Vec<Item> {
+    let l = &profile.landlock;
+    let abi = caps.landlock.abi;
+    let need = |what: String, needed: u32| {
+        if abi >= needed {
+            item(what, Enforce::Yes, format!("ABI {abi} >= {needed}"))
+        } else {
+            let why = caps
+                .landlock
+                .error
+                .as_ref()
+                .map(|f| format!(" ({})", f.errno.as_deref().unwrap_or(&f.message)))
+                .unwrap_or_default();
+            item(
+                what,
+                Enforce::No,
+                format!("needs ABI {needed}; kernel has {abi}{why}"),
+            )
+        }
+    };
+    let mut items = Vec::new();
+    if !(l.read.is_empty() && l.write.is_empty() && l.execute.is_empty()) {
+        items.push(need("filesystem rules".into(), 1));
+        items.push(need("cross-directory rename/link control".into(), 2));
+        items.push(need("truncation control".into(), 3));
+        items.push(need("device ioctl control".into(), 5));
+    }
+    let ports = |p: &[u16]| p.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
+    if !l.tcp_bind.is_empty() {
+        items.push(need(format!("TCP bind ports {}", ports(&l.tcp_bind)), 4));
+    }
+    if !l.tcp_connect.is_empty() {
+        items.push(need(
+            format!("TCP connect ports {}", ports(&l.tcp_connect)),
+            4,
+        ));
+    }
+    for scope in Scope::ALL.into_iter().filter(|s| l.scopes.contains(s)) {
+        items.push(need(format!("scope {}", scope.name()), 6));
+    }
+    items
+}
+
+fn seccomp(profile: &Profile, caps: &Capabilities) -> Vec<Item> {
+    let s = &caps.seccomp;
+    let filter = if !s.available {
+        let why = s
+            .error
+            .as_ref()
+            .map_or("unavailable", |f| f.message.as_str());
+        item("seccomp filter", Enforce::No, why)
+    } else if caps.no_new_privs.supported || caps.privileges.cap_sys_admin {
+        item(
+            "seccomp filter",
+            Enforce::Yes,
+            "filter mode, after no_new_privs",
+        )
+    } else {
+        item(
+            "seccomp filter",
+            Enforce::No,
+            "no_new_privs is unsupported and CAP_SYS_ADMIN is missing",
+        )
+    };
+    let action = match profile.seccomp.default_action {
+        Action::KillProcess => "kill_process",
+        Action::Trap => "trap",
+        Action::Errno => "errno",
+        Action::Log => "log",
+    };
+    let what = format!("default action {action}");
+    let default = if s.actions.iter().any(|a| a == action) {
+        item(
+            what,
+            Enforce::Yes,
+            "listed in the kernel's available actions",
+        )
+    } else {
+        item(
+            what,
+            Enforce::No,
+            "not among the kernel's available actions",
+        )
+    };
+    vec![filter, default]
+}
+
+fn limits(profile: &Profile, caps: &Capabilities) -> Vec<Item> {
+    let l = &profile.limits;
+    let cg = &caps.cgroups;
+    let has = |c: Controller| cg.writable.contains(&c);
+    let via = |c: Controller| {
+        let name = match cg.mode {
+            CgroupMode::V1Hybrid => c.v1_name(),
+            _ => c.name(),
+        };
+        format!("{} cgroup ({})", name, cg.mode.name())
+    };
+    let missing = |c: Controller| {
+        let name = match cg.mode {
+            CgroupMode::V1Hybrid => c.v1_name(),
+            _ => c.name(),
+        };
+        format!("no writable {name} cgroup (mode {})", cg.mode.name())
+    };
+    let mut items = Vec::new();
+    if let Some(m) = l.memory {
+        let what = format!("memory {}", format_size(m));
+        items.push(if has(Controller::Memory) {
+            item(what, Enforce::Yes, via(Controller::Memory))
+        } else {
+            item(
+                what,
+                Enforce::Degraded,
+                format!(
+                    "{}; RLIMIT_AS instead (caps each process's address space, no oom verdict)",
+                    missing(Controller::Memory)
+                ),
+            )
+        });
+    }
+    if let Some(s) = l.swap {
+        let what = format!("swap {}", format_size(s));
+        items.push(match (has(Controller::Memory), cg.swap_accounting) {
+            (true, Some(true)) => item(what, Enforce::Yes, via(Controller::Memory)),
+            _ if !cg.host_swap => item(what, Enforce::Yes, "no swap is active on this host"),
+            (true, _) => item(what, Enforce::No, "swap accounting is off in the kernel"),
+            (false, _) => item(what, Enforce::No, missing(Controller::Memory)),
+        });
+    }
+    let cgroup_only = |items: &mut Vec<Item>, what: String, c: Controller, without: &str| {
+        items.push(if has(c) {
+            item(what, Enforce::Yes, via(c))
+        } else {
+            item(what, Enforce::No, format!("{}; {without}", missing(c)))
+        });
+    };
+    if let Some(cpu) = l.cpu {
+        let what = format!("cpu {cpu} cores");
+        cgroup_only(
+            &mut items,
+            what,
+            Controller::Cpu,
+            "no rlimit can share a core",
+        );
+    }
+    if !l.io.is_empty() {
+        let what = "io bandwidth/iops".to_owned();
+        cgroup_only(&mut items, what, Controller::Io, "no rlimit throttles io");
+    }
+    if let Some(p) = l.pids {
+        let what = format!("pids {p}");
+        let without = "RLIMIT_NPROC counts all of the user's processes, not the jail's";
+        cgroup_only(&mut items, what, Controller::Pids, without);
+    }
+    let always = [
+        (
+            l.open_files.map(|n| format!("open files {n}")),
+            "RLIMIT_NOFILE",
+        ),
+        (
+            l.file_size.map(|n| format!("file size {}", format_size(n))),
+            "RLIMIT_FSIZE",
+        ),
+        (
+            l.cpu_time
+                .map(|d| format!("cpu time {}", format_duration(d))),
+            "RLIMIT_CPU",
+        ),
+        (
+            l.wall_time
+                .map(|d| format!("wall time {}", format_duration(d))),
+            "supervisor deadline",
+        ),
+        (
+            l.call_time
+                .map(|d| format!("call time {}", format_duration(d))),
+            "supervisor deadline",
+        ),
+        (
+            l.idle_time
+                .map(|d| format!("idle time {}", format_duration(d))),
+            "supervisor deadline",
+        ),
+        (
+            Some(format!("max message {}", format_size(l.max_message))),
+            "protocol framing",
+        ),
+    ];
+    for (what, how) in always {
+        if let Some(what) = what {
+            items.push(item(what, Enforce::Yes, how));
+        }
+    }
+    items
+}
