@@ -15,7 +15,10 @@ use crate::sysnames::{self, Arch};
 /// syscalls each phase resolves to per architecture; `best_effort` what may be dropped.
 pub fn explain_json(profile: &Profile) -> Value {
     let mut seccomp = serde_json::Map::new();
-    for (name, phase) in [("load", &profile.seccomp.load), ("serve", &profile.seccomp.serve)] {
+    for (name, phase) in [
+        ("load", &profile.seccomp.load),
+        ("serve", &profile.seccomp.serve),
+    ] {
         let names = phase_names(phase);
         let mut per_arch = serde_json::Map::new();
         for arch in Arch::ALL {
@@ -101,7 +104,12 @@ fn write_text(o: &mut String, path: &Path, p: &Profile) -> std::fmt::Result {
     .filter(|(_, on)| *on)
     .map(|(n, _)| *n)
     .collect();
-    writeln!(o, "\nNamespaces ({}): {}", p.enforcement.namespaces.name(), list_or(&on, "none"))?;
+    writeln!(
+        o,
+        "\nNamespaces ({}): {}",
+        p.enforcement.namespaces.name(),
+        list_or(&on, "none")
+    )?;
     writeln!(o, "Hostname: {}", p.hostname)?;
     let net = match p.network {
         Network::None => "none: an empty network namespace, no interface at all",
@@ -110,20 +118,37 @@ fn write_text(o: &mut String, path: &Path, p: &Profile) -> std::fmt::Result {
     writeln!(o, "Network: {net}")?;
 
     let fs = &p.filesystem;
-    writeln!(o, "\nFiles the jail can see (a fresh root; no other host path exists inside):")?;
+    writeln!(
+        o,
+        "\nFiles the jail can see (a fresh root; no other host path exists inside):"
+    )?;
     writeln!(o, "  read-only:  {}", paths(&fs.read_only))?;
     writeln!(o, "  read-write: {}", paths(&fs.read_write))?;
     let tmpfs: Vec<String> = fs
         .tmpfs
         .iter()
-        .map(|t| format!("{} ({}, private, emptied at exit)", t.path.display(), format_size(t.size)))
+        .map(|t| {
+            format!(
+                "{} ({}, private, emptied at exit)",
+                t.path.display(),
+                format_size(t.size)
+            )
+        })
         .collect();
     writeln!(o, "  tmpfs:      {}", list_or(&tmpfs, "none"))?;
-    let devs: Vec<String> = fs.devices.iter().map(|d| format!("/dev/{}", d.name())).collect();
+    let devs: Vec<String> = fs
+        .devices
+        .iter()
+        .map(|d| format!("/dev/{}", d.name()))
+        .collect();
     writeln!(o, "  devices:    {}", list_or(&devs, "none"))?;
 
     let l = &p.landlock;
-    writeln!(o, "\nLandlock ({}): within what it sees, the plugin may", l.compat.name())?;
+    writeln!(
+        o,
+        "\nLandlock ({}): within what it sees, the plugin may",
+        l.compat.name()
+    )?;
     writeln!(o, "  read:       {}", paths(&l.read))?;
     writeln!(o, "  write:      {}", paths(&l.write))?;
     writeln!(o, "  execute:    {}", paths(&l.execute))?;
@@ -149,12 +174,24 @@ fn write_text(o: &mut String, path: &Path, p: &Profile) -> std::fmt::Result {
         ),
         Action::Log => "ALLOW and log it (audit mode: syscalls are not confined)".to_string(),
     };
-    writeln!(o, "\nSeccomp ({}): any other syscall: {default}", p.enforcement.seccomp.name())?;
-    write_phase(o, "load (while the plugin is loaded and initialised)", &s.load)?;
+    writeln!(
+        o,
+        "\nSeccomp ({}): any other syscall: {default}",
+        p.enforcement.seccomp.name()
+    )?;
+    write_phase(
+        o,
+        "load (while the plugin is loaded and initialised)",
+        &s.load,
+    )?;
     if s.serve == s.load {
         writeln!(o, "  serve: the same filter as load")?;
     } else {
-        write_phase(o, "serve (stacked on load once the plugin is ready)", &s.serve)?;
+        write_phase(
+            o,
+            "serve (stacked on load once the plugin is ready)",
+            &s.serve,
+        )?;
     }
 
     let lim = &p.limits;
@@ -163,7 +200,9 @@ fn write_text(o: &mut String, path: &Path, p: &Profile) -> std::fmt::Result {
     let dur = |v: Option<std::time::Duration>| v.map_or("no limit".to_string(), format_duration);
     let num = |v: Option<u32>| v.map_or("no limit".to_string(), |n| n.to_string());
     writeln!(o, "  memory {}, swap {}", size(lim.memory), size(lim.swap))?;
-    let cpu = lim.cpu.map_or("no limit".to_string(), |c| format!("{c} core(s)"));
+    let cpu = lim
+        .cpu
+        .map_or("no limit".to_string(), |c| format!("{c} core(s)"));
     writeln!(o, "  cpu {cpu}, cpu time {}", dur(lim.cpu_time))?;
     writeln!(
         o,
@@ -217,11 +256,17 @@ fn write_text(o: &mut String, path: &Path, p: &Profile) -> std::fmt::Result {
             "\nEverything above is required: on a kernel that cannot enforce it, the run is refused."
         )?;
     } else {
-        writeln!(o, "\nbest_effort: on a kernel that cannot enforce it, the run goes on without")?;
+        writeln!(
+            o,
+            "\nbest_effort: on a kernel that cannot enforce it, the run goes on without"
+        )?;
         for (m, d) in dropped {
             writeln!(o, "  {m}: {d}")?;
         }
-        writeln!(o, "  (the verdict of each run says what was actually enforced)")?;
+        writeln!(
+            o,
+            "  (the verdict of each run says what was actually enforced)"
+        )?;
     }
     Ok(())
 }
@@ -243,21 +288,30 @@ fn write_phase(o: &mut String, title: &str, phase: &Phase) -> std::fmt::Result {
             None => writeln!(o, "    - {head}")?,
         }
         if rule.syscalls.iter().any(|s| s.starts_with('@')) {
-            let r = resolve(arch, &crate::profile::resolve::expand_names(
-                rule.syscalls.iter().map(String::as_str),
-            ));
+            let r = resolve(
+                arch,
+                &crate::profile::resolve::expand_names(rule.syscalls.iter().map(String::as_str)),
+            );
             let names: Vec<&str> = r.numbers.iter().map(|(n, _)| *n).collect();
             write_wrapped(o, "        = ", &names)?;
         }
     }
-    if total.absent.iter().any(|n| !sysnames::GROUPS.iter().any(|g| g.syscalls.contains(n))) {
+    if total
+        .absent
+        .iter()
+        .any(|n| !sysnames::GROUPS.iter().any(|g| g.syscalls.contains(n)))
+    {
         let explicit: Vec<&str> = total
             .absent
             .iter()
             .copied()
             .filter(|n| !sysnames::GROUPS.iter().any(|g| g.syscalls.contains(n)))
             .collect();
-        writeln!(o, "    (not syscalls on {arch}, so not allowed here: {})", explicit.join(" "))?;
+        writeln!(
+            o,
+            "    (not syscalls on {arch}, so not allowed here: {})",
+            explicit.join(" ")
+        )?;
     }
     Ok(())
 }
@@ -292,5 +346,9 @@ fn list_or<S: AsRef<str>>(items: &[S], empty: &str) -> String {
     if items.is_empty() {
         return empty.to_string();
     }
-    items.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -80,3 +80,6 @@ fn print_all(text: &str) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -23,7 +23,8 @@ pub fn profile_schema() -> Value {
     syscalls.dedup();
     let groups: Vec<&str> = sysnames::GROUPS.iter().map(|g| g.name).collect();
     let level = json!({ "enum": choice_names(LEVELS), "description": "required: refuse to run if the kernel cannot enforce it; best_effort: run and report what was dropped" });
-    let bool_true = |about: &str| json!({ "type": "boolean", "default": true, "description": about });
+    let bool_true =
+        |about: &str| json!({ "type": "boolean", "default": true, "description": about });
 
     let rule = object(
         RULE_KEYS,
@@ -110,7 +111,10 @@ pub fn profile_schema() -> Value {
         }),
     );
     let top = schema.as_object_mut().expect("object() builds an object");
-    top.insert("$schema".into(), json!("https://json-schema.org/draft/2020-12/schema"));
+    top.insert(
+        "$schema".into(),
+        json!("https://json-schema.org/draft/2020-12/schema"),
+    );
     top.insert("title".into(), json!("plugjail profile, version 1"));
     schema
 }

@@ -71,11 +71,11 @@ impl fmt::Display for ProfileErrors {
                 )?;
             }
             if let Some(text) = self.sources.line_text(d.pos) {
+                let (shown, col) = crop(text, d.pos.col);
                 let gutter = d.pos.line.to_string();
-                writeln!(f, " {gutter} | {text}")?;
+                writeln!(f, " {gutter} | {shown}")?;
                 let pad = " ".repeat(gutter.len());
-                let caret_at = caret_offset(text, d.pos.col);
-                writeln!(f, " {pad} | {}^", " ".repeat(caret_at))?;
+                writeln!(f, " {pad} | {}^", " ".repeat(caret_offset(&shown, col)))?;
             }
             if let Some(hint) = &d.hint {
                 writeln!(f, "  = hint: {hint}")?;
@@ -86,6 +86,25 @@ impl fmt::Display for ProfileErrors {
 }
 
 impl std::error::Error for ProfileErrors {}
+
+/// A window of a long line around column `col`, and the column within the window.
+fn crop(text: &str, col: u32) -> (String, u32) {
+    const WINDOW: usize = 100;
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= WINDOW {
+        return (text.to_string(), col);
+    }
+    let at = (col as usize).saturating_sub(1).min(chars.len());
+    let start = at.saturating_sub(WINDOW / 2);
+    let end = (start + WINDOW).min(chars.len());
+    let mut shown = String::from(if start > 0 { "…" } else { "" });
+    shown.extend(&chars[start..end]);
+    if end < chars.len() {
+        shown.push('…');
+    }
+    let col = (at - start) as u32 + 1 + u32::from(start > 0);
+    (shown, col)
+}
 
 /// Display width before column `col` (1-based, counted in characters), keeping tabs so the
 /// caret lines up under the offending character.
@@ -171,19 +190,32 @@ mod tests {
 
     #[test]
     fn suggests_near_names_only() {
-        assert_eq!(closest("opneat", ["openat", "open", "read"]), Some("openat"));
-        assert_eq!(closest("read_only", ["read_only", "read_write"]), Some("read_only"));
+        assert_eq!(
+            closest("opneat", ["openat", "open", "read"]),
+            Some("openat")
+        );
+        assert_eq!(
+            closest("read_only", ["read_only", "read_write"]),
+            Some("read_only")
+        );
         assert_eq!(closest("zzzzzz", ["openat", "read"]), None);
     }
 
     #[test]
     fn renders_file_line_col_snippet_and_caret() {
         let mut sources = Sources::default();
-        let file = sources.add(Path::new("p.yaml"), "version: 1\nlimits:\n  memory: 64Q\n".into());
+        let file = sources.add(
+            Path::new("p.yaml"),
+            "version: 1\nlimits:\n  memory: 64Q\n".into(),
+        );
         let errors = ProfileErrors {
             sources,
             diagnostics: vec![Diagnostic {
-                pos: Pos { file, line: 3, col: 11 },
+                pos: Pos {
+                    file,
+                    line: 3,
+                    col: 11,
+                },
                 message: "bad size".into(),
                 hint: Some("use 64M".into()),
             }],

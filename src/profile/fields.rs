@@ -53,7 +53,10 @@ impl<'a> Fields<'a> {
     }
 
     pub fn get(&self, key: &str) -> Option<&'a Node> {
-        self.entries.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+        self.entries
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
     }
 
     /// Reads `key` with `read` when present; `default` when absent or unreadable.
@@ -72,7 +75,10 @@ pub fn boolean(c: &mut Collector, node: &Node) -> Option<bool> {
     match node.value {
         Value::Bool(b) => Some(b),
         ref other => {
-            c.error(node.pos, format!("expected true or false, found {}", other.kind()));
+            c.error(
+                node.pos,
+                format!("expected true or false, found {}", other.kind()),
+            );
             None
         }
     }
@@ -82,7 +88,10 @@ pub fn string(c: &mut Collector, node: &Node) -> Option<String> {
     match &node.value {
         Value::Str(s) => Some(s.clone()),
         other => {
-            c.error(node.pos, format!("expected a string, found {}", other.kind()));
+            c.error(
+                node.pos,
+                format!("expected a string, found {}", other.kind()),
+            );
             None
         }
     }
@@ -119,7 +128,10 @@ pub fn integer(c: &mut Collector, node: &Node, min: i128, max: i128) -> Option<i
             None
         }
         ref other => {
-            c.error(node.pos, format!("expected an integer, found {}", other.kind()));
+            c.error(
+                node.pos,
+                format!("expected an integer, found {}", other.kind()),
+            );
             None
         }
     }
@@ -134,7 +146,10 @@ pub fn size(c: &mut Collector, node: &Node) -> Option<u64> {
     let parsed = match &node.value {
         Value::Int(n) => u64::try_from(*n).map_err(|_| format!("{n} is not a size")),
         Value::Str(s) => units::parse_size(s),
-        other => Err(format!("expected a size such as 64M, found {}", other.kind())),
+        other => Err(format!(
+            "expected a size such as 64M, found {}",
+            other.kind()
+        )),
     };
     parsed
         .map_err(|e| {
@@ -152,7 +167,10 @@ pub fn duration(c: &mut Collector, node: &Node) -> Option<Duration> {
     let parsed = match &node.value {
         Value::Str(s) => units::parse_duration(s),
         Value::Int(n) => Err(format!("`{n}` has no unit; write for example `{n}s`")),
-        other => Err(format!("expected a duration such as 2s, found {}", other.kind())),
+        other => Err(format!(
+            "expected a duration such as 2s, found {}",
+            other.kind()
+        )),
     };
     let d = parsed.map_err(|e| c.error(node.pos, e)).ok()?;
     if d.is_zero() {

@@ -62,7 +62,11 @@ impl Loader {
             Ok(text) => text,
             Err(message) => {
                 let file = self.sources.add(path, String::new());
-                let pos = from.unwrap_or(Pos { file, line: 0, col: 0 });
+                let pos = from.unwrap_or(Pos {
+                    file,
+                    line: 0,
+                    col: 0,
+                });
                 self.collector.error(pos, message);
                 return None;
             }
@@ -87,20 +91,36 @@ impl Loader {
         chain: &mut Vec<PathBuf>,
     ) -> Option<Node> {
         let Value::Map(entries) = &root.value else {
-            let found = root.value.kind();
+            let found = match root.value {
+                Value::Null => "an empty document",
+                ref other => other.kind(),
+            };
             self.collector.error_hint(
-                Pos { file, line: root.pos.line.max(1), col: root.pos.col.max(1) },
+                Pos {
+                    file,
+                    line: root.pos.line.max(1),
+                    col: root.pos.col.max(1),
+                },
                 format!("a profile must be a mapping, found {found}"),
                 "start with `version: 1`",
             );
             return None;
         };
-        let get = |key: &str| entries.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v);
+        let get = |key: &str| {
+            entries
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| v)
+        };
         match get("version").map(|v| &v.value) {
             Some(Value::Int(1)) => {}
             Some(_) => {
                 let pos = get("version").map(|v| v.pos).unwrap_or(root.pos);
-                self.collector.error_hint(pos, "unsupported profile version", "this plugjail reads `version: 1`");
+                self.collector.error_hint(
+                    pos,
+                    "unsupported profile version",
+                    "this plugjail reads `version: 1`",
+                );
             }
             None => self.collector.error_hint(
                 root.pos,
@@ -114,7 +134,13 @@ impl Loader {
                 Value::Str(_) => vec![n.clone()],
                 Value::Seq(items) => items.clone(),
                 other => {
-                    self.collector.error(n.pos, format!("`extends` must be a path or a list of paths, found {}", other.kind()));
+                    self.collector.error(
+                        n.pos,
+                        format!(
+                            "`extends` must be a path or a list of paths, found {}",
+                            other.kind()
+                        ),
+                    );
                     vec![]
                 }
             },
@@ -124,19 +150,33 @@ impl Loader {
         let mut merged: Option<Node> = None;
         for base in bases {
             let Some(rel) = base.as_str() else {
-                self.collector.error(base.pos, "an `extends` entry must be a path");
+                self.collector
+                    .error(base.pos, "an `extends` entry must be a path");
                 continue;
             };
             // Relative to the file that names it, not to where plugjail runs.
             let base_path = path.parent().unwrap_or(Path::new(".")).join(rel);
-            let key = base_path.canonicalize().unwrap_or_else(|_| base_path.clone());
+            let key = base_path
+                .canonicalize()
+                .unwrap_or_else(|_| base_path.clone());
             if chain.contains(&key) {
-                let cycle: Vec<String> = chain.iter().chain([&key]).map(|p| p.display().to_string()).collect();
-                self.collector.error_hint(base.pos, format!("`extends` makes a cycle: {}", cycle.join(" -> ")), "a base profile must not extend the profiles built on it");
+                let cycle: Vec<String> = chain
+                    .iter()
+                    .chain([&key])
+                    .map(|p| p.display().to_string())
+                    .collect();
+                self.collector.error_hint(
+                    base.pos,
+                    format!("`extends` makes a cycle: {}", cycle.join(" -> ")),
+                    "a base profile must not extend the profiles built on it",
+                );
                 continue;
             }
             if chain.len() > MAX_EXTENDS_DEPTH {
-                self.collector.error(base.pos, format!("`extends` goes more than {MAX_EXTENDS_DEPTH} files deep"));
+                self.collector.error(
+                    base.pos,
+                    format!("`extends` goes more than {MAX_EXTENDS_DEPTH} files deep"),
+                );
                 continue;
             }
             if let Some(base_root) = self.file(&base_path, chain, Some(base.pos)) {
@@ -163,7 +203,11 @@ fn parse(text: &str, file: usize) -> Result<Node, Diagnostic> {
             .map(|l| (l.line() as u32, l.column() as u32))
             .unwrap_or((0, 0));
         let message = serde_saphyr::UserMessageFormatter.format_message(err.without_snippet());
-        Diagnostic { pos: Pos { file, line, col }, message: yaml_message(&message), hint: None }
+        Diagnostic {
+            pos: Pos { file, line, col },
+            message: yaml_message(&message),
+            hint: None,
+        }
     })
 }
 
@@ -181,7 +225,10 @@ fn read_capped(path: &Path) -> Result<String, String> {
         ));
     }
     String::from_utf8(bytes).map_err(|e| {
-        format!("profile is not UTF-8 text (bad byte at offset {})", e.utf8_error().valid_up_to())
+        format!(
+            "profile is not UTF-8 text (bad byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
     })
 }
 
@@ -189,10 +236,21 @@ fn read_capped(path: &Path) -> Result<String, String> {
 fn yaml_message(message: &str) -> String {
     let first = message.lines().next().unwrap_or(message).trim();
     let first = first.split(" at line ").next().unwrap_or(first);
+    if first.contains("limits breached") && first.contains("Depth") {
+        return "invalid YAML: nested deeper than any profile needs".to_string();
+    }
+    if first.contains("limits breached") {
+        return "invalid YAML: the document is larger or more deeply aliased than any profile \
+                needs (an alias bomb?)"
+            .to_string();
+    }
+    // Lowercase the first letter unless it starts an acronym ("YAML").
     let mut chars = first.chars();
-    match chars.next() {
-        Some(c) => format!("invalid YAML: {}{}", c.to_lowercase(), chars.as_str()),
-        None => "invalid YAML".to_string(),
+    match (chars.next(), chars.next()) {
+        (Some(a), Some(b)) if !b.is_uppercase() => {
+            format!("invalid YAML: {}{b}{}", a.to_lowercase(), chars.as_str())
+        }
+        _ => format!("invalid YAML: {first}"),
     }
 }
 
@@ -211,18 +269,33 @@ pub fn merge(base: Node, over: Node) -> Node {
             for (key, value) in over_entries {
                 match base_entries.iter_mut().find(|(k, _)| k.value == key.value) {
                     Some(slot) => {
-                        let old = std::mem::replace(&mut slot.1, Node { pos: value.pos, value: Value::Null });
+                        let old = std::mem::replace(
+                            &mut slot.1,
+                            Node {
+                                pos: value.pos,
+                                value: Value::Null,
+                            },
+                        );
                         slot.1 = merge(old, value);
                     }
                     None => base_entries.push((key, value)),
                 }
             }
-            Node { pos: over.pos, value: Value::Map(base_entries) }
+            Node {
+                pos: over.pos,
+                value: Value::Map(base_entries),
+            }
         }
         (Value::Seq(mut base_items), Value::Seq(over_items)) => {
             base_items.extend(over_items);
-            Node { pos: over.pos, value: Value::Seq(base_items) }
+            Node {
+                pos: over.pos,
+                value: Value::Seq(base_items),
+            }
         }
-        (_, value) => Node { pos: over.pos, value },
+        (_, value) => Node {
+            pos: over.pos,
+            value,
+        },
     }
 }

@@ -14,3 +14,6 @@ mod yaml;
 pub use diag::{Diagnostic, ProfileErrors};
 pub use load::{MAX_PROFILE_BYTES, load, load_str};
 pub use model::*;
+
+#[cfg(test)]
+mod tests;

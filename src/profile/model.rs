@@ -147,18 +147,32 @@ impl Scope {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Seccomp {
     /// What happens on a syscall no rule allows.
     pub default_action: Action,
-    /// The errno returned when `default_action` is `errno`.
-    #[serde(serialize_with = "ser::errno")]
+    /// The errno returned when `default_action` is `errno` (written back only then).
     pub errno: i32,
     /// The filter in force while the plugin is dlopened and initialised (and, for
     /// `plugjail exec`, for the whole program).
     pub load: Phase,
     /// The filter stacked on top once the plugin is initialised; filters only tighten.
     pub serve: Phase,
+}
+
+impl Serialize for Seccomp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Seccomp", 4)?;
+        st.serialize_field("default_action", &self.default_action)?;
+        if self.default_action == Action::Errno {
+            let name = crate::profile::units::errno_name(self.errno).unwrap_or("EPERM");
+            st.serialize_field("errno", name)?;
+        }
+        st.serialize_field("load", &self.load)?;
+        st.serialize_field("serve", &self.serve)?;
+        st.end()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -257,15 +271,27 @@ pub struct Limits {
     /// Largest file the jail may write, in bytes (RLIMIT_FSIZE).
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser::size")]
     pub file_size: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser::duration")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser::duration"
+    )]
     pub wall_time: Option<Duration>,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser::duration")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser::duration"
+    )]
     pub cpu_time: Option<Duration>,
     /// Longest a single plugin call may take.
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser::duration")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser::duration"
+    )]
     pub call_time: Option<Duration>,
     /// Longest a session may sit with no call in flight.
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser::duration")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser::duration"
+    )]
     pub idle_time: Option<Duration>,
     /// Largest protocol frame either side may send, in bytes.
     #[serde(serialize_with = "ser::size_plain")]
@@ -338,10 +364,6 @@ mod ser {
 
     pub fn size_plain<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&crate::profile::units::format_size(*v))
-    }
-
-    pub fn errno<S: Serializer>(v: &i32, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(crate::profile::units::errno_name(*v).unwrap_or("EPERM"))
     }
 
     pub fn duration<S: Serializer>(v: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {

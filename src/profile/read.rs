@@ -76,7 +76,8 @@ pub const ACTIONS: &[(&str, Action)] = &[
     ("errno", Action::Errno),
     ("log", Action::Log),
 ];
-pub const NETWORKS: &[(&str, Network)] = &[("none", Network::None), ("loopback", Network::Loopback)];
+pub const NETWORKS: &[(&str, Network)] =
+    &[("none", Network::None), ("loopback", Network::Loopback)];
 
 /// Default largest protocol frame: big enough for real payloads, small enough that a
 /// hostile length prefix cannot make the host allocate much.
@@ -87,14 +88,18 @@ const MAX_MESSAGE_RANGE: (u64, u64) = (4 << 10, 1 << 30);
 /// Reads the whole (already merged) document.
 pub fn profile(c: &mut Collector, root: &Node) -> Option<Profile> {
     let top = Fields::new(c, root, "profile", TOP_KEYS)?;
-    let section = |key: &str| top.get(key).cloned().unwrap_or(Node {
-        pos: top.pos,
-        value: super::yaml::Value::Null,
-    });
+    let section = |key: &str| {
+        top.get(key).cloned().unwrap_or(Node {
+            pos: top.pos,
+            value: super::yaml::Value::Null,
+        })
+    };
 
     let mut profile = Profile {
         version: 1,
-        description: top.read(c, "description", None, |c, n| fields::string(c, n).map(Some)),
+        description: top.read(c, "description", None, |c, n| {
+            fields::string(c, n).map(Some)
+        }),
         namespaces: namespaces(c, &section("namespaces")),
         hostname: top.read(c, "hostname", "plugjail".into(), hostname),
         filesystem: filesystem(c, &section("filesystem")),
@@ -178,8 +183,12 @@ fn filesystem(c: &mut Collector, node: &Node) -> Filesystem {
             devices: default_devices,
         };
     };
-    let read_only = f.read(c, "read_only", vec![], |c, n| fields::unique_list(c, n, fields::abs_path));
-    let read_write = f.read(c, "read_write", vec![], |c, n| fields::unique_list(c, n, fields::abs_path));
+    let read_only = f.read(c, "read_only", vec![], |c, n| {
+        fields::unique_list(c, n, fields::abs_path)
+    });
+    let read_write = f.read(c, "read_write", vec![], |c, n| {
+        fields::unique_list(c, n, fields::abs_path)
+    });
     let tmpfs = f.read(c, "tmpfs", vec![], |c, n| fields::unique_list(c, n, tmpfs));
 
     // Two mounts at one path: the later would silently hide the earlier.
@@ -188,12 +197,19 @@ fn filesystem(c: &mut Collector, node: &Node) -> Filesystem {
         .iter()
         .map(|(p, pos)| (p, *pos, "read_only"))
         .chain(read_write.iter().map(|(p, pos)| (p, *pos, "read_write")))
-        .chain(tmpfs.iter().map(|(t, pos): &(Tmpfs, Pos)| (&t.path, *pos, "tmpfs")));
+        .chain(
+            tmpfs
+                .iter()
+                .map(|(t, pos): &(Tmpfs, Pos)| (&t.path, *pos, "tmpfs")),
+        );
     for (path, pos, kind) in named {
         if let Some((_, first)) = seen.iter().find(|(p, _)| *p == path) {
             c.error_hint(
                 pos,
-                format!("`{}` is listed both in {first} and in {kind}", path.display()),
+                format!(
+                    "`{}` is listed both in {first} and in {kind}",
+                    path.display()
+                ),
                 "a path gets one mount; keep it in one list",
             );
         } else {
@@ -214,7 +230,9 @@ fn filesystem(c: &mut Collector, node: &Node) -> Filesystem {
         Some(list)
     });
     Filesystem {
-        rootfs_template: f.read(c, "rootfs_template", None, |c, n| fields::abs_path(c, n).map(Some)),
+        rootfs_template: f.read(c, "rootfs_template", None, |c, n| {
+            fields::abs_path(c, n).map(Some)
+        }),
         read_only: read_only.into_iter().map(|(p, _)| p).collect(),
         read_write: read_write.into_iter().map(|(p, _)| p).collect(),
         tmpfs: tmpfs.into_iter().map(|(t, _)| t).collect(),
@@ -259,14 +277,18 @@ fn landlock(c: &mut Collector, node: &Node) -> Landlock {
         return empty;
     };
     let paths = |c: &mut Collector, key: &str| {
-        f.read(c, key, vec![], |c, n| fields::unique_list(c, n, fields::abs_path))
-            .into_iter()
-            .map(|(p, _)| p)
-            .collect()
+        f.read(c, key, vec![], |c, n| {
+            fields::unique_list(c, n, fields::abs_path)
+        })
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect()
     };
     let ports = |c: &mut Collector, key: &str| {
         f.read(c, key, vec![], |c, n| {
-            fields::unique_list(c, n, |c, n| fields::integer(c, n, 1, 65535).map(|p| p as u16))
+            fields::unique_list(c, n, |c, n| {
+                fields::integer(c, n, 1, 65535).map(|p| p as u16)
+            })
         })
         .into_iter()
         .map(|(p, _)| p)
@@ -274,7 +296,9 @@ fn landlock(c: &mut Collector, node: &Node) -> Landlock {
     };
     let scope_choices: Vec<(&str, Scope)> = Scope::ALL.iter().map(|s| (s.name(), *s)).collect();
     Landlock {
-        compat: f.read(c, "compat", Level::Required, |c, n| fields::choice(c, n, LEVELS)),
+        compat: f.read(c, "compat", Level::Required, |c, n| {
+            fields::choice(c, n, LEVELS)
+        }),
         read: paths(c, "read"),
         write: paths(c, "write"),
         execute: paths(c, "execute"),
@@ -360,8 +384,11 @@ fn rule(c: &mut Collector, node: &Node, names: &mut Vec<(String, Pos)>) -> Optio
         names.push((name.clone(), n.pos));
         Some(name)
     })?;
-    if syscalls.is_empty() {
-        c.error(list.pos, "`syscalls` is empty; name at least one syscall or @group");
+    if matches!(&list.value, super::yaml::Value::Seq(items) if items.is_empty()) {
+        c.error(
+            list.pos,
+            "`syscalls` is empty; name at least one syscall or @group",
+        );
     }
     let args = f.read(c, "args", vec![], |c, n| fields::list(c, n, arg_condition));
     let comment = f.read(c, "comment", None, |c, n| fields::string(c, n).map(Some));
@@ -396,8 +423,7 @@ fn syscall_name(c: &mut Collector, pos: Pos, name: &str) -> Option<()> {
 
 fn arg_condition(c: &mut Collector, node: &Node) -> Option<ArgCondition> {
     let f = Fields::new(c, node, "argument condition", ARG_KEYS)?;
-    let (Some(index), Some(op), Some(value)) = (f.get("index"), f.get("op"), f.get("value"))
-    else {
+    let (Some(index), Some(op), Some(value)) = (f.get("index"), f.get("op"), f.get("value")) else {
         c.error_hint(
             node.pos,
             "an argument condition needs `index`, `op` and `value`",
@@ -432,9 +458,14 @@ fn check_serve_within_load(c: &mut Collector, load: &ReadPhase, serve: &ReadPhas
     for (name, pos) in &serve.names {
         let wanted = super::resolve::expand_names(std::iter::once(name.as_str()));
         if let Some(missing) = wanted.iter().find(|s| !load_set.contains(*s)) {
+            let from = if missing == name {
+                String::new()
+            } else {
+                format!(" (from `{name}`)")
+            };
             c.error_hint(
                 *pos,
-                format!("serve allows `{missing}` (from `{name}`), but load does not"),
+                format!("serve allows `{missing}`{from}, but load does not"),
                 "seccomp filters stack and only tighten: allow it in `load` too, or drop it here",
             );
         }
@@ -465,7 +496,9 @@ fn limits(c: &mut Collector, node: &Node) -> Limits {
     out.swap = f.read(c, "swap", None, some_size);
     out.cpu = f.read(c, "cpu", None, cpu_share);
     out.pids = f.read(c, "pids", None, |c, n| fields::u32_in(c, n, 1).map(Some));
-    out.open_files = f.read(c, "open_files", None, |c, n| fields::u32_in(c, n, 4).map(Some));
+    out.open_files = f.read(c, "open_files", None, |c, n| {
+        fields::u32_in(c, n, 4).map(Some)
+    });
     out.file_size = f.read(c, "file_size", None, some_size);
     out.wall_time = f.read(c, "wall_time", None, some_duration);
     out.cpu_time = f.read(c, "cpu_time", None, some_duration);
@@ -527,7 +560,10 @@ fn cpu_share(c: &mut Collector, node: &Node) -> Option<Option<f64>> {
         ref other => {
             c.error(
                 node.pos,
-                format!("expected a number of cores such as 0.5, found {}", other.kind()),
+                format!(
+                    "expected a number of cores such as 0.5, found {}",
+                    other.kind()
+                ),
             );
             return None;
         }
@@ -551,7 +587,9 @@ fn environment(c: &mut Collector, node: &Node) -> Environment {
         return out;
     };
     out.pass = f
-        .read(c, "pass", vec![], |c, n| fields::unique_list(c, n, env_name))
+        .read(c, "pass", vec![], |c, n| {
+            fields::unique_list(c, n, env_name)
+        })
         .into_iter()
         .map(|(n, _)| n)
         .collect();
@@ -564,7 +602,10 @@ fn environment(c: &mut Collector, node: &Node) -> Environment {
             }
         }
     } else if let Some(set) = f.get("set") {
-        c.error(set.pos, "`environment.set` must be a mapping of NAME: value");
+        c.error(
+            set.pos,
+            "`environment.set` must be a mapping of NAME: value",
+        );
     }
     out
 }

@@ -19,9 +19,13 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     if number.is_empty() {
         return Err(format!("`{text}` is not a size"));
     }
-    let unit = suffix.strip_suffix("iB").or_else(|| suffix.strip_suffix('B'));
+    let unit = suffix
+        .strip_suffix("iB")
+        .or_else(|| suffix.strip_suffix('B'));
     let unit = unit.unwrap_or(suffix);
-    let Some(&(_, factor)) = SIZE_UNITS.iter().find(|(name, _)| name.eq_ignore_ascii_case(unit))
+    let Some(&(_, factor)) = SIZE_UNITS
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(unit))
     else {
         return Err(format!("`{text}` has an unknown size unit `{suffix}`"));
     };
@@ -42,12 +46,7 @@ pub fn format_size(bytes: u64) -> String {
     bytes.to_string()
 }
 
-const DURATION_UNITS: [(&str, u64); 4] = [
-    ("ms", 1),
-    ("s", 1_000),
-    ("m", 60_000),
-    ("h", 3_600_000),
-];
+const DURATION_UNITS: [(&str, u64); 4] = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)];
 
 /// Parses a duration: a number followed by `ms`, `s`, `m` or `h` (`500ms`, `2s`, `1.5m`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {

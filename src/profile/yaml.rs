@@ -67,8 +67,9 @@ impl Node {
 pub fn parse(text: &str, file: usize) -> Result<Node, serde_saphyr::Error> {
     let options = serde_saphyr::options! {
         budget: serde_saphyr::budget! {
-            max_depth: 64,
-            max_nodes: 200_000,
+            max_depth: 24,
+            max_nodes: 50_000,
+            max_aliases: 1_000,
         },
     };
     let spanned: Spanned<RawNode> = serde_saphyr::from_str_with_options(text, options)?;

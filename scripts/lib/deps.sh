@@ -1,0 +1,18 @@
+# Installs the system tools plugjail's tests and demos need, when they are missing.
+# Sourced by the scripts in scripts/; needs root (or the tools already present).
+
+need_tools() {
+  local missing=()
+  command -v cc >/dev/null || missing+=(gcc)
+  command -v c++ >/dev/null || missing+=(g++)
+  command -v setpriv >/dev/null || missing+=(util-linux)
+  command -v cargo >/dev/null || { echo "plugjail: cargo is needed (install Rust)" >&2; exit 1; }
+  if ((${#missing[@]})); then
+    if [ "$(id -u)" != 0 ]; then
+      echo "plugjail: please install: ${missing[*]}" >&2
+      exit 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
