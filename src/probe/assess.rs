@@ -209,7 +209,7 @@ fn landlock(profile: &Profile, caps: &Capabilities) -> Vec<Item> {
     let mut items = Vec::new();
     if !(l.read.is_empty() && l.write.is_empty() && l.execute.is_empty()) {
         items.push(need("filesystem rules".into(), 1));
-        items.push(need("cross-directory rename/link control".into(), 2));
+        items.push(need("rename/link across dirs".into(), 2));
         items.push(need("truncation control".into(), 3));
         items.push(need("device ioctl control".into(), 5));
     }
@@ -324,7 +324,7 @@ fn limits(profile: &Profile, caps: &Capabilities) -> Vec<Item> {
         });
     };
     if let Some(cpu) = l.cpu {
-        let what = format!("cpu {cpu} cores");
+        let what = format!("cpu {cpu} core{}", if cpu == 1.0 { "" } else { "s" });
         cgroup_only(
             &mut items,
             what,
@@ -381,4 +381,116 @@ fn limits(profile: &Profile, caps: &Capabilities) -> Vec<Item> {
         }
     }
     items
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::{Failure, Landlock, landlock};
+
+    fn shipped(name: &str) -> Profile {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("profiles")
+            .join(name);
+        crate::profile::load(&path).unwrap()
+    }
+
+    /// This machine as probed, then changed to look like a weaker one.
+    fn machine(change: impl FnOnce(&mut Capabilities)) -> Capabilities {
+        let mut caps = Capabilities::probe();
+        caps.user_namespaces.works = true;
+        for c in [
+            &mut caps.user_namespaces.user,
+            &mut caps.user_namespaces.maps,
+        ] {
+            *c = Check::ok();
+        }
+        caps.landlock = landlock();
+        caps.landlock.abi = 7;
+        caps.seccomp.available = true;
+        caps.seccomp.actions = ["kill_process", "trap", "errno", "log", "allow"]
+            .map(String::from)
+            .to_vec();
+        caps.cgroups.writable = Controller::ALL.to_vec();
+        caps.cgroups.swap_accounting = Some(true);
+        change(&mut caps);
+        caps
+    }
+
+    #[test]
+    fn a_capable_machine_runs_every_shipped_profile() {
+        let caps = machine(|_| {});
+        for name in ["default.yaml", "strict.yaml", "ci-tests.yaml", "audit.yaml"] {
+            let a = assess(&shipped(name), &caps);
+            assert_eq!(a.outcome, Outcome::Run, "{name}: {}", a.summary);
+            assert_eq!(a.summary, "would run");
+        }
+    }
+
+    #[test]
+    fn an_old_landlock_refuses_a_required_scope() {
+        let caps = machine(|c| {
+            c.landlock = Landlock {
+                abi: 2,
+                features: vec!["fs", "fs_refer"],
+                error: None,
+            }
+        });
+        let a = assess(&shipped("default.yaml"), &caps);
+        assert_eq!(a.outcome, Outcome::Refused);
+        assert_eq!(
+            a.refused,
+            [
+                "landlock: truncation control, device ioctl control, scope abstract_unix_socket, \
+              scope signal"
+            ]
+        );
+        assert!(
+            a.summary
+                .starts_with("would be refused: landlock: truncation control")
+        );
+    }
+
+    #[test]
+    fn no_cgroups_loses_best_effort_limits_and_refuses_required_ones() {
+        let caps = machine(|c| {
+            c.cgroups.writable.clear();
+            c.cgroups.host_swap = true;
+        });
+        let a = assess(&shipped("default.yaml"), &caps);
+        assert_eq!(a.outcome, Outcome::RunLosing);
+        assert_eq!(
+            a.summary,
+            "would run, losing: limits: memory 512M, swap 0, cpu 1 core, pids 64"
+        );
+        let limits = a.mechanisms.iter().find(|m| m.name == "limits").unwrap();
+        assert_eq!(limits.items[0].enforce, Enforce::Degraded);
+        assert!(limits.items[0].how.contains("RLIMIT_AS"));
+
+        let strict = assess(&shipped("strict.yaml"), &caps);
+        assert_eq!(strict.outcome, Outcome::Refused);
+        assert!(strict.lost.is_empty());
+    }
+
+    #[test]
+    fn missing_user_namespaces_and_seccomp_actions_are_named() {
+        let caps = machine(|c| {
+            c.user_namespaces.works = false;
+            c.user_namespaces.user = Check::failed(Failure {
+                call: "unshare(CLONE_NEWUSER)".into(),
+                errno: Some("EPERM".into()),
+                message: "unshare(CLONE_NEWUSER) failed: EPERM".into(),
+            });
+            c.seccomp.actions.retain(|a| a != "log");
+        });
+        let a = assess(&shipped("audit.yaml"), &caps);
+        assert_eq!(a.outcome, Outcome::Refused);
+        assert!(
+            a.refused[0].starts_with("namespaces: user namespace"),
+            "{a:?}"
+        );
+        assert_eq!(a.lost, ["seccomp: default action log"]);
+        let ns = &a.mechanisms[0].items[0];
+        assert_eq!(ns.how, "unshare(CLONE_NEWUSER) failed: EPERM");
+    }
 }

@@ -371,6 +371,57 @@ fn faccess(path: &Path, mode: libc::c_int) -> Result<(), Error> {
 mod tests {
     use super::*;
 
+    /// A cgroup2-like tree in a temp dir: `/` and `/app`, with the files doctor reads.
+    #[test]
+    fn v2_delegation_on_a_fake_tree() {
+        let top = std::env::temp_dir().join(format!("plugjail-probe-v2-{}", std::process::id()));
+        let app = top.join("app");
+        std::fs::create_dir_all(&app).unwrap();
+        for dir in [&top, &app] {
+            std::fs::write(dir.join("cgroup.controllers"), "cpu io memory pids\n").unwrap();
+            std::fs::write(dir.join("cgroup.subtree_control"), "memory pids\n").unwrap();
+            std::fs::write(dir.join("cgroup.procs"), "").unwrap();
+        }
+        std::fs::write(app.join("memory.current"), "0\n").unwrap();
+        std::fs::write(app.join("memory.swap.max"), "max\n").unwrap();
+        let mount = Mount {
+            root: "/".into(),
+            mount_point: top.clone(),
+            fstype: "cgroup2".into(),
+            super_options: vec!["rw".into()],
+        };
+        let h = v2_hierarchy(&mount, "/app");
+        let swap = v2_swap_accounting(&h);
+        std::fs::remove_dir_all(&top).unwrap();
+
+        assert_eq!(swap, Some(true));
+
+        let own = h.own.as_ref().unwrap();
+        assert_eq!(own.dir, app);
+        assert!(!own.is_root);
+        assert_eq!(own.controllers, ["cpu", "io", "memory", "pids"]);
+        assert_eq!(own.subtree_control, ["memory", "pids"]);
+        // We created the files, so they are ours to write: a delegated subtree.
+        assert!(own.delegated, "{own:?}");
+        assert!(h.parent.is_none(), "a delegated own cgroup needs no parent");
+        assert_eq!(h.usable_controllers, ["cpu", "io", "memory", "pids"]);
+        assert_eq!(h.error, None);
+    }
+
+    #[test]
+    fn v2_own_cgroup_outside_the_mount() {
+        let mount = parse::mountinfo_line("5 1 0:9 /user.slice /cg rw - cgroup2 cgroup2 rw");
+        let h = v2_hierarchy(&mount.unwrap(), "/system.slice/x");
+        assert!(h.own.is_none());
+        assert!(h.usable_controllers.is_empty());
+        assert!(
+            h.error
+                .unwrap()
+                .message
+                .contains("outside the mounted part")
+        );
+    }
+
     #[test]
     fn the_live_probe_is_consistent() {
         let c = cgroups();

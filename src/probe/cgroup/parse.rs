@@ -164,7 +164,12 @@ pub fn cgroup_dir(mount: &Mount, path: &str) -> Result<PathBuf, Error> {
             cgroup: path.to_owned(),
             mount: mount.mount_point.clone(),
         })?;
-    Ok(mount.mount_point.join(rest.trim_start_matches('/')))
+    let rest = rest.trim_start_matches('/');
+    Ok(if rest.is_empty() {
+        mount.mount_point.clone()
+    } else {
+        mount.mount_point.join(rest)
+    })
 }
 
 /// Of several mounts of one hierarchy, the one under /sys/fs/cgroup that shows `path`
@@ -273,8 +278,8 @@ mod tests {
             Path::new("/sys/fs/cgroup/memory/a/b")
         );
         assert_eq!(
-            cgroup_dir(memory, "/").unwrap(),
-            Path::new("/sys/fs/cgroup/memory")
+            cgroup_dir(memory, "/").unwrap().as_os_str(),
+            "/sys/fs/cgroup/memory"
         );
         let cpu = mounts.iter().find(|m| m.has_v1("cpu")).unwrap();
         assert!(cpu.has_v1("cpuacct") && !cpu.has_v1("cpuset"));
