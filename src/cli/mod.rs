@@ -27,7 +27,7 @@ pub fn check(paths: &[PathBuf]) -> ExitCode {
                 eprint!("{errors}");
                 let n = errors.diagnostics.len();
                 eprintln!(
-                    "{}: {n} error{}\n",
+                    "\n{}: {n} error{}\n",
                     path.display(),
                     if n == 1 { "" } else { "s" }
                 );

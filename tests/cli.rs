@@ -1,0 +1,167 @@
+//! The profile subcommands as a user runs them: exit codes, output on the right stream,
+//! FILE:LINE:COL errors with the offending line.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn plugjail(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_plugjail"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("plugjail runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+#[test]
+fn check_accepts_every_shipped_profile() {
+    let out = plugjail(&[
+        "check",
+        "profiles/default.yaml",
+        "profiles/strict.yaml",
+        "profiles/ci-tests.yaml",
+        "profiles/audit.yaml",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "profiles/default.yaml: ok\nprofiles/strict.yaml: ok\nprofiles/ci-tests.yaml: ok\nprofiles/audit.yaml: ok\n"
+    );
+}
+
+#[test]
+fn check_reports_all_errors_of_all_files_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(
+        dir.path(),
+        "bad.yaml",
+        "version: 1\nlimits:\n  memory: 64Q\nseccomp:\n  load:\n    allow:\n      - syscalls: [opneat]\n",
+    );
+    let good = write(dir.path(), "good.yaml", "version: 1\n");
+    let out = plugjail(&["check", bad.to_str().unwrap(), good.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    let b = bad.display();
+    assert!(err.contains(&format!("{b}:3:11: error: `64Q` has an unknown size unit `Q`\n 3 |   memory: 64Q\n   |           ^\n")), "{err}");
+    assert!(
+        err.contains(&format!("{b}:7:20: error: unknown syscall `opneat`")),
+        "{err}"
+    );
+    assert!(err.contains("did you mean `openat`?"), "{err}");
+    assert!(err.contains(&format!("{b}: 2 errors")), "{err}");
+    assert_eq!(text(&out.stdout), format!("{}: ok\n", good.display()));
+}
+
+#[test]
+fn check_of_a_missing_file_is_an_error_not_a_panic() {
+    let out = plugjail(&["check", "/nonexistent/profile.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("/nonexistent/profile.yaml: error: cannot open profile"));
+}
+
+#[test]
+fn explain_says_what_the_plugin_may_do() {
+    let out = plugjail(&["explain", "profiles/default.yaml"]);
+    assert!(out.status.success());
+    let t = text(&out.stdout);
+    for expected in [
+        "Network: none",
+        "read-only:  /usr",
+        "tmpfs:      /tmp (64M",
+        "any other syscall: kill the process",
+        "ioctl when arg1 eq 0x5401",
+        "limits: cgroup limits",
+    ] {
+        assert!(t.contains(expected), "missing {expected:?} in:\n{t}");
+    }
+}
+
+#[test]
+fn explain_json_is_a_profile_that_checks() {
+    let out = plugjail(&["explain", "--json", "profiles/audit.yaml"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["profile"]["seccomp"]["default_action"], "log");
+    assert!(
+        v["seccomp"]["load"]["x86_64"]["allowed"]
+            .as_array()
+            .unwrap()
+            .len()
+            > 50
+    );
+    assert!(
+        v["seccomp"]["load"]["aarch64"]["absent"]
+            .as_array()
+            .unwrap()
+            .contains(&"open".into())
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let again = write(dir.path(), "again.json", &v["profile"].to_string());
+    let out = plugjail(&["check", again.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn explain_of_a_bad_profile_exits_2_with_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(dir.path(), "bad.yaml", "version: 1\nnetwrok: none\n");
+    let out = plugjail(&["explain", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("did you mean `network`?"));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn schema_is_json_schema_covering_every_section() {
+    let out = plugjail(&["schema"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["$schema"], "https://json-schema.org/draft/2020-12/schema");
+    let props = v["properties"].as_object().unwrap();
+    for key in [
+        "namespaces",
+        "filesystem",
+        "landlock",
+        "seccomp",
+        "limits",
+        "network",
+        "environment",
+        "plugin",
+        "enforcement",
+        "extends",
+    ] {
+        assert!(props.contains_key(key), "{key}");
+    }
+    let syscalls = &v["properties"]["seccomp"]["properties"]["load"]["properties"]["allow"]["items"]
+        ["properties"]["syscalls"]["items"]["anyOf"];
+    assert!(
+        syscalls[0]["enum"]
+            .as_array()
+            .unwrap()
+            .contains(&"@basic-io".into())
+    );
+    assert!(
+        syscalls[1]["enum"]
+            .as_array()
+            .unwrap()
+            .contains(&"openat".into())
+    );
+}
+
+#[test]
+fn help_explains_each_command() {
+    let out = plugjail(&["--help"]);
+    let t = text(&out.stdout);
+    for cmd in ["check", "explain", "schema", "doctor", "exec"] {
+        assert!(t.contains(cmd), "{cmd} missing from --help:\n{t}");
+    }
+}
