@@ -1,1 +1,882 @@
-//! (being written)
+//! Landlock: the profile's read / write / execute paths, TCP ports and scopes turned into a
+//! ruleset plan (parent), applied with raw syscalls (child).
+//!
+//! [`prepare`] probes the kernel's ABI and decides everything: the handled access rights
+//! (all the ABI knows, so whatever is not granted is denied), each path's rights, the
+//! ports, the scopes, and — with `compat: required` — refuses a profile this kernel cannot
+//! fully enforce. [`LandlockPlan::apply`] runs in the child after pivot_root: it opens the
+//! paths there (several, like /tmp, exist only inside the jail), so it only makes syscalls
+//! on data prepared here and returns a raw errno.
+//!
+//! The access-right bits come from the `landlock` crate, so rights of ABIs newer than this
+//! code (the crate knows them) are handled, hence denied, without a change here.
+
+use std::collections::BTreeMap;
+use std::ffi::{CStr, CString};
+use std::path::{Path, PathBuf};
+
+use landlock::{ABI, Access, AccessFs, AccessNet};
+use nix::errno::Errno;
+use serde::Serialize;
+
+use crate::profile::{Landlock, Level, Scope};
+
+/// What the kernel enforced; part of the run's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct LandlockReport {
+    /// The kernel's Landlock ABI (0 = unavailable).
+    pub abi: u32,
+    /// "full" | "partial" | "not_enforced".
+    pub status: &'static str,
+    /// What the kernel could not enforce (best_effort only).
+    pub dropped: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LandlockError {
+    #[error(
+        "landlock is required but this kernel (landlock abi {abi}) cannot enforce: {}; \
+         set landlock.compat: best_effort to run without it",
+        missing.join("; ")
+    )]
+    Unenforceable { abi: u32, missing: Vec<String> },
+    #[error("cannot probe the landlock abi: landlock_create_ruleset: {errno}")]
+    Probe { errno: Errno },
+    #[error("landlock path {path} is not absolute")]
+    RelativePath { path: PathBuf },
+    #[error("landlock path {path} contains a nul byte")]
+    NulInPath { path: PathBuf },
+}
+
+/// Which call failed in the child, for the jail's (step, errno) record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApplyFailure {
+    pub call: &'static str,
+    /// Index of the path rule being added, see [`LandlockPlan::rule_path`].
+    pub rule: Option<usize>,
+    pub errno: Errno,
+}
+
+/// `struct landlock_ruleset_attr` (ABI 6 layout; older kernels get a shorter prefix).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+struct RulesetAttr {
+    handled_access_fs: u64,
+    handled_access_net: u64,
+    scoped: u64,
+}
+
+/// `struct landlock_path_beneath_attr`, packed in the kernel's header.
+#[repr(C, packed)]
+struct PathBeneathAttr {
+    allowed_access: u64,
+    parent_fd: i32,
+}
+
+/// `struct landlock_net_port_attr`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct NetPortAttr {
+    allowed_access: u64,
+    port: u64,
+}
+
+const CREATE_RULESET_VERSION: libc::c_uint = 1;
+const RULE_PATH_BENEATH: libc::c_uint = 1;
+const RULE_NET_PORT: libc::c_uint = 2;
+
+#[derive(Debug)]
+struct PathRule {
+    path: CString,
+    access: u64,
+}
+
+/// Everything the child needs, decided and allocated in the parent.
+#[derive(Debug)]
+pub struct LandlockPlan {
+    report: LandlockReport,
+    /// False when the kernel has no Landlock (best_effort): apply does nothing.
+    enforce: bool,
+    attr: RulesetAttr,
+    attr_size: usize,
+    paths: Vec<PathRule>,
+    /// The rights the kernel accepts on a non-directory (directory-only rights on a file
+    /// rule are EINVAL).
+    file_access: u64,
+    ports: Vec<NetPortAttr>,
+}
+
+/// The kernel's Landlock ABI; 0 when it is not built in (ENOSYS) or disabled (EOPNOTSUPP).
+pub fn kernel_abi() -> Result<u32, Errno> {
+    // SAFETY: with LANDLOCK_CREATE_RULESET_VERSION the attribute pointer is NULL and the
+    // size 0; the kernel reads no memory and returns a number, not a file descriptor.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<RulesetAttr>(),
+            0usize,
+            CREATE_RULESET_VERSION,
+        )
+    };
+    match ret {
+        n if n >= 0 => Ok(u32::try_from(n).unwrap_or(u32::MAX)),
+        _ => match Errno::last() {
+            Errno::ENOSYS | Errno::EOPNOTSUPP => Ok(0),
+            errno => Err(errno),
+        },
+    }
+}
+
+/// Parent side: probe the ABI, decide the handled access rights and the rules, pre-build the
+/// C strings of the paths. With compat: required, anything the profile asks for that this
+/// kernel cannot enforce is an error (fail closed); with best_effort it is recorded in the
+/// report's `dropped` list.
+pub fn prepare(landlock: &Landlock) -> Result<LandlockPlan, LandlockError> {
+    let abi = kernel_abi().map_err(|errno| LandlockError::Probe { errno })?;
+    prepare_for_abi(landlock, abi)
+}
+
+/// What `write` grants on a directory: change its content. Not MAKE_CHAR / MAKE_BLOCK: no
+/// plugin needs to create device nodes. REFER (moving files between write directories) and
+/// RESOLVE_UNIX (connecting to a socket file, which plain file permissions tie to write)
+/// where the ABI has them.
+fn write_access() -> u64 {
+    [
+        AccessFs::WriteFile,
+        AccessFs::Truncate,
+        AccessFs::RemoveDir,
+        AccessFs::RemoveFile,
+        AccessFs::MakeDir,
+        AccessFs::MakeReg,
+        AccessFs::MakeSock,
+        AccessFs::MakeFifo,
+        AccessFs::MakeSym,
+        AccessFs::Refer,
+        AccessFs::IoctlDev,
+        AccessFs::ResolveUnix,
+    ]
+    .iter()
+    .fold(0, |acc, a| acc | *a as u64)
+}
+
+/// `read` grants reading files and listing directories.
+const READ_ACCESS: u64 = AccessFs::ReadFile as u64 | AccessFs::ReadDir as u64;
+/// `execute` grants exec, and reading: the dynamic loader opens libraries to map them.
+const EXECUTE_ACCESS: u64 = AccessFs::Execute as u64 | AccessFs::ReadFile as u64;
+
+fn scope_bit(scope: Scope) -> u64 {
+    match scope {
+        Scope::AbstractUnixSocket => landlock::Scope::AbstractUnixSocket as u64,
+        Scope::Signal => landlock::Scope::Signal as u64,
+    }
+}
+
+/// What the profile implies and a kernel with `abi` cannot enforce. Network rules are
+/// always handled (no port listed = no TCP bind/connect at all), so they always count.
+fn unenforceable(landlock: &Landlock, abi: u32) -> Vec<String> {
+    let mut needs: Vec<(u32, String)> = vec![
+        (
+            1,
+            "filesystem rules (read, write, execute paths)".to_string(),
+        ),
+        (
+            3,
+            "truncation control (truncate outside write paths)".to_string(),
+        ),
+        (4, "tcp bind and connect port rules".to_string()),
+        (
+            5,
+            "device ioctl control (ioctl outside write paths)".to_string(),
+        ),
+    ];
+    for scope in &landlock.scopes {
+        needs.push((6, format!("scope {}", scope.name())));
+    }
+    needs
+        .into_iter()
+        .filter(|(n, _)| *n > abi)
+        .map(|(n, what)| format!("{what} (needs abi {n})"))
+        .collect()
+}
+
+fn prepare_for_abi(landlock: &Landlock, abi: u32) -> Result<LandlockPlan, LandlockError> {
+    let missing = unenforceable(landlock, abi);
+    if landlock.compat == Level::Required && !missing.is_empty() {
+        return Err(LandlockError::Unenforceable { abi, missing });
+    }
+    let crate_abi = ABI::from(i32::try_from(abi).unwrap_or(i32::MAX));
+    let handled_fs = AccessFs::from_all(crate_abi).bits();
+    let handled_net = AccessNet::from_all(crate_abi).bits();
+    let scopes = landlock::Scope::from_all(crate_abi).bits();
+    let attr = RulesetAttr {
+        handled_access_fs: handled_fs,
+        handled_access_net: handled_net,
+        scoped: landlock
+            .scopes
+            .iter()
+            .map(|&s| scope_bit(s))
+            .fold(0, |a, b| a | b)
+            & scopes,
+    };
+    let attr_size = match abi {
+        0..=3 => 8,
+        4 | 5 => 16,
+        _ => size_of::<RulesetAttr>(),
+    };
+
+    let mut by_path = BTreeMap::<&Path, u64>::new();
+    let lists = [
+        (&landlock.read, READ_ACCESS),
+        (&landlock.write, write_access()),
+        (&landlock.execute, EXECUTE_ACCESS),
+    ];
+    for (paths, access) in lists {
+        for path in paths {
+            *by_path.entry(path).or_default() |= access & handled_fs;
+        }
+    }
+    let paths = by_path
+        .into_iter()
+        .map(|(path, access)| {
+            if !path.is_absolute() {
+                return Err(LandlockError::RelativePath { path: path.into() });
+            }
+            let path = CString::new(path.as_os_str().as_encoded_bytes())
+                .map_err(|_| LandlockError::NulInPath { path: path.into() })?;
+            Ok(PathRule { path, access })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let mut by_port = BTreeMap::<u16, u64>::new();
+    for (ports, access) in [
+        (&landlock.tcp_bind, AccessNet::BindTcp as u64),
+        (&landlock.tcp_connect, AccessNet::ConnectTcp as u64),
+    ] {
+        for &port in ports {
+            *by_port.entry(port).or_default() |= access & handled_net;
+        }
+    }
+    let ports = by_port
+        .into_iter()
+        .filter(|&(_, access)| access != 0)
+        .map(|(port, access)| NetPortAttr {
+            allowed_access: access,
+            port: u64::from(port),
+        })
+        .collect();
+
+    let status = match (abi, missing.is_empty()) {
+        (0, _) => "not_enforced",
+        (_, true) => "full",
+        (_, false) => "partial",
+    };
+    Ok(LandlockPlan {
+        report: LandlockReport {
+            abi,
+            status,
+            dropped: missing,
+        },
+        enforce: abi > 0,
+        attr,
+        attr_size,
+        paths,
+        file_access: AccessFs::from_file(crate_abi).bits(),
+        ports,
+    })
+}
+
+/// Closes `fd` when dropped, so every early return in the child releases it. Drop runs
+/// no allocator code: it is one close(2).
+struct Fd(libc::c_int);
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        // SAFETY: the fd was returned by the kernel to this code and is closed only here.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+impl LandlockPlan {
+    pub fn report(&self) -> &LandlockReport {
+        &self.report
+    }
+
+    /// The path of rule `i` (as named in an [`ApplyFailure`]).
+    pub fn rule_path(&self, i: usize) -> Option<&CStr> {
+        self.paths.get(i).map(|r| r.path.as_c_str())
+    }
+
+    /// Child side, called after pivot_root (so the paths are those inside the jail) and after
+    /// no_new_privs, just before seccomp and exec: landlock_create_ruleset, open each path
+    /// O_PATH|O_CLOEXEC and landlock_add_rule, close, landlock_restrict_self. Raw syscalls
+    /// (libc::syscall), no allocation. A rule path that does not exist inside the jail is
+    /// skipped (it grants nothing). Returns the errno of the failing call.
+    pub fn apply(&self) -> Result<(), Errno> {
+        self.apply_detailed().map_err(|f| f.errno)
+    }
+
+    /// [`apply`](Self::apply), saying which call (and which path rule) failed.
+    pub fn apply_detailed(&self) -> Result<(), ApplyFailure> {
+        if !self.enforce {
+            return Ok(());
+        }
+        let fail = |call, rule| ApplyFailure {
+            call,
+            rule,
+            errno: Errno::last(),
+        };
+        // SAFETY: `attr` is a live, initialised struct and `attr_size` is at most its size.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_landlock_create_ruleset,
+                &self.attr as *const RulesetAttr,
+                self.attr_size,
+                0 as libc::c_uint,
+            )
+        };
+        if ret < 0 {
+            return Err(fail("landlock_create_ruleset", None));
+        }
+        let ruleset = Fd(ret as libc::c_int);
+        for (i, rule) in self.paths.iter().enumerate() {
+            self.add_path(ruleset.0, rule)
+                .map_err(|call| fail(call, Some(i)))?;
+        }
+        for port in &self.ports {
+            // SAFETY: `port` is a live `landlock_net_port_attr`; the kernel only reads it.
+            let ret = unsafe {
+                libc::syscall(
+                    libc::SYS_landlock_add_rule,
+                    ruleset.0,
+                    RULE_NET_PORT,
+                    port as *const NetPortAttr,
+                    0 as libc::c_uint,
+                )
+            };
+            if ret < 0 {
+                return Err(fail("landlock_add_rule", None));
+            }
+        }
+        // SAFETY: integer arguments only; restricts the calling thread (the child is
+        // single-threaded) with the ruleset built above.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_landlock_restrict_self,
+                ruleset.0,
+                0 as libc::c_uint,
+            )
+        };
+        if ret < 0 {
+            return Err(fail("landlock_restrict_self", None));
+        }
+        Ok(())
+    }
+
+    /// Adds one path rule; a path missing inside the jail grants nothing and is skipped.
+    fn add_path(&self, ruleset: libc::c_int, rule: &PathRule) -> Result<(), &'static str> {
+        // SAFETY: `rule.path` is a NUL-terminated string owned by the plan.
+        let fd = unsafe { libc::open(rule.path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return match Errno::last() {
+                Errno::ENOENT | Errno::ENOTDIR => Ok(()),
+                _ => Err("open"),
+            };
+        }
+        let fd = Fd(fd);
+        // SAFETY: all-zero bytes are a valid `struct stat` (plain integers).
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `fd` is open and `st` is a valid out pointer for the call.
+        if unsafe { libc::fstat(fd.0, &mut st) } < 0 {
+            return Err("fstat");
+        }
+        let access = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            rule.access
+        } else {
+            rule.access & self.file_access
+        };
+        if access == 0 {
+            return Ok(());
+        }
+        let attr = PathBeneathAttr {
+            allowed_access: access,
+            parent_fd: fd.0,
+        };
+        // SAFETY: `attr` is a live `landlock_path_beneath_attr`; the kernel only reads it.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_landlock_add_rule,
+                ruleset,
+                RULE_PATH_BENEATH,
+                &attr as *const PathBeneathAttr,
+                0 as libc::c_uint,
+            )
+        };
+        if ret < 0 {
+            return Err("landlock_add_rule");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CString;
+    use std::io::Write;
+    use std::net::TcpListener;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    use super::*;
+    use crate::seccomp::tests::{Exit, errno, no_new_privs, run_in_child, true_binary};
+
+    /// Skips (returns false) when the kernel's ABI is below `needed`, saying why; under
+    /// PLUGJAIL_TEST_STRICT=1 a skip is a failure.
+    fn have_abi(needed: u32, what: &str) -> bool {
+        let abi = kernel_abi().expect("probe landlock abi");
+        if abi >= needed {
+            return true;
+        }
+        let reason = format!("skip: {what} needs landlock abi {needed}, this kernel has {abi}");
+        if std::env::var("PLUGJAIL_TEST_STRICT").as_deref() == Ok("1") {
+            panic!("{reason} (PLUGJAIL_TEST_STRICT=1)");
+        }
+        eprintln!("{reason}");
+        false
+    }
+
+    fn policy(compat: Level) -> Landlock {
+        Landlock {
+            compat,
+            read: Vec::new(),
+            write: Vec::new(),
+            execute: Vec::new(),
+            tcp_bind: Vec::new(),
+            tcp_connect: Vec::new(),
+            scopes: Vec::new(),
+        }
+    }
+
+    /// A scratch directory under the system temp dir, removed when dropped.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> TempDir {
+            let dir = std::env::temp_dir()
+                .join(format!("plugjail-landlock-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir(&dir).expect("create temp dir");
+            TempDir(dir)
+        }
+
+        fn file(&self, rel: &str) -> PathBuf {
+            let path = self.0.join(rel);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&path, b"data").expect("write");
+            path
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn cstr(path: &Path) -> CString {
+        CString::new(path.as_os_str().as_encoded_bytes()).expect("path")
+    }
+
+    /// open(2) in the child: Ok, or the errno.
+    fn open(path: &CString, flags: libc::c_int) -> Result<(), i32> {
+        // SAFETY: NUL-terminated path owned by the test.
+        let fd = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(errno());
+        }
+        // SAFETY: fd was just opened here.
+        unsafe { libc::close(fd) };
+        Ok(())
+    }
+
+    fn restrict(plan: &LandlockPlan) -> bool {
+        no_new_privs() && plan.apply().is_ok()
+    }
+
+    #[test]
+    fn required_fails_in_prepare_when_the_kernel_cannot_enforce() {
+        let mut want = policy(Level::Required);
+        want.tcp_connect = vec![443];
+        want.scopes = vec![Scope::Signal];
+        // A kernel of the 6.1 kind (Landlock ABI 2): no truncate, TCP, ioctl or scope rules.
+        let err = prepare_for_abi(&want, 2).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "landlock is required but this kernel (landlock abi 2) cannot enforce: truncation \
+             control (truncate outside write paths) (needs abi 3); tcp bind and connect port \
+             rules (needs abi 4); device ioctl control (ioctl outside write paths) (needs abi \
+             5); scope signal (needs abi 6); set landlock.compat: best_effort to run without it"
+        );
+        assert!(prepare_for_abi(&want, 0).is_err());
+        want.compat = Level::BestEffort;
+        let plan = prepare_for_abi(&want, 5).expect("best effort");
+        assert_eq!(plan.report().status, "partial");
+        assert_eq!(plan.report().dropped, ["scope signal (needs abi 6)"]);
+        assert_eq!(plan.attr.scoped, 0);
+        assert_eq!(plan.attr_size, 16);
+        let plan = prepare_for_abi(&want, 0).expect("best effort");
+        assert_eq!(plan.report().status, "not_enforced");
+        assert!(!plan.enforce);
+        assert_eq!(plan.report().dropped.len(), 5);
+        want.compat = Level::Required;
+        assert_eq!(
+            prepare_for_abi(&want, 7).expect("abi 7").report().status,
+            "full"
+        );
+    }
+
+    #[test]
+    fn rights_follow_the_lists_and_paths_are_merged() {
+        let mut want = policy(Level::Required);
+        want.read = vec!["/a".into(), "/b".into()];
+        want.write = vec!["/b".into()];
+        want.execute = vec!["/c".into()];
+        want.tcp_bind = vec![8080];
+        want.tcp_connect = vec![8080, 443];
+        let plan = prepare_for_abi(&want, 7).expect("plan");
+        let rights: Vec<_> = plan
+            .paths
+            .iter()
+            .map(|r| (r.path.to_str().expect("utf-8"), r.access))
+            .collect();
+        assert_eq!(
+            rights,
+            [
+                ("/a", READ_ACCESS),
+                (
+                    "/b",
+                    (READ_ACCESS | write_access()) & plan.attr.handled_access_fs
+                ),
+                ("/c", EXECUTE_ACCESS)
+            ]
+        );
+        assert_eq!(write_access() & AccessFs::MakeChar as u64, 0);
+        let ports: Vec<_> = plan
+            .ports
+            .iter()
+            .map(|p| (p.port, p.allowed_access))
+            .collect();
+        let (bind, connect) = (AccessNet::BindTcp as u64, AccessNet::ConnectTcp as u64);
+        assert_eq!(ports, [(443, connect), (8080, bind | connect)]);
+        assert_eq!(plan.attr.handled_access_net, bind | connect);
+        want.read = vec!["relative".into()];
+        assert!(matches!(
+            prepare_for_abi(&want, 7),
+            Err(LandlockError::RelativePath { .. })
+        ));
+    }
+
+    #[test]
+    fn read_is_denied_outside_read_paths_and_allowed_inside() {
+        if !have_abi(1, "landlock filesystem rules") {
+            return;
+        }
+        let tmp = TempDir::new("read");
+        let inside = cstr(&tmp.file("inside/file"));
+        let outside = cstr(&tmp.file("outside/file"));
+        let mut want = policy(Level::BestEffort);
+        want.read = vec![tmp.0.join("inside"), tmp.0.join("missing-in-this-jail")];
+        want.write = vec![tmp.0.join("inside/file")];
+        let plan = prepare(&want).expect("prepare");
+        let end = run_in_child(|| {
+            if !restrict(&plan) {
+                return 2;
+            }
+            if open(&inside, libc::O_RDONLY).is_err() {
+                return 3;
+            }
+            if open(&outside, libc::O_RDONLY) != Err(libc::EACCES) {
+                return 4;
+            }
+            // A file rule: write granted on the file itself (directory rights masked off).
+            if open(&inside, libc::O_WRONLY).is_err() {
+                return 5;
+            }
+            if open(&outside, libc::O_WRONLY) != Err(libc::EACCES) {
+                return 6;
+            }
+            0
+        });
+        assert_eq!(end, Exit::Code(0));
+    }
+
+    /// connect(2) to 127.0.0.1:port in the child: Ok, or the errno.
+    fn connect(port: u16) -> Result<(), i32> {
+        // SAFETY: plain socket(2) call.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(-errno());
+        }
+        let addr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        // SAFETY: `addr` is a valid sockaddr_in of the size passed.
+        let ret = unsafe {
+            libc::connect(
+                fd,
+                (&addr as *const libc::sockaddr_in).cast(),
+                size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        };
+        let result = if ret == 0 { Ok(()) } else { Err(errno()) };
+        // SAFETY: fd was opened above.
+        unsafe { libc::close(fd) };
+        result
+    }
+
+    #[test]
+    fn tcp_connect_is_denied_unless_the_port_is_listed() {
+        if !have_abi(4, "landlock tcp rules") {
+            return;
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+        let port = listener.local_addr().expect("addr").port();
+        let mut want = policy(Level::Required);
+        want.tcp_connect = vec![port.wrapping_add(1).max(1)];
+        let denied = prepare(&want).expect("prepare");
+        want.tcp_connect = vec![port];
+        let allowed = prepare(&want).expect("prepare");
+        let end = run_in_child(|| {
+            if !restrict(&denied) {
+                return 2;
+            }
+            match connect(port) {
+                Err(libc::EACCES) => 0,
+                Ok(()) => 3,
+                Err(_) => 4,
+            }
+        });
+        assert_eq!(end, Exit::Code(0), "connect to an unlisted port");
+        let end = run_in_child(|| {
+            if !restrict(&allowed) {
+                return 2;
+            }
+            if connect(port).is_ok() { 0 } else { 3 }
+        });
+        assert_eq!(end, Exit::Code(0), "connect to a listed port");
+    }
+
+    #[test]
+    fn signal_scope_denies_signalling_outside_the_domain() {
+        if !have_abi(6, "landlock scopes") {
+            return;
+        }
+        let mut want = policy(Level::Required);
+        want.scopes = vec![Scope::Signal];
+        let plan = prepare(&want).expect("prepare");
+        let parent = std::process::id() as libc::pid_t;
+        let end = run_in_child(|| {
+            if !restrict(&plan) {
+                return 2;
+            }
+            // SAFETY: signal 0 only checks permission; nothing is delivered.
+            let ret = unsafe { libc::kill(parent, 0) };
+            if ret == -1 && errno() == libc::EPERM {
+                0
+            } else {
+                3
+            }
+        });
+        assert_eq!(end, Exit::Code(0));
+    }
+
+    /// A sealed memfd holding a copy of `bin`, as `plugjail exec` prepares its target.
+    fn sealed_memfd(bin: &Path) -> OwnedFd {
+        let name = CString::new("plugjail-target").expect("name");
+        // SAFETY: NUL-terminated name; the returned fd is owned below.
+        let fd = unsafe {
+            libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+        };
+        assert!(fd >= 0, "memfd_create: {}", Errno::last());
+        // SAFETY: fd was just returned by memfd_create and is owned by nothing else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut file = std::fs::File::from(fd.try_clone().expect("dup"));
+        file.write_all(&std::fs::read(bin).expect("read target"))
+            .expect("copy");
+        let seals =
+            libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+        // SAFETY: integer fcntl on an fd we own.
+        let ret = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) };
+        assert_eq!(ret, 0, "seal: {}", Errno::last());
+        fd
+    }
+
+    /// Runs `argv` from a sealed memfd copy of `bin` in a child restricted by `want`, the
+    /// way `plugjail exec` starts its target; returns how it ended.
+    fn exec_memfd_under(want: &Landlock, bin: &Path, argv: &[&str]) -> Exit {
+        let plan = prepare(want).expect("prepare");
+        let memfd = sealed_memfd(bin);
+        let fd = memfd.as_raw_fd();
+        let args: Vec<CString> = argv
+            .iter()
+            .map(|a| CString::new(*a).expect("arg"))
+            .collect();
+        let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let envp = [std::ptr::null::<libc::c_char>()];
+        let empty = CString::default();
+        let null = std::fs::File::options()
+            .write(true)
+            .open("/dev/null")
+            .expect("null");
+        let null = null.as_raw_fd();
+        run_in_child(|| {
+            if !restrict(&plan) {
+                return 2;
+            }
+            // Keep the target's output out of the test log.
+            // SAFETY: dup2 onto this child's own stdout; `null` is open in it.
+            unsafe { libc::dup2(null, libc::STDOUT_FILENO) };
+            // SAFETY: NUL-terminated strings and NULL-terminated arrays owned by the parent
+            // frame, alive for the call.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_execveat,
+                    fd,
+                    empty.as_ptr(),
+                    argv.as_ptr(),
+                    envp.as_ptr(),
+                    libc::AT_EMPTY_PATH,
+                )
+            };
+            // Exec failed: report the errno as the exit code (EACCES = 13).
+            100 + errno()
+        })
+    }
+
+    fn system_paths() -> Vec<PathBuf> {
+        ["/usr", "/lib", "/lib64", "/etc/ld.so.cache"]
+            .iter()
+            .map(PathBuf::from)
+            .filter(|p| p.exists())
+            .collect()
+    }
+
+    #[test]
+    fn memfd_exec_works_with_the_loader_under_an_execute_path() {
+        if !have_abi(1, "landlock filesystem rules") {
+            return;
+        }
+        let bin = true_binary().expect("no /usr/bin/true");
+        let mut want = policy(Level::BestEffort);
+        want.read = system_paths();
+        want.execute = system_paths();
+        // The memfd lives on the kernel's internal shmem mount, which no Landlock rule can
+        // name; the kernel lets it through. The loader it names must be executable.
+        assert_eq!(exec_memfd_under(&want, &bin, &["true"]), Exit::Code(0));
+    }
+
+    #[test]
+    fn memfd_exec_fails_when_the_loader_is_not_under_an_execute_path() {
+        if !have_abi(1, "landlock filesystem rules") {
+            return;
+        }
+        let bin = true_binary().expect("no /usr/bin/true");
+        let mut want = policy(Level::BestEffort);
+        want.read = system_paths();
+        assert_eq!(
+            exec_memfd_under(&want, &bin, &["true"]),
+            Exit::Code(100 + libc::EACCES),
+            "the kernel opens the ELF interpreter for exec, which needs EXECUTE"
+        );
+    }
+
+    #[test]
+    fn memfd_itself_needs_no_execute_rule() {
+        if !have_abi(1, "landlock filesystem rules") {
+            return;
+        }
+        // ldconfig is static on glibc systems: no interpreter, no library to open.
+        let Some(bin) = ["/usr/sbin/ldconfig", "/sbin/ldconfig"]
+            .iter()
+            .map(Path::new)
+            .find(|p| p.exists())
+        else {
+            eprintln!("skip: no static ldconfig to exec");
+            return;
+        };
+        // Nothing readable or executable at all; the memfd still executes.
+        let want = policy(Level::BestEffort);
+        assert_eq!(
+            exec_memfd_under(&want, bin, &["ldconfig", "--version"]),
+            Exit::Code(0)
+        );
+    }
+
+    #[test]
+    fn libraries_need_only_read_and_the_interpreter_execute() {
+        if !have_abi(1, "landlock filesystem rules") {
+            return;
+        }
+        let bin = true_binary().expect("no /usr/bin/true");
+        let interp = if cfg!(target_arch = "aarch64") {
+            "/lib/ld-linux-aarch64.so.1"
+        } else {
+            "/lib64/ld-linux-x86-64.so.2"
+        };
+        // Landlock judges the file a symlink resolves to: /lib64/ld-linux… lives under
+        // /usr/lib on merged-/usr systems, so the rule must name where it really is.
+        let real = std::fs::canonicalize(interp).expect("interpreter");
+        let mut want = policy(Level::BestEffort);
+        want.read = system_paths();
+        want.execute = vec![PathBuf::from(interp)];
+        let through_symlink = exec_memfd_under(&want, &bin, &["true"]);
+        want.execute = vec![real.clone()];
+        assert_eq!(
+            exec_memfd_under(&want, &bin, &["true"]),
+            Exit::Code(0),
+            "execute on {} alone, libraries read-only",
+            real.display()
+        );
+        if real != Path::new(interp) {
+            // The rule opens the path (following the symlink), so it lands on the real file.
+            assert_eq!(through_symlink, Exit::Code(0));
+        }
+        // But a rule on the interpreter's directory covers only what really lies beneath
+        // it: on merged-/usr Debian, /lib64 holds just a symlink into /usr/lib.
+        let dir = Path::new(interp).parent().expect("dir");
+        let real_dir = std::fs::canonicalize(dir).expect("interpreter dir");
+        want.execute = vec![dir.to_path_buf()];
+        let expected = if real.starts_with(&real_dir) {
+            Exit::Code(0)
+        } else {
+            Exit::Code(100 + libc::EACCES)
+        };
+        assert_eq!(exec_memfd_under(&want, &bin, &["true"]), expected);
+    }
+
+    #[test]
+    fn exec_by_path_needs_execute() {
+        if !have_abi(1, "landlock filesystem rules") {
+            return;
+        }
+        let bin = cstr(&true_binary().expect("no /usr/bin/true"));
+        let mut want = policy(Level::BestEffort);
+        want.read = system_paths();
+        let plan = prepare(&want).expect("prepare");
+        let argv = [bin.as_ptr(), std::ptr::null()];
+        let envp = [std::ptr::null::<libc::c_char>()];
+        let end = run_in_child(|| {
+            if !restrict(&plan) {
+                return 2;
+            }
+            // SAFETY: NUL-terminated path, NULL-terminated arrays, alive for the call.
+            unsafe { libc::execve(bin.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+            100 + errno()
+        });
+        assert_eq!(end, Exit::Code(100 + libc::EACCES));
+    }
+}

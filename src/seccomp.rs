@@ -507,6 +507,10 @@ pub(crate) mod tests {
         }
     }
 
+    /// The generic ioctl numbers, shared by x86_64 and aarch64.
+    const TCGETS: u64 = 0x5401;
+    const FIONREAD: u64 = 0x541B;
+
     /// An errno no syscall in these tests returns by itself, so seeing it proves the filter.
     const FILTER_ERRNO: i32 = libc::ENOTRECOVERABLE;
 
@@ -587,7 +591,7 @@ pub(crate) mod tests {
 
     #[test]
     fn arg_condition_allows_tcgets_only() {
-        let tcgets = libc::TCGETS as u64;
+        let tcgets = TCGETS;
         let p = profile(
             Action::Errno,
             FILTER_ERRNO,
@@ -606,7 +610,7 @@ pub(crate) mod tests {
             if ioctl(fd, tcgets) != Err(libc::ENOTTY) {
                 return 3;
             }
-            if ioctl(fd, libc::FIONREAD as u64) != Err(FILTER_ERRNO) {
+            if ioctl(fd, FIONREAD) != Err(FILTER_ERRNO) {
                 return 4;
             }
             // The kernel reads `cmd` as 32 bits: garbage above them is still TCGETS to it,
@@ -621,7 +625,7 @@ pub(crate) mod tests {
 
     #[test]
     fn ne_condition_cannot_be_bypassed_with_the_upper_half() {
-        let fionread = libc::FIONREAD as u64;
+        let fionread = FIONREAD;
         let p = profile(
             Action::Errno,
             FILTER_ERRNO,
@@ -642,7 +646,7 @@ pub(crate) mod tests {
             if ioctl(fd, fionread | 1 << 32) != Err(FILTER_ERRNO) {
                 return 3;
             }
-            if ioctl(fd, libc::TCGETS as u64) != Err(libc::ENOTTY) {
+            if ioctl(fd, TCGETS) != Err(libc::ENOTTY) {
                 return 4;
             }
             0
