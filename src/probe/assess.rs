@@ -206,23 +206,24 @@ fn landlock(profile: &Profile, caps: &Capabilities) -> Vec<Item> {
             )
         }
     };
-    let mut items = Vec::new();
-    if !(l.read.is_empty() && l.write.is_empty() && l.execute.is_empty()) {
-        items.push(need("filesystem rules".into(), 1));
-        items.push(need("rename/link across dirs".into(), 2));
-        items.push(need("truncation control".into(), 3));
-        items.push(need("device ioctl control".into(), 5));
-    }
+    // The same list as landlock_rules::prepare, which handles every right the ABI knows:
+    // cross-directory renames are simply denied below ABI 2, and with no port listed TCP
+    // rules still deny all binds and connects, so they count whatever the profile lists.
     let ports = |p: &[u16]| p.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
-    if !l.tcp_bind.is_empty() {
-        items.push(need(format!("TCP bind ports {}", ports(&l.tcp_bind)), 4));
-    }
-    if !l.tcp_connect.is_empty() {
-        items.push(need(
-            format!("TCP connect ports {}", ports(&l.tcp_connect)),
-            4,
-        ));
-    }
+    let tcp = match (l.tcp_bind.is_empty(), l.tcp_connect.is_empty()) {
+        (true, true) => "TCP port rules (no TCP at all)".to_owned(),
+        _ => format!(
+            "TCP port rules (bind {}; connect {})",
+            ports(&l.tcp_bind),
+            ports(&l.tcp_connect)
+        ),
+    };
+    let mut items = vec![
+        need("filesystem rules".into(), 1),
+        need("truncation control".into(), 3),
+        need(tcp, 4),
+        need("device ioctl control".into(), 5),
+    ];
     for scope in Scope::ALL.into_iter().filter(|s| l.scopes.contains(s)) {
         items.push(need(format!("scope {}", scope.name()), 6));
     }
@@ -441,8 +442,8 @@ mod tests {
         assert_eq!(
             a.refused,
             [
-                "landlock: truncation control, device ioctl control, scope abstract_unix_socket, \
-              scope signal"
+                "landlock: truncation control, TCP port rules (no TCP at all), device ioctl \
+              control, scope abstract_unix_socket, scope signal"
             ]
         );
         assert!(
