@@ -143,22 +143,48 @@ pub fn compile(
     phase: SeccompPhase,
     exec_fd: Option<RawFd>,
 ) -> Result<SeccompProgram, SeccompError> {
-    compile_for(Arch::native(), seccomp, phase, exec_fd)
+    let extras = Extras {
+        exec_fd,
+        ..Extras::default()
+    };
+    compile_for(Arch::native(), seccomp, phase, extras)
+}
+
+/// What the runner itself needs on top of the profile's rules.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras {
+    /// Allow exactly `execveat(fd, _, _, _, AT_EMPTY_PATH)`.
+    pub exec_fd: Option<RawFd>,
+    /// Allow `seccomp(SECCOMP_SET_MODE_FILTER, 0, _)`, so that the stub can stack the serve
+    /// filter on the load filter. Harmless: a further filter can only tighten.
+    pub allow_stacking: bool,
+}
+
+/// [`compile`] with all of [`Extras`].
+pub fn compile_with(
+    seccomp: &Seccomp,
+    phase: SeccompPhase,
+    extras: Extras,
+) -> Result<SeccompProgram, SeccompError> {
+    compile_for(Arch::native(), seccomp, phase, extras)
 }
 
 fn compile_for(
     arch: Arch,
     seccomp: &Seccomp,
     phase: SeccompPhase,
-    exec_fd: Option<RawFd>,
+    extras: Extras,
 ) -> Result<SeccompProgram, SeccompError> {
     let rules = match phase {
         SeccompPhase::Load => &seccomp.load,
         SeccompPhase::Serve => &seccomp.serve,
     };
     let (mut map, absent) = rule_map(arch, rules, phase)?;
-    if let Some(fd) = exec_fd {
+    if let Some(fd) = extras.exec_fd {
         add_exec_fd_rule(arch, &mut map, fd, phase)?;
+    }
+    if extras.allow_stacking {
+        add_stacking_rule(arch, &mut map, phase)?;
     }
     let allowed = map.len();
     let mismatch = match seccomp.default_action {
@@ -321,18 +347,46 @@ fn add_exec_fd_rule(
         SeccompCondition::new(4, dword(), SeccompCmpOp::Eq, libc::AT_EMPTY_PATH as u64)
             .map_err(build)?,
     ];
-    let rule = SeccompRule::new(conditions).map_err(build)?;
-    let entry = map.entry(i64::from(nr));
-    match entry {
-        std::collections::btree_map::Entry::Occupied(mut e) if !e.get().is_empty() => {
-            e.get_mut().push(rule)
-        }
-        std::collections::btree_map::Entry::Occupied(_) => {}
-        std::collections::btree_map::Entry::Vacant(e) => {
+    add_conditional(map, nr, SeccompRule::new(conditions).map_err(build)?);
+    Ok(())
+}
+
+/// Allows `seccomp(SECCOMP_SET_MODE_FILTER, 0, _)`: one more filter, no flags (no TSYNC, no
+/// listener), exactly what [`SeccompProgram::install`] does.
+fn add_stacking_rule(
+    arch: Arch,
+    map: &mut RuleMap,
+    phase: SeccompPhase,
+) -> Result<(), SeccompError> {
+    let build = |source| SeccompError::Build {
+        phase: phase.name(),
+        arch,
+        source,
+    };
+    let Some(nr) = sysnames::number(arch, "seccomp") else {
+        return Ok(());
+    };
+    let dword = || SeccompCmpArgLen::Dword;
+    let mode = u64::from(libc::SECCOMP_SET_MODE_FILTER);
+    let conditions = vec![
+        SeccompCondition::new(0, dword(), SeccompCmpOp::Eq, mode).map_err(build)?,
+        SeccompCondition::new(1, dword(), SeccompCmpOp::Eq, 0).map_err(build)?,
+    ];
+    add_conditional(map, nr, SeccompRule::new(conditions).map_err(build)?);
+    Ok(())
+}
+
+/// Adds an alternative rule for `nr`, unless the syscall is already allowed whatever its
+/// arguments (an empty rule list).
+fn add_conditional(map: &mut RuleMap, nr: u32, rule: SeccompRule) {
+    use std::collections::btree_map::Entry;
+    match map.entry(i64::from(nr)) {
+        Entry::Occupied(mut e) if !e.get().is_empty() => e.get_mut().push(rule),
+        Entry::Occupied(_) => {}
+        Entry::Vacant(e) => {
             e.insert(vec![rule]);
         }
     }
-    Ok(())
 }
 
 /// Inserts, right after seccompiler's 3-instruction architecture check, a check that kills
@@ -396,6 +450,11 @@ impl SeccompProgram {
 
     pub fn instructions(&self) -> usize {
         self.filter.len()
+    }
+
+    /// The BPF instructions, e.g. to hand a later phase to the in-jail stub.
+    pub fn bpf(&self) -> &[libc::sock_filter] {
+        &self.filter
     }
 
     pub fn phase(&self) -> SeccompPhase {
@@ -802,8 +861,10 @@ pub(crate) mod tests {
                 rule(&["ioctl", "open", "exit_group"], &[]),
             ],
         );
-        let x86 = compile_for(Arch::X86_64, &p, SeccompPhase::Load, None).expect("x86_64");
-        let arm = compile_for(Arch::Aarch64, &p, SeccompPhase::Load, None).expect("aarch64");
+        let x86 =
+            compile_for(Arch::X86_64, &p, SeccompPhase::Load, Extras::default()).expect("x86_64");
+        let arm =
+            compile_for(Arch::Aarch64, &p, SeccompPhase::Load, Extras::default()).expect("aarch64");
         assert_eq!(x86.allowed_syscalls(), 3);
         assert!(x86.absent().is_empty());
         assert_eq!(arm.allowed_syscalls(), 2);
@@ -838,6 +899,80 @@ pub(crate) mod tests {
         assert_eq!(
             err.to_string(),
             "seccomp serve phase: exec fd -1 is not a file descriptor number"
+        );
+    }
+
+    #[test]
+    fn serve_filter_stacks_on_load_and_only_tightens() {
+        let mut p = profile(
+            Action::Errno,
+            FILTER_ERRNO,
+            vec![rule(&["exit_group", "getppid"], &[])],
+        );
+        p.serve.allow = vec![rule(&["exit_group", "getpid"], &[])];
+        let without = load(&p, None);
+        // Installing the second filter is itself a syscall the first must allow.
+        let extras = Extras {
+            allow_stacking: true,
+            ..Extras::default()
+        };
+        let load_prog = compile_with(&p, SeccompPhase::Load, extras).expect("load");
+        let serve = compile(&p, SeccompPhase::Serve, None).expect("serve");
+        let end = run_in_child(|| {
+            if !no_new_privs() || load_prog.install().is_err() || serve.install().is_err() {
+                return 2;
+            }
+            // SAFETY: getppid/getpid take no arguments.
+            if unsafe { libc::syscall(libc::SYS_getppid) } != -1 || errno() != FILTER_ERRNO {
+                return 3;
+            }
+            // Allowed by serve but never by load: the stricter filter wins.
+            // SAFETY: as above.
+            if unsafe { libc::syscall(libc::SYS_getpid) } != -1 || errno() != FILTER_ERRNO {
+                return 4;
+            }
+            0
+        });
+        assert_eq!(end, Exit::Code(0));
+        let end = run_in_child(|| {
+            if !no_new_privs() || without.install().is_err() {
+                return 2;
+            }
+            match serve.install() {
+                Err(e) if e as i32 == FILTER_ERRNO => 0,
+                _ => 3,
+            }
+        });
+        assert_eq!(end, Exit::Code(0), "stacking without allow_stacking");
+    }
+
+    #[test]
+    fn shipped_profiles_compile_for_both_arches() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).expect("profiles/") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
+            let p = crate::profile::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            for arch in Arch::ALL {
+                for phase in [SeccompPhase::Load, SeccompPhase::Serve] {
+                    let extras = Extras {
+                        exec_fd: Some(3),
+                        allow_stacking: true,
+                    };
+                    let prog = compile_for(arch, &p.seccomp, phase, extras)
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                    assert!(prog.instructions() > 10, "{}", path.display());
+                }
+            }
+            seen += 1;
+        }
+        assert!(
+            seen >= 4,
+            "expected the four shipped profiles in {}",
+            dir.display()
         );
     }
 }
