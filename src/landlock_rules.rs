@@ -879,4 +879,43 @@ mod tests {
         });
         assert_eq!(end, Exit::Code(100 + libc::EACCES));
     }
+
+    #[test]
+    fn shipped_profiles_prepare_and_apply() {
+        if !have_abi(6, "the shipped profiles' scopes") {
+            return;
+        }
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+        let passwd = CString::new("/etc/passwd").expect("path");
+        let cache = CString::new("/etc/ld.so.cache").expect("path");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).expect("profiles/") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
+            let p = crate::profile::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            let plan = prepare(&p.landlock).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(plan.report().status, "full", "{}", path.display());
+            // On the host the same paths exist (some as files: /dev/null, ld.so.cache).
+            let end = run_in_child(|| {
+                if !no_new_privs() {
+                    return 2;
+                }
+                if let Err(f) = plan.apply_detailed() {
+                    return 10 + f.rule.unwrap_or(50) as i32;
+                }
+                if open(&cache, libc::O_RDONLY).is_err() {
+                    return 3;
+                }
+                if open(&passwd, libc::O_RDONLY) != Err(libc::EACCES) {
+                    return 4;
+                }
+                0
+            });
+            assert_eq!(end, Exit::Code(0), "{}", path.display());
+            seen += 1;
+        }
+        assert!(seen >= 4, "expected the four shipped profiles");
+    }
 }
