@@ -123,11 +123,16 @@ const INT_ARGS: &[(&str, &[u8])] = &[
     ("execveat", &[0, 4]),
 ];
 
-fn arg_width(syscall: &str, index: u8) -> SeccompCmpArgLen {
-    let is_int = INT_ARGS
+/// Whether the filter compares argument `index` of `syscall` on its low 32 bits only (a
+/// value above 2^32 there is refused by [`compile`]; the profile checker may warn earlier).
+pub fn is_32bit_arg(syscall: &str, index: u8) -> bool {
+    INT_ARGS
         .iter()
-        .any(|(name, args)| *name == syscall && args.contains(&index));
-    if is_int {
+        .any(|(name, args)| *name == syscall && args.contains(&index))
+}
+
+fn arg_width(syscall: &str, index: u8) -> SeccompCmpArgLen {
+    if is_32bit_arg(syscall, index) {
         SeccompCmpArgLen::Dword
     } else {
         SeccompCmpArgLen::Qword
