@@ -171,6 +171,9 @@ impl Text {
         ] {
             self.check(name, c, "works");
         }
+        if let Some(hint) = ns.hint {
+            self.fact("hint", Mark::Info, hint);
+        }
         if let Some(n) = ns.max_user_namespaces {
             self.fact("max_user_namespaces", n > 0, n.to_string());
         }

@@ -65,6 +65,8 @@ pub enum Error {
     Syscall { syscall: &'static str, errno: Errno },
     #[error("{step} in the user-namespace probe child failed: {errno}")]
     Child { step: &'static str, errno: Errno },
+    #[error("not tried: {blocker} failed first")]
+    NotTried { blocker: &'static str },
     #[error("the user-namespace probe child died before reporting ({status})")]
     ChildDied { status: String },
     #[error("{path} is not writable: {errno}")]
@@ -98,6 +100,7 @@ impl From<&Error> for Failure {
             ),
             Error::Syscall { syscall, errno } => ((*syscall).to_owned(), Some(*errno)),
             Error::Child { step, errno } => ((*step).to_owned(), Some(*errno)),
+            Error::NotTried { blocker } => ((*blocker).to_owned(), None),
             Error::ChildDied { .. } => ("fork".to_owned(), None),
             Error::NotWritable { errno, .. } => ("access".to_owned(), Some(*errno)),
             Error::NotMounted { .. } => ("mountinfo".to_owned(), None),

@@ -62,6 +62,9 @@ pub struct Namespaces {
     /// Ubuntu's AppArmor switch that confines unprivileged user namespaces, when present.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub apparmor_restrict_unprivileged_userns: Option<bool>,
+    /// What usually causes the user-namespace failure seen, for people.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<&'static str>,
     /// Debian's older switch for unprivileged user namespaces, when present.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unprivileged_userns_clone: Option<bool>,
@@ -101,6 +104,7 @@ pub fn userns() -> Namespaces {
         ipc: check(OTHERS[2].0),
         uts: check(OTHERS[3].0),
         cgroup: check(OTHERS[4].0),
+        hint: steps.as_ref().ok().and_then(hint),
         max_user_namespaces: sysctl("/proc/sys/user/max_user_namespaces"),
         apparmor_restrict_unprivileged_userns: sysctl(
             "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
@@ -111,15 +115,31 @@ pub fn userns() -> Namespaces {
     }
 }
 
+const HINT_EPERM: &str = "unprivileged user namespaces are turned off (sysctl \
+    kernel.unprivileged_userns_clone, AppArmor's apparmor_restrict_unprivileged_userns) or a \
+    container's seccomp policy forbids unshare";
+const HINT_ENOSPC: &str = "user.max_user_namespaces is 0 or its limit is reached";
+const HINT_MAPS: &str = "the kernel refused the uid/gid maps: setgroups or the map \
+    files are restricted here";
+
+/// The usual cause of a failed user-namespace probe, when there is a well-known one.
+fn hint(results: &[i32; STEPS.len()]) -> Option<&'static str> {
+    match results[USER] {
+        libc::EPERM => Some(HINT_EPERM),
+        libc::ENOSPC | libc::EUSERS => Some(HINT_ENOSPC),
+        0 if results[SETGROUPS..=GID_MAP].iter().any(|&r| r != 0) => Some(HINT_MAPS),
+        _ => None,
+    }
+}
+
 fn step_check(results: &[i32; STEPS.len()], i: usize) -> Check {
     match results[i] {
         0 => Check::ok(),
         NOT_TRIED => {
             // Name the earlier step that stopped this one.
             let blocker = results[..i].iter().position(|&r| r > 0).unwrap_or(USER);
-            Check::failed(Error::Child {
-                step: STEPS[blocker],
-                errno: Errno::from_raw(results[blocker]),
+            Check::failed(Error::NotTried {
+                blocker: STEPS[blocker],
             })
         }
         errno => Check::failed(Error::Child {
@@ -278,7 +298,11 @@ mod tests {
         let c = step_check(&r, 7);
         let f = c.error.unwrap();
         assert_eq!(f.call, "unshare(CLONE_NEWUSER)");
+        assert_eq!(f.errno, None);
+        assert_eq!(f.message, "not tried: unshare(CLONE_NEWUSER) failed first");
+        let f = step_check(&r, USER).error.unwrap();
         assert_eq!(f.errno.as_deref(), Some("EPERM"));
+        assert_eq!(hint(&r), Some(HINT_EPERM));
     }
 
     #[test]
