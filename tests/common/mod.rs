@@ -641,7 +641,11 @@ impl Run {
         if report.get("outcome").and_then(|v| v.as_str()) != Some(outcome) {
             return Err(format!("report outcome is not `{outcome}`"));
         }
-        if report.get(key).and_then(|v| v.as_i64()) != Some(i64::from(value)) {
+        // A number, or a named number such as `{"number": 31, "name": "SIGSYS"}`.
+        let number = report
+            .get(key)
+            .and_then(|v| v.as_i64().or_else(|| v.get("number")?.as_i64()));
+        if number != Some(i64::from(value)) {
             return Err(format!("report `{key}` is not {value}"));
         }
         Ok(())
