@@ -189,7 +189,11 @@ fn text_is_one_aligned_fact_per_line_without_colour_when_piped() {
         .find(|l| l.trim_start().starts_with("mode "))
         .unwrap();
     assert!(mode.ends_with("v2") || mode.ends_with("v1_hybrid") || mode.ends_with("none"));
-    // Fact lines put their mark in one column.
+    assert_aligned(&t);
+}
+
+/// Fact lines put their mark in one column.
+fn assert_aligned(t: &str) {
     for line in t.lines().filter(|l| l.starts_with("  ")) {
         let mark = line.chars().nth(31).unwrap();
         assert!(" ✓✗~".contains(mark), "misaligned: {line:?}");
@@ -206,6 +210,7 @@ fn the_default_profile_is_assessed() {
         last.starts_with("would run") || last.starts_with("would be refused: "),
         "{t}"
     );
+    assert_aligned(&t);
     let code = if last.starts_with("would run") { 0 } else { 1 };
     assert_eq!(out.status.code(), Some(code), "{t}");
     for section in [

@@ -210,10 +210,11 @@ fn landlock(profile: &Profile, caps: &Capabilities) -> Vec<Item> {
     // cross-directory renames are simply denied below ABI 2, and with no port listed TCP
     // rules still deny all binds and connects, so they count whatever the profile lists.
     let ports = |p: &[u16]| p.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
-    let tcp = match (l.tcp_bind.is_empty(), l.tcp_connect.is_empty()) {
-        (true, true) => "TCP port rules (no TCP at all)".to_owned(),
+    let mut tcp = need("TCP rules".into(), 4);
+    tcp.how += &match (l.tcp_bind.is_empty(), l.tcp_connect.is_empty()) {
+        (true, true) => "; no TCP bind or connect allowed".to_owned(),
         _ => format!(
-            "TCP port rules (bind {}; connect {})",
+            "; bind [{}], connect [{}]",
             ports(&l.tcp_bind),
             ports(&l.tcp_connect)
         ),
@@ -221,7 +222,7 @@ fn landlock(profile: &Profile, caps: &Capabilities) -> Vec<Item> {
     let mut items = vec![
         need("filesystem rules".into(), 1),
         need("truncation control".into(), 3),
-        need(tcp, 4),
+        tcp,
         need("device ioctl control".into(), 5),
     ];
     for scope in Scope::ALL.into_iter().filter(|s| l.scopes.contains(s)) {
@@ -442,8 +443,8 @@ mod tests {
         assert_eq!(
             a.refused,
             [
-                "landlock: truncation control, TCP port rules (no TCP at all), device ioctl \
-              control, scope abstract_unix_socket, scope signal"
+                "landlock: truncation control, TCP rules, device ioctl control, \
+              scope abstract_unix_socket, scope signal"
             ]
         );
         assert!(
