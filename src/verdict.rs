@@ -1,1 +1,324 @@
-//! (being written)
+//! The verdict: exactly one per run, as JSON for machines and one line for people.
+//!
+//! Fields are added, never renamed: later outcomes (`oom`, `timeout`, `pids_limit`,
+//! `seccomp_violation`, `protocol_violation`, `plugin_rejected`) and resource figures slot
+//! in as new optional fields. Consumers must ignore fields they do not know. `version`
+//! changes only if an existing field changes meaning.
+
+use std::fmt;
+use std::io::Write;
+use std::os::fd::{FromRawFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+use serde::Serialize;
+
+use crate::landlock_rules::LandlockReport;
+
+/// The verdict format version.
+pub const VERSION: u32 = 1;
+
+/// How the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The program ran and exited by itself (`exit_code`).
+    Exited,
+    /// The program was killed by a signal (`signal`).
+    Signaled,
+    /// plugjail could not build the jail (`step`, `errno`, `message`); nothing ran.
+    SetupFailed,
+    /// The program does not exist (on the host, or its loader inside the jail).
+    NotFound,
+    /// The program exists but cannot be executed (permissions, format, noexec, Landlock).
+    CannotExecute,
+}
+
+impl Outcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Exited => "exited",
+            Outcome::Signaled => "signaled",
+            Outcome::SetupFailed => "setup_failed",
+            Outcome::NotFound => "not_found",
+            Outcome::CannotExecute => "cannot_execute",
+        }
+    }
+}
+
+/// A number with its symbolic name (signals, errnos).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Named {
+    pub number: i32,
+    pub name: String,
+}
+
+impl Named {
+    pub fn signal(number: i32) -> Named {
+        let name = Signal::try_from(number)
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_else(|_| format!("SIG{number}"));
+        Named { number, name }
+    }
+
+    pub fn errno(number: i32) -> Named {
+        Named {
+            number,
+            name: format!("{:?}", Errno::from_raw(number)),
+        }
+    }
+}
+
+/// What the seccomp filter in force was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SeccompReport {
+    /// "load" or "serve"; for `exec`, the load phase covers the whole run.
+    pub phase: &'static str,
+    pub default_action: &'static str,
+    pub instructions: usize,
+    pub allowed_syscalls: usize,
+    /// Profile names this architecture does not have.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub absent: Vec<String>,
+}
+
+/// What was actually enforced.
+#[derive(Debug, Clone, Serialize)]
+pub struct Enforced {
+    pub namespaces: Vec<&'static str>,
+    /// Namespaces the profile asked for but the kernel lacks (best_effort only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub namespaces_dropped: Vec<&'static str>,
+    pub landlock: Option<LandlockReport>,
+    /// `None`: no seccomp filter (best_effort on a kernel without seccomp).
+    pub seccomp: Option<SeccompReport>,
+    /// Whether plugjail ran without root (the jail is rootless either way inside).
+    pub rootless: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid_map: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gid_map: Option<String>,
+    /// Profile paths absent on this host, so not bound into the jail.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_paths: Vec<PathBuf>,
+}
+
+/// One run's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub version: u32,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<Named>,
+    /// The setup step that failed (setup_failed, and exec failures).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errno: Option<Named>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// plugjail's own exit status for this verdict.
+    pub exit_status: u8,
+    pub wall_time_ms: u64,
+    pub profile: PathBuf,
+    pub command: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enforced: Option<Enforced>,
+}
+
+impl Verdict {
+    fn new(outcome: Outcome, profile: &Path, command: &[String]) -> Verdict {
+        Verdict {
+            version: VERSION,
+            outcome,
+            exit_code: None,
+            signal: None,
+            step: None,
+            errno: None,
+            message: None,
+            exit_status: 0,
+            wall_time_ms: 0,
+            profile: profile.to_path_buf(),
+            command: command.to_vec(),
+            enforced: None,
+        }
+    }
+
+    pub fn exited(profile: &Path, command: &[String], code: i32) -> Verdict {
+        Verdict {
+            exit_code: Some(code),
+            exit_status: (code & 0xff) as u8,
+            ..Verdict::new(Outcome::Exited, profile, command)
+        }
+    }
+
+    pub fn signaled(profile: &Path, command: &[String], signal: i32) -> Verdict {
+        Verdict {
+            signal: Some(Named::signal(signal)),
+            exit_status: 128u8.wrapping_add(signal as u8),
+            ..Verdict::new(Outcome::Signaled, profile, command)
+        }
+    }
+
+    /// A failure before the program ran: `outcome` is setup_failed, not_found or
+    /// cannot_execute.
+    pub fn failed(
+        outcome: Outcome,
+        profile: &Path,
+        command: &[String],
+        step: &str,
+        errno: Option<i32>,
+        message: String,
+    ) -> Verdict {
+        Verdict {
+            step: Some(step.to_owned()),
+            errno: errno.map(Named::errno),
+            message: Some(message),
+            exit_status: match outcome {
+                Outcome::NotFound => 127,
+                Outcome::CannotExecute => 126,
+                _ => 125,
+            },
+            ..Verdict::new(outcome, profile, command)
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        // Serializing plain data (strings, numbers, enums) cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Delivers the verdict: the summary line on stderr, the JSON to the report file and
+    /// the status fd. Returns a description of each delivery that failed.
+    pub fn deliver(&self, report: Option<&Path>, status_fd: Option<RawFd>) -> Vec<String> {
+        eprintln!("plugjail: {self}");
+        let json = self.to_json() + "\n";
+        let mut errors = Vec::new();
+        if let Some(path) = report
+            && let Err(e) = std::fs::write(path, &json)
+        {
+            errors.push(format!(
+                "cannot write the report to {}: {e}",
+                path.display()
+            ));
+        }
+        if let Some(fd) = status_fd {
+            // SAFETY: the caller checked `fd` is open; ManuallyDrop leaves it open, since
+            // it belongs to whoever passed it to us.
+            let mut file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+            if let Err(e) = file.write_all(json.as_bytes()) {
+                errors.push(format!("cannot write the verdict to fd {fd}: {e}"));
+            }
+        }
+        errors
+    }
+}
+
+impl fmt::Display for Verdict {
+    /// The one human line, e.g. `exited with code 0 after 12 ms`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.wall_time_ms;
+        match self.outcome {
+            Outcome::Exited => write!(
+                f,
+                "exited with code {} after {ms} ms",
+                self.exit_code.unwrap_or(0)
+            ),
+            Outcome::Signaled => {
+                let (n, name) = self
+                    .signal
+                    .as_ref()
+                    .map_or((0, "?"), |s| (s.number, s.name.as_str()));
+                write!(f, "killed by signal {n} ({name}) after {ms} ms")
+            }
+            Outcome::SetupFailed | Outcome::NotFound | Outcome::CannotExecute => {
+                let what = match self.outcome {
+                    Outcome::SetupFailed => "could not set up the jail",
+                    Outcome::NotFound => "command not found",
+                    _ => "cannot execute the command",
+                };
+                write!(f, "{what}")?;
+                if let Some(step) = &self.step {
+                    write!(f, " (step {step}")?;
+                    if let Some(e) = &self.errno {
+                        write!(f, ", {}", e.name)?;
+                    }
+                    write!(f, ")")?;
+                }
+                if let Some(m) = &self.message {
+                    write!(f, ": {m}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd() -> Vec<String> {
+        vec!["/bin/true".to_owned()]
+    }
+
+    #[test]
+    fn exit_statuses_follow_the_shell_convention() {
+        let p = Path::new("p.yaml");
+        assert_eq!(Verdict::exited(p, &cmd(), 3).exit_status, 3);
+        assert_eq!(Verdict::signaled(p, &cmd(), 9).exit_status, 137);
+        let failed = |o| Verdict::failed(o, p, &cmd(), "x", None, String::new()).exit_status;
+        assert_eq!(failed(Outcome::SetupFailed), 125);
+        assert_eq!(failed(Outcome::CannotExecute), 126);
+        assert_eq!(failed(Outcome::NotFound), 127);
+    }
+
+    #[test]
+    fn json_has_the_documented_fields() {
+        let mut v = Verdict::signaled(Path::new("p.yaml"), &cmd(), 11);
+        v.wall_time_ms = 5;
+        let json: serde_json::Value = serde_json::from_str(&v.to_json()).unwrap();
+        assert_eq!(json["version"], 1);
+        assert_eq!(json["outcome"], "signaled");
+        assert_eq!(json["signal"]["number"], 11);
+        assert_eq!(json["signal"]["name"], "SIGSEGV");
+        assert_eq!(json["exit_status"], 139);
+        assert_eq!(json["wall_time_ms"], 5);
+        assert!(json.get("exit_code").is_none());
+        assert!(json.get("step").is_none());
+    }
+
+    #[test]
+    fn setup_failure_names_step_and_errno() {
+        let v = Verdict::failed(
+            Outcome::SetupFailed,
+            Path::new("p.yaml"),
+            &cmd(),
+            "mount_proc",
+            Some(libc::EPERM),
+            "mounting proc on /proc".to_owned(),
+        );
+        let json: serde_json::Value = serde_json::from_str(&v.to_json()).unwrap();
+        assert_eq!(json["outcome"], "setup_failed");
+        assert_eq!(json["step"], "mount_proc");
+        assert_eq!(json["errno"]["name"], "EPERM");
+        assert_eq!(json["errno"]["number"], 1);
+        assert_eq!(
+            v.to_string(),
+            "could not set up the jail (step mount_proc, EPERM): mounting proc on /proc"
+        );
+    }
+
+    #[test]
+    fn human_lines() {
+        let p = Path::new("p.yaml");
+        let mut v = Verdict::exited(p, &cmd(), 0);
+        v.wall_time_ms = 12;
+        assert_eq!(v.to_string(), "exited with code 0 after 12 ms");
+        let v = Verdict::signaled(p, &cmd(), 9);
+        assert_eq!(v.to_string(), "killed by signal 9 (SIGKILL) after 0 ms");
+    }
+}

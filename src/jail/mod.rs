@@ -1,1 +1,20 @@
-//! (being written)
+//! The jail: a validated profile turned into a [`Plan`] (parent, may allocate), then a
+//! child cloned into new namespaces that runs one fixed sequence of syscalls
+//! ([`child::run`]) and execs the target from a sealed memfd.
+//!
+//! docs/architecture.md walks through the sequence step by step.
+
+pub mod child;
+pub mod idmap;
+pub mod namespaces;
+pub mod plan;
+pub mod spawn;
+pub mod step;
+mod sys;
+pub mod target;
+pub mod template;
+
+pub use plan::{Plan, PlanError, build};
+pub use spawn::{Ending, Running, SpawnError, start};
+pub use step::{Failure, Step};
+pub use target::{Target, TargetError};

@@ -1,0 +1,302 @@
+//! The child side of the jail: one linear sequence of syscalls.
+//!
+//! This runs right after `clone3` in a copy of the supervisor's address space. The
+//! supervisor was single-threaded, so no lock is held, but the heap belongs to a process
+//! that no longer exists here: nothing below allocates, formats or panics on purpose. Every
+//! input was prepared by [`super::plan::build`]. A failing step writes a fixed-size
+//! (step, errno, item) record to the close-on-exec error pipe and `_exit`s; a successful
+//! `execveat` closes that pipe, which the supervisor reads as success.
+//!
+//! The numbered comments match docs/architecture.md one to one.
+
+use std::ffi::CStr;
+use std::os::fd::RawFd;
+
+use libc::{MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_REC};
+
+use super::plan::{FsOp, Plan, ROOT_TMPFS};
+use super::step::{Failure, Step};
+use super::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+
+/// Exit status of a child whose setup failed (the record, not this, is what counts).
+const SETUP_FAILED: libc::c_int = 125;
+/// `item` when a failure is not about a particular plan entry.
+const NO_ITEM: u32 = u32::MAX;
+
+/// The descriptors the child works with, all created by the supervisor before `clone3`.
+#[derive(Debug)]
+pub struct ChildFds {
+    /// Read end of the sync pipe: one byte when the id maps are written; EOF when the
+    /// supervisor is gone.
+    pub sync_r: RawFd,
+    /// Write end of the error pipe (close-on-exec).
+    pub err_w: RawFd,
+    /// Write end of the status pipe: the init reports the target's wait status here.
+    pub status_w: RawFd,
+    /// The sealed memfd holding the program (close-on-exec).
+    pub memfd: RawFd,
+    /// Descriptor ranges to close (everything but stdio and the three above).
+    pub close: Vec<(u32, u32)>,
+}
+
+/// Reports a failed step and ends the process.
+fn fail(fds: &ChildFds, step: Step, errno: i32, item: u32) -> ! {
+    sys::write_all(fds.err_w, &Failure::encode(step, errno, item));
+    sys::exit(SETUP_FAILED)
+}
+
+/// Runs the jail sequence; never returns.
+pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
+    macro_rules! step {
+        ($step:expr, $call:expr) => {
+            if let Err(errno) = $call {
+                fail(fds, $step, errno, NO_ITEM)
+            }
+        };
+    }
+
+    // 1. Parent death signal: if the supervisor dies from here on, the kernel kills us
+    //    (and, as PID 1 of the new PID namespace, everything in the jail with us).
+    step!(
+        Step::ParentDeathSignal,
+        sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
+    );
+
+    // 2. Wait for the id maps: block until the supervisor has written uid_map/gid_map and
+    //    sends one byte. EOF means it died before that (possibly before step 1 armed the
+    //    death signal): leave quietly.
+    match sys::read_byte(fds.sync_r) {
+        Ok(true) => {}
+        Ok(false) => sys::exit(SETUP_FAILED),
+        Err(errno) => fail(fds, Step::WaitForMaps, errno, NO_ITEM),
+    }
+
+    // 3. Securebits, locked: uid 0 never regains capabilities on exec, changing ids keeps
+    //    capabilities (so step 4 can switch to the jail's ids before mounting, and the
+    //    capabilities go in step 26, explicitly), ambient capabilities cannot be raised.
+    //    Needs CAP_SETPCAP, which the child has in its own user namespace (or as root); an
+    //    ordinary caller without a user namespace has no capabilities to drop.
+    if plan.drop_caps {
+        step!(
+            Step::Securebits,
+            sys::prctl(libc::PR_SET_SECUREBITS, sys::SECUREBITS_LOCKED_DOWN)
+        );
+    }
+
+    // 4. Become the jail's unprivileged uid/gid (1000 inside) now, before mounting: a
+    //    jail started by root runs as nobody on the host, and filesystems refuse to be
+    //    mounted by an id the namespace does not map. Root also drops its supplementary
+    //    groups here.
+    if let Some((uid, gid)) = plan.ids.switch_to {
+        step!(Step::SetIds, sys::set_ids(uid, gid, plan.ids.clear_groups));
+    }
+
+    // 5. Changing ids cleared the parent death signal: arm it again, then make sure the
+    //    supervisor did not die in between (its end of the sync pipe would be closed).
+    step!(
+        Step::RearmParentDeathSignal,
+        sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
+    );
+    if sys::pipe_hung_up(fds.sync_r) {
+        sys::exit(SETUP_FAILED);
+    }
+
+    if let Some(ops) = &plan.fs {
+        // 6. Make every mount private, recursively, so nothing we mount propagates back
+        //    to the host and no host mount event propagates in.
+        step!(
+            Step::MakeRootPrivate,
+            sys::mount(None, c"/", None, MS_REC | MS_PRIVATE, None)
+        );
+
+        // 7. A tiny private tmpfs as a base: it will hold the new root (/newroot) and the
+        //    host root (/oldroot) side by side, so bind sources are always reachable as
+        //    /oldroot/PATH, even paths the new mounts would otherwise cover (like /tmp).
+        step!(
+            Step::MountBase,
+            sys::mount(
+                Some(c"tmpfs"),
+                c"/tmp",
+                Some(c"tmpfs"),
+                MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                Some(c"size=64k,nr_inodes=16,mode=0700"),
+            )
+        );
+        step!(Step::MountBase, sys::mkdir(c"/tmp/newroot", 0o700));
+        step!(Step::MountBase, sys::mkdir(c"/tmp/oldroot", 0o700));
+
+        // 8. Pivot into the base: the host root moves to /oldroot.
+        step!(Step::PivotToBase, sys::pivot_root(c"/tmp", c"/tmp/oldroot"));
+        step!(Step::PivotToBase, sys::chdir(c"/"));
+
+        // 9. The jail's root: a small tmpfs, nosuid and nodev.
+        step!(
+            Step::MountNewRoot,
+            sys::mount(
+                Some(c"tmpfs"),
+                c"/newroot",
+                Some(c"tmpfs"),
+                MS_NOSUID | MS_NODEV,
+                Some(ROOT_TMPFS),
+            )
+        );
+
+        // 10. Build the tree, in the plan's order (parents before children): the rootfs
+        //    template's directories and symlinks, then the profile's read-only and
+        //    read-write binds (host symlinks recreated as symlinks), sized tmpfs mounts,
+        //    /dev (a tmpfs with the allowed device nodes bound in), and /proc for the new
+        //    PID namespace, mounted now because a user namespace may only mount proc while
+        //    a full proc is still visible (the host's, under /oldroot).
+        for (i, s) in ops.iter().enumerate() {
+            let item = i as u32;
+            let result = match &s.op {
+                FsOp::Mkdir(path) => sys::mkdir(path, 0o755).map_err(|e| (Step::Mkdir, e)),
+                FsOp::Symlink { target, path } => {
+                    sys::symlink(target, path).map_err(|e| (Step::Symlink, e))
+                }
+                FsOp::Touch(path) => sys::touch(path).map_err(|e| (Step::MountPoint, e)),
+                FsOp::Bind { src, dst, attrs } => bind(src, dst, *attrs),
+                FsOp::Tmpfs { dst, flags, data } => {
+                    sys::mount(Some(c"tmpfs"), dst, Some(c"tmpfs"), *flags, Some(data))
+                        .map_err(|e| (Step::MountTmpfs, e))
+                }
+                FsOp::Proc { dst, data } => sys::mount(
+                    Some(c"proc"),
+                    dst,
+                    Some(c"proc"),
+                    MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                    Some(data),
+                )
+                .map_err(|e| (Step::MountProc, e)),
+            };
+            if let Err((step, errno)) = result {
+                fail(fds, step, errno, item);
+            }
+        }
+
+        // 11. Enter the new root: pivot_root(".", ".") stacks the base (with the host root
+        //    under it) on top of the new root...
+        step!(Step::PivotRoot, sys::chdir(c"/newroot"));
+        step!(Step::PivotRoot, sys::pivot_root(c".", c"."));
+
+        // 12. ...and detaching it drops every path to the host's tree at once.
+        step!(Step::DetachOldRoot, sys::umount_detach(c"."));
+
+        // 13. The root itself becomes read-only (and noexec: it only holds directories,
+        //     symlinks and mount points).
+        step!(
+            Step::RemountRootReadOnly,
+            sys::mount_setattr(
+                c"/",
+                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                false,
+            )
+        );
+
+        // 14. Start in /.
+        step!(Step::Chdir, sys::chdir(c"/"));
+    }
+
+    // 15. Hostname, in the jail's own UTS namespace.
+    if let Some(name) = &plan.hostname {
+        step!(Step::Hostname, sys::sethostname(name));
+    }
+
+    // 16. Loopback up, in the jail's own network namespace (network: loopback).
+    if plan.loopback {
+        step!(Step::Loopback, sys::loopback_up());
+    }
+
+    // 17. Resource limits (lowered only; no core dumps).
+    for &(resource, value) in &plan.rlimits {
+        step!(Step::Rlimits, sys::setrlimit(resource, value));
+    }
+
+    if plan.drop_caps {
+        // 18. Empty the capability bounding set: no exec can ever grant a capability.
+        step!(Step::DropBounding, sys::drop_bounding_set());
+
+        // 19. Clear ambient capabilities.
+        step!(
+            Step::ClearAmbient,
+            sys::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong
+            )
+        );
+    }
+
+    // 20. Drop every capability: effective, permitted, inheritable.
+    step!(Step::DropCapabilities, sys::capset_empty());
+
+    // 21. A new session: no controlling terminal, so TIOCSTI cannot push input into the
+    //     caller's terminal and the jail receives no terminal signals.
+    step!(Step::NewSession, sys::setsid());
+
+    // 22. no_new_privs: exec can never add privilege (setuid bits, file capabilities); it
+    //     is also what lets an unprivileged process install Landlock and seccomp.
+    step!(Step::NoNewPrivs, sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1));
+
+    // 23. Close every descriptor except stdin/stdout/stderr, the error and status pipes
+    //     and the program's memfd (the last three are close-on-exec).
+    for &(first, last) in &fds.close {
+        step!(Step::CloseFds, sys::close_range(first, last));
+    }
+
+    // 24. Fork the target. This process stays behind as the jail's init (PID 1 of the new
+    //     PID namespace): it reaps orphans, reports the target's wait status, and its exit
+    //     ends every process left in the jail.
+    match sys::fork_raw() {
+        Err(errno) => fail(fds, Step::ForkTarget, errno, NO_ITEM),
+        Ok(0) => {}
+        Ok(target) => init(target, fds),
+    }
+
+    // 25. Landlock (target only; the init stays outside its domain, so the target can
+    //     neither ptrace nor signal it).
+    if let Some(landlock) = &plan.landlock
+        && let Err(f) = landlock.apply_detailed()
+    {
+        let item = f.rule.map_or(NO_ITEM, |r| r as u32);
+        fail(fds, Step::Landlock, f.errno as i32, item);
+    }
+
+    // 26. Seccomp, as late as possible: from here only the profile's syscalls (and exactly
+    //     one execveat of the memfd) are allowed.
+    if let Some(seccomp) = &plan.seccomp {
+        step!(Step::Seccomp, seccomp.install().map_err(|e| e as i32));
+    }
+
+    // 27. Exec the program from its sealed memfd; on success the error pipe closes.
+    // SAFETY: argv and env are NULL-terminated arrays of C strings owned by `plan`, which
+    // lives until this process execs or exits.
+    let errno = unsafe { sys::execveat_fd(fds.memfd, plan.argv.as_ptr(), plan.env.as_ptr()) };
+    fail(fds, Step::Exec, errno, NO_ITEM)
+}
+
+/// Bind `src` onto `dst` with its submounts, then add `attrs` to the whole tree. Adding
+/// attributes with mount_setattr keeps whatever the kernel locked on the source mounts.
+fn bind(src: &CStr, dst: &CStr, attrs: u64) -> Result<(), (Step, i32)> {
+    sys::mount(Some(src), dst, None, MS_BIND | MS_REC, None).map_err(|e| (Step::Bind, e))?;
+    sys::mount_setattr(dst, attrs, true).map_err(|e| (Step::BindHarden, e))
+}
+
+/// The jail's init: reaps every child; when the target ends, reports its wait status to
+/// the supervisor and exits, which makes the kernel kill whatever is left in the jail.
+fn init(target: libc::pid_t, fds: &ChildFds) -> ! {
+    // Only the target reports setup failures from here on, and only it execs the memfd.
+    sys::close(fds.err_w);
+    sys::close(fds.memfd);
+    // Not dumpable: the target (same uid) cannot open /proc/1/mem or ptrace the init.
+    let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
+    loop {
+        match sys::wait_any() {
+            Ok((pid, status)) if pid == target => {
+                sys::write_all(fds.status_w, &status.to_ne_bytes());
+                sys::exit(0);
+            }
+            Ok(_) => {}
+            Err(_) => sys::exit(SETUP_FAILED),
+        }
+    }
+}

@@ -1,0 +1,507 @@
+//! The plan: everything the child needs, computed and allocated in the parent.
+//!
+//! After `clone` the child walks this structure and makes syscalls with the strings and
+//! numbers it holds; it never formats, parses, or allocates. Building the plan is where
+//! host paths are inspected (symlinks recreated, files vs directories) and where every
+//! error can still be reported richly.
+
+use std::collections::BTreeMap;
+use std::ffi::{CStr, CString, OsString};
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Component, Path, PathBuf};
+
+use super::idmap::{self, IdPlan};
+use super::namespaces::{self, NamespacePlan};
+use super::target::Target;
+use super::template::{self, Entry, TemplateError};
+use crate::landlock_rules::{self, LandlockError, LandlockPlan};
+use crate::profile::{Level, Profile};
+use crate::seccomp::{self, SeccompError, SeccompPhase, SeccompProgram};
+
+use super::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+
+/// Where the new root is assembled, and where the host root is reachable meanwhile, after
+/// the child has pivoted into its private base tmpfs (see `child.rs`).
+pub const NEW_ROOT: &str = "/newroot";
+pub const OLD_ROOT: &str = "/oldroot";
+/// Size of the jail's root tmpfs: it only holds empty directories, symlinks and mount points.
+pub const ROOT_TMPFS: &CStr = c"size=1m,nr_inodes=4096,mode=0755";
+const DEV_TMPFS: &CStr = c"size=64k,nr_inodes=64,mode=0755";
+/// Symlinks every /dev has; they point into the jail's own /proc.
+const DEV_LINKS: &[(&str, &str)] = &[
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+];
+
+/// One filesystem operation in the child, with absolute paths under [`NEW_ROOT`] /
+/// [`OLD_ROOT`].
+#[derive(Debug)]
+pub enum FsOp {
+    Mkdir(CString),
+    Symlink {
+        target: CString,
+        path: CString,
+    },
+    /// An empty file to bind a file onto.
+    Touch(CString),
+    /// `MS_BIND|MS_REC`, then `mount_setattr(AT_RECURSIVE)` adding `attrs`.
+    Bind {
+        src: CString,
+        dst: CString,
+        attrs: u64,
+    },
+    Tmpfs {
+        dst: CString,
+        flags: libc::c_ulong,
+        data: CString,
+    },
+    Proc {
+        dst: CString,
+        data: CString,
+    },
+}
+
+/// An operation and the jail path it is about (for error messages).
+#[derive(Debug)]
+pub struct FsStep {
+    pub op: FsOp,
+    pub about: PathBuf,
+}
+
+/// A NULL-terminated array of C strings (argv, envp) that stays valid as long as it lives.
+pub struct CStringArray {
+    strings: Vec<CString>,
+    ptrs: Vec<*const libc::c_char>,
+}
+
+impl CStringArray {
+    pub fn new(strings: Vec<CString>) -> CStringArray {
+        let mut ptrs: Vec<_> = strings.iter().map(|s| s.as_ptr()).collect();
+        ptrs.push(std::ptr::null());
+        CStringArray { strings, ptrs }
+    }
+
+    pub fn as_ptr(&self) -> *const *const libc::c_char {
+        self.ptrs.as_ptr()
+    }
+
+    pub fn strings(&self) -> &[CString] {
+        &self.strings
+    }
+}
+
+impl std::fmt::Debug for CStringArray {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(&self.strings).finish()
+    }
+}
+
+/// Everything the child does, decided.
+#[derive(Debug)]
+pub struct Plan {
+    pub namespaces: NamespacePlan,
+    pub ids: IdPlan,
+    /// Filesystem operations; `None` without a mount namespace.
+    pub fs: Option<Vec<FsStep>>,
+    /// Profile paths that do not exist on this host and were therefore not bound.
+    pub missing: Vec<PathBuf>,
+    pub hostname: Option<CString>,
+    pub loopback: bool,
+    /// (resource, value) pairs; soft and hard limit alike.
+    pub rlimits: Vec<(u32, u64)>,
+    pub argv: CStringArray,
+    pub env: CStringArray,
+    pub target: Target,
+    pub seccomp: Option<SeccompProgram>,
+    pub landlock: Option<LandlockPlan>,
+    /// Whether the child holds capabilities to drop (own user namespace, or root).
+    pub drop_caps: bool,
+    pub rootless: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Namespaces(#[from] namespaces::NamespaceError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("cannot inspect host path {path}: {source}")]
+    HostPath { path: PathBuf, source: io::Error },
+    #[error("path {path} has a `..` component or is not absolute")]
+    BadPath { path: PathBuf },
+    #[error("{what} contains a NUL byte")]
+    Nul { what: &'static str },
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
+    #[error(transparent)]
+    Landlock(#[from] LandlockError),
+    #[error("seccomp is required by the profile but this kernel has no seccomp filters")]
+    SeccompUnavailable,
+}
+
+/// Builds the plan for running `target` with `command` (argv) under `profile`.
+pub fn build(
+    profile: &Profile,
+    target: Target,
+    command: &[OsString],
+    env: impl Fn(&str) -> Option<OsString>,
+) -> Result<Plan, PlanError> {
+    let namespaces = namespaces::plan(&profile.namespaces, profile.enforcement.namespaces)?;
+    let euid = nix::unistd::geteuid().as_raw();
+    let egid = nix::unistd::getegid().as_raw();
+    let ids = idmap::plan(euid, egid, namespaces.has(libc::CLONE_NEWUSER));
+    let (fs, missing) = if namespaces.has(libc::CLONE_NEWNS) {
+        let tpl = match &profile.filesystem.rootfs_template {
+            Some(dir) => template::read_dir(dir)?,
+            None => template::builtin(),
+        };
+        let (ops, missing) = fs_ops(profile, &tpl, namespaces.has(libc::CLONE_NEWPID))?;
+        (Some(ops), missing)
+    } else {
+        (None, Vec::new())
+    };
+    let seccomp = if seccomp_available() {
+        let fd = target.memfd.as_raw_fd();
+        Some(seccomp::compile(
+            &profile.seccomp,
+            SeccompPhase::Load,
+            Some(fd),
+        )?)
+    } else if profile.enforcement.seccomp == Level::Required {
+        return Err(PlanError::SeccompUnavailable);
+    } else {
+        None
+    };
+    let landlock = Some(landlock_rules::prepare(&profile.landlock)?);
+    let hostname = namespaces
+        .has(libc::CLONE_NEWUTS)
+        .then(|| cstring(profile.hostname.as_bytes(), "hostname"))
+        .transpose()?;
+    let argv = command
+        .iter()
+        .map(|a| cstring(a.as_bytes(), "an argument"))
+        .collect::<Result<_, _>>()?;
+    Ok(Plan {
+        loopback: namespaces.has(libc::CLONE_NEWNET)
+            && profile.network == crate::profile::Network::Loopback,
+        drop_caps: euid == 0 || namespaces.has(libc::CLONE_NEWUSER),
+        namespaces,
+        ids,
+        fs,
+        missing,
+        hostname,
+        rlimits: rlimits(profile),
+        argv: CStringArray::new(argv),
+        env: CStringArray::new(environment(profile, env)?),
+        target,
+        seccomp,
+        landlock,
+        rootless: euid != 0,
+    })
+}
+
+/// Whether this kernel has seccomp filters (PR_GET_SECCOMP fails with EINVAL without).
+fn seccomp_available() -> bool {
+    // SAFETY: PR_GET_SECCOMP takes no pointer arguments.
+    unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) >= 0 }
+}
+
+fn cstring(bytes: &[u8], what: &'static str) -> Result<CString, PlanError> {
+    CString::new(bytes).map_err(|_| PlanError::Nul { what })
+}
+
+fn path_cstring(prefix: &str, path: &Path) -> Result<CString, PlanError> {
+    let mut bytes = prefix.as_bytes().to_vec();
+    bytes.extend_from_slice(path.as_os_str().as_bytes());
+    cstring(&bytes, "a path")
+}
+
+/// The environment: `pass` names copied from plugjail's own environment when set there,
+/// then `set` (which wins). Nothing else reaches the jail.
+pub fn environment(
+    profile: &Profile,
+    get: impl Fn(&str) -> Option<OsString>,
+) -> Result<Vec<CString>, PlanError> {
+    let mut vars: BTreeMap<&str, OsString> = BTreeMap::new();
+    for name in &profile.environment.pass {
+        if let Some(value) = get(name) {
+            vars.insert(name, value);
+        }
+    }
+    for (name, value) in &profile.environment.set {
+        vars.insert(name, OsString::from(value));
+    }
+    vars.into_iter()
+        .map(|(name, value)| {
+            let mut bytes = name.as_bytes().to_vec();
+            bytes.push(b'=');
+            bytes.extend_from_slice(&value.into_vec());
+            cstring(&bytes, "an environment variable")
+        })
+        .collect()
+}
+
+/// Limits applied with setrlimit: never above the current hard limit (raising it needs
+/// privilege the child does not have), and no core dumps.
+fn rlimits(profile: &Profile) -> Vec<(u32, u64)> {
+    let limits = &profile.limits;
+    let wanted = [
+        (libc::RLIMIT_NOFILE, limits.open_files.map(u64::from)),
+        (libc::RLIMIT_FSIZE, limits.file_size),
+        (
+            libc::RLIMIT_CPU,
+            limits
+                .cpu_time
+                .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0)),
+        ),
+        (libc::RLIMIT_CORE, Some(0)),
+    ];
+    wanted
+        .into_iter()
+        .filter_map(|(res, v)| v.map(|v| (res, v)))
+        .map(|(res, v)| {
+            let hard = nix::sys::resource::getrlimit(resource_of(res))
+                .map(|(_, hard)| hard)
+                .unwrap_or(libc::RLIM_INFINITY);
+            (res, v.min(hard))
+        })
+        .collect()
+}
+
+fn resource_of(res: u32) -> nix::sys::resource::Resource {
+    use nix::sys::resource::Resource;
+    match res {
+        libc::RLIMIT_NOFILE => Resource::RLIMIT_NOFILE,
+        libc::RLIMIT_FSIZE => Resource::RLIMIT_FSIZE,
+        libc::RLIMIT_CPU => Resource::RLIMIT_CPU,
+        _ => Resource::RLIMIT_CORE,
+    }
+}
+
+/// What a profile asks to appear at one jail path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Want {
+    ReadOnly,
+    ReadWrite,
+    Tmpfs(u64),
+    DevTmpfs,
+    Device,
+    Proc,
+}
+
+/// Whether programs may be executed from under `path`: only where Landlock's `execute`
+/// list reaches (the same path, below it, or above it). Everything else is `noexec`.
+fn executable(profile: &Profile, path: &Path) -> bool {
+    profile
+        .landlock
+        .execute
+        .iter()
+        .any(|e| path.starts_with(e) || e.starts_with(path))
+}
+
+fn depth(path: &Path) -> usize {
+    path.components().count()
+}
+
+fn check_path(path: &Path) -> Result<(), PlanError> {
+    let ok = path.is_absolute() && !path.components().any(|c| c == Component::ParentDir);
+    if ok {
+        Ok(())
+    } else {
+        Err(PlanError::BadPath {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+/// Turns the template and the profile's filesystem section into child operations.
+fn fs_ops(
+    profile: &Profile,
+    tpl: &[Entry],
+    pid_ns: bool,
+) -> Result<(Vec<FsStep>, Vec<PathBuf>), PlanError> {
+    let fs = &profile.filesystem;
+    let mut wants: Vec<(PathBuf, Want)> = Vec::new();
+    wants.extend(fs.read_only.iter().map(|p| (p.clone(), Want::ReadOnly)));
+    wants.extend(fs.read_write.iter().map(|p| (p.clone(), Want::ReadWrite)));
+    wants.extend(
+        fs.tmpfs
+            .iter()
+            .map(|t| (t.path.clone(), Want::Tmpfs(t.size))),
+    );
+    wants.push((PathBuf::from("/dev"), Want::DevTmpfs));
+    let mut devices = fs.devices.clone();
+    devices.sort();
+    devices.dedup();
+    wants.extend(
+        devices
+            .iter()
+            .map(|d| (Path::new("/dev").join(d.name()), Want::Device)),
+    );
+    if pid_ns {
+        wants.push((PathBuf::from("/proc"), Want::Proc));
+    }
+    for (path, _) in &wants {
+        check_path(path)?;
+    }
+    // Parents before children, so a mount never hides one made before it.
+    wants.sort_by_key(|(p, _)| depth(p));
+
+    let mut ops = Vec::new();
+    let mut push = |op, about: &Path| {
+        ops.push(FsStep {
+            op,
+            about: about.to_path_buf(),
+        })
+    };
+    // The template, minus entries the profile mounts over or under: the profile wins.
+    for entry in tpl {
+        let jail_path = Path::new("/").join(entry.path());
+        let symlink = matches!(entry, Entry::Symlink { .. });
+        let clashes = wants
+            .iter()
+            .any(|(p, _)| jail_path.starts_with(p) || (symlink && p.starts_with(&jail_path)));
+        if clashes {
+            continue;
+        }
+        match entry {
+            Entry::Dir(_) => push(FsOp::Mkdir(path_cstring(NEW_ROOT, &jail_path)?), &jail_path),
+            Entry::Symlink { target, .. } => push(
+                FsOp::Symlink {
+                    target: cstring(target.as_os_str().as_bytes(), "a symlink target")?,
+                    path: path_cstring(NEW_ROOT, &jail_path)?,
+                },
+                &jail_path,
+            ),
+        }
+    }
+
+    let mut missing = Vec::new();
+    for (path, want) in &wants {
+        let dst = path_cstring(NEW_ROOT, path)?;
+        let mkdir_parents = |push: &mut dyn FnMut(FsOp, &Path)| -> Result<(), PlanError> {
+            let mut ancestors: Vec<_> = path.ancestors().skip(1).collect();
+            ancestors.reverse();
+            for a in ancestors.into_iter().filter(|a| *a != Path::new("/")) {
+                push(FsOp::Mkdir(path_cstring(NEW_ROOT, a)?), a);
+            }
+            Ok(())
+        };
+        let noexec = if executable(profile, path) {
+            0
+        } else {
+            MOUNT_ATTR_NOEXEC
+        };
+        match want {
+            Want::ReadOnly | Want::ReadWrite | Want::Device => {
+                let meta = match std::fs::symlink_metadata(path) {
+                    Ok(m) => m,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        missing.push(path.clone());
+                        continue;
+                    }
+                    Err(source) => {
+                        return Err(PlanError::HostPath {
+                            path: path.clone(),
+                            source,
+                        });
+                    }
+                };
+                mkdir_parents(&mut push)?;
+                if meta.file_type().is_symlink() && *want != Want::Device {
+                    // A host symlink (e.g. /lib -> usr/lib) is recreated, not followed, so
+                    // the jail sees the same layout and the link's target is bound on its own.
+                    let target =
+                        std::fs::read_link(path).map_err(|source| PlanError::HostPath {
+                            path: path.clone(),
+                            source,
+                        })?;
+                    let target = cstring(target.as_os_str().as_bytes(), "a symlink target")?;
+                    push(FsOp::Symlink { target, path: dst }, path);
+                    continue;
+                }
+                if meta.is_dir() {
+                    push(FsOp::Mkdir(dst.clone()), path);
+                } else {
+                    push(FsOp::Touch(dst.clone()), path);
+                }
+                let attrs = match want {
+                    Want::ReadOnly => MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                    Want::ReadWrite => MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                    // A device node must stay usable, so no nodev here; nothing to execute.
+                    _ => MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+                };
+                push(
+                    FsOp::Bind {
+                        src: path_cstring(OLD_ROOT, path)?,
+                        dst,
+                        attrs: attrs | noexec,
+                    },
+                    path,
+                );
+            }
+            Want::Tmpfs(size) => {
+                mkdir_parents(&mut push)?;
+                push(FsOp::Mkdir(dst.clone()), path);
+                let mut flags = libc::MS_NOSUID | libc::MS_NODEV;
+                if noexec != 0 {
+                    flags |= libc::MS_NOEXEC;
+                }
+                let data = cstring(format!("size={size},mode=1777").as_bytes(), "tmpfs")?;
+                push(FsOp::Tmpfs { dst, flags, data }, path);
+            }
+            Want::DevTmpfs => {
+                push(FsOp::Mkdir(dst.clone()), path);
+                let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+                let data = DEV_TMPFS.to_owned();
+                push(FsOp::Tmpfs { dst, flags, data }, path);
+                for (name, target) in DEV_LINKS {
+                    let link = path.join(name);
+                    push(
+                        FsOp::Symlink {
+                            target: cstring(target.as_bytes(), "a symlink target")?,
+                            path: path_cstring(NEW_ROOT, &link)?,
+                        },
+                        &link,
+                    );
+                }
+            }
+            Want::Proc => {
+                push(FsOp::Mkdir(dst.clone()), path);
+                // Only the jail's own processes, and none of /proc/sys, /proc/kcore, ...
+                let data = cstring(b"subset=pid", "proc options")?;
+                push(FsOp::Proc { dst, data }, path);
+            }
+        }
+    }
+    Ok((ops, missing))
+}
+
+/// Which fds the child keeps: the three standard streams and `keep`; returns the ranges to
+/// close (inclusive), at most `keep.len() + 1` of them.
+pub fn close_ranges(keep: &[RawFd]) -> Vec<(u32, u32)> {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter(|&&fd| fd > 2)
+        .map(|&fd| fd as u32)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut ranges = Vec::new();
+    let mut next = 3u32;
+    for fd in keep {
+        if fd > next {
+            ranges.push((next, fd - 1));
+        }
+        next = fd + 1;
+    }
+    ranges.push((next, u32::MAX));
+    ranges
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,372 @@
+//! Thin wrappers over the raw syscalls the child makes.
+//!
+//! Each takes pointers prepared by the parent (C strings from the plan, stack structs) and
+//! returns the raw errno on failure. Nothing here allocates, takes a lock or touches
+//! thread-local state beyond `errno`, so every function is safe to call in the child after
+//! `clone` (see `child.rs`).
+
+use std::ffi::CStr;
+use std::os::fd::RawFd;
+
+use libc::{c_int, c_long, c_ulong};
+
+/// The errno of the last failed libc call.
+fn errno() -> i32 {
+    nix::errno::Errno::last_raw()
+}
+
+/// Turns a libc return value (negative on failure) into `Result`.
+fn check(ret: c_long) -> Result<c_long, i32> {
+    if ret < 0 { Err(errno()) } else { Ok(ret) }
+}
+
+/// Attributes for `mount_setattr(2)` (linux/mount.h).
+pub const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x0000_0002;
+pub const MOUNT_ATTR_NODEV: u64 = 0x0000_0004;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x0000_0008;
+
+/// `struct mount_attr` from linux/mount.h (size version 0).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// `struct clone_args` from linux/sched.h, the first three size versions (88 bytes).
+#[repr(C)]
+#[derive(Default)]
+pub struct CloneArgs {
+    pub flags: u64,
+    pub pidfd: u64,
+    pub child_tid: u64,
+    pub parent_tid: u64,
+    pub exit_signal: u64,
+    pub stack: u64,
+    pub stack_size: u64,
+    pub tls: u64,
+    pub set_tid: u64,
+    pub set_tid_size: u64,
+    pub cgroup: u64,
+}
+
+/// `clone3(2)` without a new stack: fork semantics (the child continues on a copy of the
+/// parent's stack). Returns 0 in the child and the child's pid in the parent.
+///
+/// # Safety
+/// The caller must be single-threaded, and the child must restrict itself to
+/// async-signal-safe work (raw syscalls, no allocation) until it execs or exits.
+pub unsafe fn clone3(args: &mut CloneArgs) -> Result<libc::pid_t, i32> {
+    // SAFETY: `args` is a valid, initialised clone_args of the size passed; the caller
+    // guarantees the fork-like semantics are sound (single-threaded, child does raw syscalls).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    check(ret).map(|pid| pid as libc::pid_t)
+}
+
+/// A plain `fork` through the raw `clone` syscall, bypassing glibc's atfork handlers
+/// (which may lock and allocate).
+pub fn fork_raw() -> Result<libc::pid_t, i32> {
+    // SAFETY: clone with only SIGCHLD and no stack duplicates the process like fork(2);
+    // the callers (the jail child) are single-threaded and only make raw syscalls after.
+    let ret = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as c_ulong, 0, 0, 0, 0) };
+    check(ret).map(|pid| pid as libc::pid_t)
+}
+
+pub fn mount(
+    src: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: c_ulong,
+    data: Option<&CStr>,
+) -> Result<(), i32> {
+    let p = |s: Option<&CStr>| s.map_or(std::ptr::null(), CStr::as_ptr);
+    // SAFETY: every pointer is null or a NUL-terminated string that outlives the call.
+    let ret = unsafe { libc::mount(p(src), target.as_ptr(), p(fstype), flags, p(data).cast()) };
+    check(ret.into()).map(drop)
+}
+
+/// Adds mount attributes (never removes any: flags the kernel locked on a mount from a
+/// more privileged namespace stay as they are, which a plain remount would have to repeat).
+pub fn mount_setattr(target: &CStr, attr_set: u64, recursive: bool) -> Result<(), i32> {
+    let attr = MountAttr {
+        attr_set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: `target` is NUL-terminated and `attr` is a valid mount_attr of the given size.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            flags as c_ulong,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    check(ret).map(drop)
+}
+
+pub fn umount_detach(target: &CStr) -> Result<(), i32> {
+    // SAFETY: `target` is NUL-terminated.
+    check(unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) }.into()).map(drop)
+}
+
+pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> Result<(), i32> {
+    // SAFETY: both arguments are NUL-terminated strings.
+    let ret = unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) };
+    check(ret).map(drop)
+}
+
+pub fn chdir(path: &CStr) -> Result<(), i32> {
+    // SAFETY: `path` is NUL-terminated.
+    check(unsafe { libc::chdir(path.as_ptr()) }.into()).map(drop)
+}
+
+/// `mkdir`, where an existing entry counts as success (mount points may already exist,
+/// for example inside a read-only bind).
+pub fn mkdir(path: &CStr, mode: libc::mode_t) -> Result<(), i32> {
+    // SAFETY: `path` is NUL-terminated.
+    match check(unsafe { libc::mkdir(path.as_ptr(), mode) }.into()) {
+        Err(libc::EEXIST) | Ok(_) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// `symlink`, where an existing entry counts as success.
+pub fn symlink(target: &CStr, path: &CStr) -> Result<(), i32> {
+    // SAFETY: both are NUL-terminated.
+    match check(unsafe { libc::symlink(target.as_ptr(), path.as_ptr()) }.into()) {
+        Err(libc::EEXIST) | Ok(_) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates an empty regular file to bind a file onto.
+pub fn touch(path: &CStr) -> Result<(), i32> {
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+    // SAFETY: `path` is NUL-terminated; the fd is closed right below.
+    let fd = check(unsafe { libc::open(path.as_ptr(), flags, 0o444) }.into())?;
+    close(fd as RawFd);
+    Ok(())
+}
+
+pub fn close(fd: RawFd) {
+    // SAFETY: closing an fd this process owns; errors (EINTR after close) are irrelevant.
+    unsafe { libc::close(fd) };
+}
+
+/// Closes every fd in `first..=last`.
+pub fn close_range(first: u32, last: u32) -> Result<(), i32> {
+    // SAFETY: close_range only closes descriptors; no memory is passed.
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) }).map(drop)
+}
+
+pub fn prctl(option: c_int, arg2: c_ulong) -> Result<(), i32> {
+    // SAFETY: the prctl options used here take integer arguments only.
+    check(unsafe { libc::prctl(option, arg2, 0 as c_ulong, 0 as c_ulong, 0 as c_ulong) }.into())
+        .map(drop)
+}
+
+pub fn sethostname(name: &CStr) -> Result<(), i32> {
+    let bytes = name.to_bytes();
+    // SAFETY: the pointer and length describe `name`'s bytes.
+    check(unsafe { libc::sethostname(bytes.as_ptr().cast(), bytes.len()) }.into()).map(drop)
+}
+
+pub fn setrlimit(resource: u32, value: u64) -> Result<(), i32> {
+    let lim = libc::rlimit {
+        rlim_cur: value,
+        rlim_max: value,
+    };
+    // SAFETY: `lim` is a valid rlimit on the stack.
+    check(unsafe { libc::setrlimit(resource as _, &lim) }.into()).map(drop)
+}
+
+/// Sets real, effective and saved ids through the raw syscalls: glibc's wrappers would
+/// broadcast the change to other threads with signals and locks.
+pub fn set_ids(uid: u32, gid: u32, clear_groups: bool) -> Result<(), i32> {
+    if clear_groups {
+        // SAFETY: setgroups with size 0 reads no memory.
+        check(unsafe { libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<u32>()) })?;
+    }
+    // SAFETY: integer arguments only.
+    check(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) })?;
+    // SAFETY: integer arguments only.
+    check(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) }).map(drop)
+}
+
+/// Empties the effective, permitted and inheritable capability sets.
+pub fn capset_empty() -> Result<(), i32> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [Data {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: version 3 capset reads one header and two data structs, both on the stack.
+    check(unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) })
+        .map(drop)
+}
+
+pub fn setsid() -> Result<(), i32> {
+    // SAFETY: no arguments.
+    check(unsafe { libc::setsid() }.into()).map(drop)
+}
+
+/// Reads exactly one byte; `Ok(false)` on end of file.
+pub fn read_byte(fd: RawFd) -> Result<bool, i32> {
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: reads at most one byte into a stack variable.
+        let ret = unsafe { libc::read(fd, (&mut byte as *mut u8).cast(), 1) };
+        match check(ret as c_long) {
+            Ok(n) => return Ok(n == 1),
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether the other end of a pipe we read from has been closed (without blocking).
+pub fn pipe_hung_up(fd: RawFd) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one pollfd on the stack, zero timeout.
+    let ret = unsafe { libc::poll(&mut pfd, 1, 0) };
+    ret < 0 || pfd.revents & (libc::POLLHUP | libc::POLLERR) != 0
+}
+
+/// Writes a small fixed-size record in one `write` (atomic for pipes below PIPE_BUF).
+pub fn write_all(fd: RawFd, bytes: &[u8]) {
+    loop {
+        // SAFETY: the pointer and length describe `bytes`.
+        let ret = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if ret >= 0 || errno() != libc::EINTR {
+            return;
+        }
+    }
+}
+
+/// `wait4(-1)`: reaps any child; returns its pid and wait status.
+pub fn wait_any() -> Result<(libc::pid_t, c_int), i32> {
+    let mut status: c_int = 0;
+    loop {
+        // SAFETY: `status` is a valid out pointer; no rusage is requested.
+        let ret = unsafe { libc::wait4(-1, &mut status, 0, std::ptr::null_mut()) };
+        match check(ret.into()) {
+            Ok(pid) => return Ok((pid as libc::pid_t, status)),
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `execveat(fd, "", argv, envp, AT_EMPTY_PATH)`; only returns on failure.
+///
+/// # Safety
+/// `argv` and `envp` must be NULL-terminated arrays of pointers to NUL-terminated strings
+/// that stay alive for the call.
+pub unsafe fn execveat_fd(
+    fd: RawFd,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+) -> i32 {
+    // SAFETY: the empty path is a static C string; argv/envp validity is the caller's
+    // contract.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd,
+            c"".as_ptr(),
+            argv,
+            envp,
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    errno()
+}
+
+pub fn exit(code: c_int) -> ! {
+    // SAFETY: _exit ends the process without running atexit handlers or flushing stdio
+    // buffers that belong to the parent's copy of the address space.
+    unsafe { libc::_exit(code) }
+}
+
+/// SECBIT_NOROOT, SECBIT_NO_SETUID_FIXUP, SECBIT_NO_CAP_AMBIENT_RAISE, each with its lock,
+/// plus SECBIT_KEEP_CAPS_LOCKED (keep-caps itself stays off).
+pub const SECUREBITS_LOCKED_DOWN: c_ulong = 0b1110_1111;
+
+/// Drops every capability from the bounding set (up to the kernel's last one: EINVAL).
+pub fn drop_bounding_set() -> Result<(), i32> {
+    for cap in 0..64 {
+        match prctl(libc::PR_CAPBSET_DROP, cap) {
+            Ok(()) => {}
+            Err(libc::EINVAL) if cap > 0 => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// `struct ifreq` with the `ifr_flags` member of the union (40 bytes on 64-bit Linux).
+#[repr(C)]
+struct IfreqFlags {
+    name: [u8; libc::IFNAMSIZ],
+    flags: libc::c_short,
+    _pad: [u8; 22],
+}
+
+/// Brings the loopback interface of the current network namespace up.
+pub fn loopback_up() -> Result<(), i32> {
+    // SAFETY: plain socket creation; the fd is closed below on every path.
+    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if sock < 0 {
+        return Err(errno());
+    }
+    let mut req = IfreqFlags {
+        name: [0; libc::IFNAMSIZ],
+        flags: 0,
+        _pad: [0; 22],
+    };
+    req.name[..2].copy_from_slice(b"lo");
+    // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of a valid ifreq.
+    let mut ret = unsafe { libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req as *mut IfreqFlags) };
+    if ret == 0 {
+        req.flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        // SAFETY: SIOCSIFFLAGS reads a valid ifreq.
+        ret = unsafe { libc::ioctl(sock, libc::SIOCSIFFLAGS, &req as *const IfreqFlags) };
+    }
+    let result = if ret < 0 { Err(errno()) } else { Ok(()) };
+    close(sock);
+    result
+}

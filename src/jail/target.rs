@@ -1,0 +1,205 @@
+//! The program to run: opened on the host once, copied into a sealed memfd, executed from
+//! that fd inside the jail.
+//!
+//! Opening before the jail exists means the program's directory need not be visible inside,
+//! and sealing the copy means nothing (not the host, not the jail) can change the bytes
+//! between the checks here and the exec. Only ELF executables are accepted: a `#!` script
+//! would be run by its interpreter through `/dev/fd/N`, which a close-on-exec memfd does not
+//! survive, and keeping the fd open would hand it to the script's interpreter.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{self, Read, Seek};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// `MFD_EXEC` (Linux 6.3): ask for an executable memfd explicitly, so a host with
+/// `vm.memfd_noexec=1` does not silently give us a non-executable one.
+const MFD_EXEC: libc::c_uint = 0x10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("{path}: command not found")]
+    NotFound { path: PathBuf },
+    #[error("{path}: cannot open: {source}")]
+    Open { path: PathBuf, source: io::Error },
+    #[error("{path}: cannot execute: {reason}")]
+    CannotExecute { path: PathBuf, reason: &'static str },
+    #[error("{path}: cannot copy into a memfd ({syscall}): {source}")]
+    Memfd {
+        path: PathBuf,
+        syscall: &'static str,
+        source: io::Error,
+    },
+}
+
+impl TargetError {
+    /// The exit status the shell convention gives this failure.
+    pub fn exit_status(&self) -> u8 {
+        match self {
+            TargetError::NotFound { .. } => 127,
+            TargetError::Open { source, .. } if source.kind() == io::ErrorKind::NotFound => 127,
+            TargetError::Open { .. } | TargetError::CannotExecute { .. } => 126,
+            TargetError::Memfd { .. } => 125,
+        }
+    }
+}
+
+/// A verified copy of the program, ready to exec.
+#[derive(Debug)]
+pub struct Target {
+    /// The host path that was opened.
+    pub path: PathBuf,
+    /// Sealed, close-on-exec memfd holding the program's bytes.
+    pub memfd: OwnedFd,
+}
+
+/// Finds `cmd` like a shell does: a name without `/` is searched in `path_var` (plugjail's
+/// own PATH on the host).
+pub fn resolve(cmd: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, TargetError> {
+    if cmd.as_bytes().contains(&b'/') {
+        return Ok(PathBuf::from(cmd));
+    }
+    let not_found = || TargetError::NotFound {
+        path: PathBuf::from(cmd),
+    };
+    if cmd.is_empty() {
+        return Err(not_found());
+    }
+    let path_var = path_var.unwrap_or(OsStr::new("/usr/local/bin:/usr/bin:/bin"));
+    for dir in std::env::split_paths(path_var) {
+        let candidate = dir.join(cmd);
+        if let Ok(meta) = candidate.metadata()
+            && meta.is_file()
+            && meta.permissions().mode() & 0o111 != 0
+        {
+            return Ok(candidate);
+        }
+    }
+    Err(not_found())
+}
+
+/// Opens the program, checks it is an executable ELF file, and copies it into a sealed memfd.
+pub fn open(cmd: &OsStr) -> Result<Target, TargetError> {
+    let path = resolve(cmd, std::env::var_os("PATH").as_deref())?;
+    let open_err = |source: io::Error| TargetError::Open {
+        path: path.clone(),
+        source,
+    };
+    let cannot = |reason| TargetError::CannotExecute {
+        path: path.clone(),
+        reason,
+    };
+    // std opens with O_CLOEXEC.
+    let mut file = File::open(&path).map_err(open_err)?;
+    let meta = file.metadata().map_err(open_err)?;
+    if !meta.is_file() {
+        return Err(cannot("not a regular file"));
+    }
+    if nix::unistd::access(&path, nix::unistd::AccessFlags::X_OK).is_err() {
+        return Err(cannot("permission denied (no execute permission)"));
+    }
+    let mut magic = [0u8; 4];
+    let n = read_up_to(&mut file, &mut magic).map_err(open_err)?;
+    match &magic[..n] {
+        [0x7f, b'E', b'L', b'F'] => {}
+        [b'#', b'!', ..] => {
+            return Err(cannot(
+                "scripts are not supported: run the interpreter with the script as an argument",
+            ));
+        }
+        _ => return Err(cannot("not an ELF executable")),
+    }
+    file.rewind().map_err(open_err)?;
+    let memfd = copy_to_memfd(&path, &mut file)?;
+    Ok(Target { path, memfd })
+}
+
+fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+fn copy_to_memfd(path: &Path, file: &mut File) -> Result<OwnedFd, TargetError> {
+    let err = |syscall| {
+        let path = path.to_path_buf();
+        move |source| TargetError::Memfd {
+            path,
+            syscall,
+            source,
+        }
+    };
+    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    let create = |flags| {
+        // SAFETY: the name is a static NUL-terminated string.
+        let fd = unsafe { libc::memfd_create(c"plugjail-target".as_ptr(), flags) };
+        if fd < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            // SAFETY: memfd_create just returned this fd and nothing else owns it.
+            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        }
+    };
+    // Kernels before 6.3 do not know MFD_EXEC (EINVAL) and make executable memfds anyway.
+    let fd = match create(flags | MFD_EXEC) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => create(flags),
+        other => other,
+    }
+    .map_err(err("memfd_create"))?;
+    let mut memfd = File::from(fd);
+    io::copy(file, &mut memfd).map_err(err("copy"))?;
+    let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE | libc::F_SEAL_SEAL;
+    // SAFETY: F_ADD_SEALS takes an integer argument on an fd we own.
+    if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+        return Err(err("fcntl(F_ADD_SEALS)")(io::Error::last_os_error()));
+    }
+    Ok(OwnedFd::from(memfd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_searched_in_path_and_paths_are_taken_as_is() {
+        let found = resolve(OsStr::new("sh"), Some(OsStr::new("/nonexistent:/bin"))).unwrap();
+        assert_eq!(found, Path::new("/bin/sh"));
+        let rel = resolve(OsStr::new("./x"), None).unwrap();
+        assert_eq!(rel, Path::new("./x"));
+        let missing = resolve(OsStr::new("no-such-cmd-xyz"), Some(OsStr::new("/bin")));
+        assert_eq!(missing.unwrap_err().exit_status(), 127);
+    }
+
+    #[test]
+    fn elf_is_sealed_in_a_memfd_and_scripts_are_refused() {
+        let t = open(OsStr::new("/bin/true")).unwrap();
+        // SAFETY: F_GET_SEALS on an fd we own.
+        let seals = unsafe { libc::fcntl(t.memfd.as_raw_fd(), libc::F_GET_SEALS) };
+        assert_eq!(seals & libc::F_SEAL_WRITE, libc::F_SEAL_WRITE);
+        assert_eq!(seals & libc::F_SEAL_SEAL, libc::F_SEAL_SEAL);
+        let dir = std::env::temp_dir().join(format!("plugjail-target-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("s.sh");
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let data = dir.join("data");
+        std::fs::write(&data, "plain").unwrap();
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let s = open(script.as_os_str()).unwrap_err();
+        let d = open(data.as_os_str()).unwrap_err();
+        let missing = open(dir.join("missing").as_os_str()).unwrap_err();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(s.exit_status(), 126, "{s}");
+        assert!(s.to_string().contains("scripts are not supported"));
+        assert_eq!(d.exit_status(), 126, "{d}");
+        assert_eq!(missing.exit_status(), 127, "{missing}");
+    }
+}
