@@ -76,7 +76,8 @@ pub fn run(opts: ExecOptions) -> u8 {
         v
     };
     verdict.wall_time_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    for problem in verdict.deliver(opts.report.as_deref(), opts.status_fd) {
+    let status_fd = opts.status_fd.filter(|fd| fd_is_open(*fd));
+    for problem in verdict.deliver(opts.report.as_deref(), status_fd) {
         eprintln!("plugjail: {problem}");
     }
     verdict.exit_status
