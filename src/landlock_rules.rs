@@ -171,28 +171,25 @@ fn scope_bit(scope: Scope) -> u64 {
     }
 }
 
-/// What the profile implies and a kernel with `abi` cannot enforce. Network rules are
-/// always handled (no port listed = no TCP bind/connect at all), so they always count.
-fn unenforceable(landlock: &Landlock, abi: u32) -> Vec<String> {
+/// Every Landlock feature the profile relies on, with the ABI that brings it. Network
+/// rules are always handled (no port listed = no TCP bind/connect at all), so they always
+/// count; cross-directory renames (ABI 2) do not: without them the kernel is stricter.
+pub fn requirements(landlock: &Landlock) -> Vec<(u32, String)> {
     let mut needs: Vec<(u32, String)> = vec![
-        (
-            1,
-            "filesystem rules (read, write, execute paths)".to_string(),
-        ),
-        (
-            3,
-            "truncation control (truncate outside write paths)".to_string(),
-        ),
-        (4, "tcp bind and connect port rules".to_string()),
-        (
-            5,
-            "device ioctl control (ioctl outside write paths)".to_string(),
-        ),
+        (1, "filesystem rules".to_string()),
+        (3, "truncation control".to_string()),
+        (4, "TCP port rules".to_string()),
+        (5, "device ioctl control".to_string()),
     ];
     for scope in &landlock.scopes {
         needs.push((6, format!("scope {}", scope.name())));
     }
     needs
+}
+
+/// What the profile implies and a kernel with `abi` cannot enforce.
+fn unenforceable(landlock: &Landlock, abi: u32) -> Vec<String> {
+    requirements(landlock)
         .into_iter()
         .filter(|(n, _)| *n > abi)
         .map(|(n, what)| format!("{what} (needs abi {n})"))
@@ -511,9 +508,9 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "landlock is required but this kernel (landlock abi 2) cannot enforce: truncation \
-             control (truncate outside write paths) (needs abi 3); tcp bind and connect port \
-             rules (needs abi 4); device ioctl control (ioctl outside write paths) (needs abi \
-             5); scope signal (needs abi 6); set landlock.compat: best_effort to run without it"
+             control (needs abi 3); TCP port rules (needs abi 4); device ioctl control (needs \
+             abi 5); scope signal (needs abi 6); set landlock.compat: best_effort to run \
+             without it"
         );
         assert!(prepare_for_abi(&want, 0).is_err());
         want.compat = Level::BestEffort;

@@ -51,7 +51,9 @@ enum Command {
     /// Report what this kernel and this user can enforce: user namespaces, Landlock,
     /// seccomp, cgroups.
     ///
-    /// With --profile, also says whether that profile would run here and what it would lose.
+    /// With --profile, also say, mechanism by mechanism, whether that profile would run here
+    /// and what it would lose. Exit status: 0 if it would run (or no profile was given), 1 if
+    /// it would be refused, 2 if the profile is invalid.
     Doctor {
         /// A profile to test against this machine.
         #[arg(long, value_name = "PROFILE")]

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{Capabilities, CgroupMode, Check, Controller};
 use crate::profile::units::{format_duration, format_size};
-use crate::profile::{Action, Level, Profile, Scope};
+use crate::profile::{Action, Level, Profile};
 
 /// How far one thing the profile asks for would be enforced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -206,12 +206,9 @@ fn landlock(profile: &Profile, caps: &Capabilities) -> Vec<Item> {
             )
         }
     };
-    // The same list as landlock_rules::prepare, which handles every right the ABI knows:
-    // cross-directory renames are simply denied below ABI 2, and with no port listed TCP
-    // rules still deny all binds and connects, so they count whatever the profile lists.
+    // The same list landlock_rules::prepare fails closed on.
     let ports = |p: &[u16]| p.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
-    let mut tcp = need("TCP rules".into(), 4);
-    tcp.how += &match (l.tcp_bind.is_empty(), l.tcp_connect.is_empty()) {
+    let tcp_detail = match (l.tcp_bind.is_empty(), l.tcp_connect.is_empty()) {
         (true, true) => "; no TCP bind or connect allowed".to_owned(),
         _ => format!(
             "; bind [{}], connect [{}]",
@@ -219,16 +216,16 @@ fn landlock(profile: &Profile, caps: &Capabilities) -> Vec<Item> {
             ports(&l.tcp_connect)
         ),
     };
-    let mut items = vec![
-        need("filesystem rules".into(), 1),
-        need("truncation control".into(), 3),
-        tcp,
-        need("device ioctl control".into(), 5),
-    ];
-    for scope in Scope::ALL.into_iter().filter(|s| l.scopes.contains(s)) {
-        items.push(need(format!("scope {}", scope.name()), 6));
-    }
-    items
+    crate::landlock_rules::requirements(l)
+        .into_iter()
+        .map(|(needed, what)| {
+            let mut it = need(what, needed);
+            if needed == 4 {
+                it.how += &tcp_detail;
+            }
+            it
+        })
+        .collect()
 }
 
 fn seccomp(profile: &Profile, caps: &Capabilities) -> Vec<Item> {
@@ -443,7 +440,7 @@ mod tests {
         assert_eq!(
             a.refused,
             [
-                "landlock: truncation control, TCP rules, device ioctl control, \
+                "landlock: truncation control, TCP port rules, device ioctl control, \
               scope abstract_unix_socket, scope signal"
             ]
         );
