@@ -71,7 +71,12 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
         Err(errno) => fail(fds, Step::WaitForMaps, errno, NO_ITEM),
     }
 
-    // 3. Securebits, locked: uid 0 never regains capabilities on exec, changing ids keeps
+    // 3. Default signal dispositions and an empty signal mask: an ignored signal survives
+    //    exec, and plugjail (like every Rust program) ignores SIGPIPE, as may whoever
+    //    started it (nohup); the program must start as if exec'd by a plain shell.
+    step!(Step::ResetSignals, sys::reset_signals());
+
+    // 4. Securebits, locked: uid 0 never regains capabilities on exec, changing ids keeps
     //    capabilities (so step 4 can switch to the jail's ids before mounting, and the
     //    capabilities go in step 26, explicitly), ambient capabilities cannot be raised.
     //    Needs CAP_SETPCAP, which the child has in its own user namespace (or as root); an
@@ -83,7 +88,7 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
         );
     }
 
-    // 4. Become the jail's unprivileged uid/gid (1000 inside) now, before mounting: a
+    // 5. Become the jail's unprivileged uid/gid (1000 inside) now, before mounting: a
     //    jail started by root runs as nobody on the host, and filesystems refuse to be
     //    mounted by an id the namespace does not map. Root also drops its supplementary
     //    groups here.
@@ -91,7 +96,7 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
         step!(Step::SetIds, sys::set_ids(uid, gid, plan.ids.clear_groups));
     }
 
-    // 5. Changing ids cleared the parent death signal: arm it again, then make sure the
+    // 6. Changing ids cleared the parent death signal: arm it again, then make sure the
     //    supervisor did not die in between (its end of the sync pipe would be closed).
     step!(
         Step::RearmParentDeathSignal,
@@ -102,14 +107,14 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
     }
 
     if let Some(ops) = &plan.fs {
-        // 6. Make every mount private, recursively, so nothing we mount propagates back
+        // 7. Make every mount private, recursively, so nothing we mount propagates back
         //    to the host and no host mount event propagates in.
         step!(
             Step::MakeRootPrivate,
             sys::mount(None, c"/", None, MS_REC | MS_PRIVATE, None)
         );
 
-        // 7. A tiny private tmpfs as a base: it will hold the new root (/newroot) and the
+        // 8. A tiny private tmpfs as a base: it will hold the new root (/newroot) and the
         //    host root (/oldroot) side by side, so bind sources are always reachable as
         //    /oldroot/PATH, even paths the new mounts would otherwise cover (like /tmp).
         step!(
@@ -125,11 +130,11 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
         step!(Step::MountBase, sys::mkdir(c"/tmp/newroot", 0o700));
         step!(Step::MountBase, sys::mkdir(c"/tmp/oldroot", 0o700));
 
-        // 8. Pivot into the base: the host root moves to /oldroot.
+        // 9. Pivot into the base: the host root moves to /oldroot.
         step!(Step::PivotToBase, sys::pivot_root(c"/tmp", c"/tmp/oldroot"));
         step!(Step::PivotToBase, sys::chdir(c"/"));
 
-        // 9. The jail's root: a small tmpfs, nosuid and nodev.
+        // 10. The jail's root: a small tmpfs, nosuid and nodev.
         step!(
             Step::MountNewRoot,
             sys::mount(
@@ -141,12 +146,13 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
             )
         );
 
-        // 10. Build the tree, in the plan's order (parents before children): the rootfs
+        // 11. Build the tree, in the plan's order (parents before children): the rootfs
         //    template's directories and symlinks, then the profile's read-only and
         //    read-write binds (host symlinks recreated as symlinks), sized tmpfs mounts,
         //    /dev (a tmpfs with the allowed device nodes bound in), and /proc for the new
         //    PID namespace, mounted now because a user namespace may only mount proc while
-        //    a full proc is still visible (the host's, under /oldroot).
+        //    a full proc is still visible (the host's, under /oldroot). Last, /dev is made
+        //    read-only (its device binds keep their own flags).
         for (i, s) in ops.iter().enumerate() {
             let item = i as u32;
             let result = match &s.op {
@@ -168,21 +174,27 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
                     Some(data),
                 )
                 .map_err(|e| (Step::MountProc, e)),
+                FsOp::Seal(dst) => sys::mount_setattr(
+                    dst,
+                    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                    false,
+                )
+                .map_err(|e| (Step::SealMount, e)),
             };
             if let Err((step, errno)) = result {
                 fail(fds, step, errno, item);
             }
         }
 
-        // 11. Enter the new root: pivot_root(".", ".") stacks the base (with the host root
+        // 12. Enter the new root: pivot_root(".", ".") stacks the base (with the host root
         //    under it) on top of the new root...
         step!(Step::PivotRoot, sys::chdir(c"/newroot"));
         step!(Step::PivotRoot, sys::pivot_root(c".", c"."));
 
-        // 12. ...and detaching it drops every path to the host's tree at once.
+        // 13. ...and detaching it drops every path to the host's tree at once.
         step!(Step::DetachOldRoot, sys::umount_detach(c"."));
 
-        // 13. The root itself becomes read-only (and noexec: it only holds directories,
+        // 14. The root itself becomes read-only (and noexec: it only holds directories,
         //     symlinks and mount points).
         step!(
             Step::RemountRootReadOnly,
@@ -193,30 +205,30 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
             )
         );
 
-        // 14. Start in /.
+        // 15. Start in /.
         step!(Step::Chdir, sys::chdir(c"/"));
     }
 
-    // 15. Hostname, in the jail's own UTS namespace.
+    // 16. Hostname, in the jail's own UTS namespace.
     if let Some(name) = &plan.hostname {
         step!(Step::Hostname, sys::sethostname(name));
     }
 
-    // 16. Loopback up, in the jail's own network namespace (network: loopback).
+    // 17. Loopback up, in the jail's own network namespace (network: loopback).
     if plan.loopback {
         step!(Step::Loopback, sys::loopback_up());
     }
 
-    // 17. Resource limits (lowered only; no core dumps).
+    // 18. Resource limits (lowered only; no core dumps).
     for &(resource, value) in &plan.rlimits {
         step!(Step::Rlimits, sys::setrlimit(resource, value));
     }
 
     if plan.drop_caps {
-        // 18. Empty the capability bounding set: no exec can ever grant a capability.
+        // 19. Empty the capability bounding set: no exec can ever grant a capability.
         step!(Step::DropBounding, sys::drop_bounding_set());
 
-        // 19. Clear ambient capabilities.
+        // 20. Clear ambient capabilities.
         step!(
             Step::ClearAmbient,
             sys::prctl(
@@ -226,24 +238,24 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
         );
     }
 
-    // 20. Drop every capability: effective, permitted, inheritable.
+    // 21. Drop every capability: effective, permitted, inheritable.
     step!(Step::DropCapabilities, sys::capset_empty());
 
-    // 21. A new session: no controlling terminal, so TIOCSTI cannot push input into the
+    // 22. A new session: no controlling terminal, so TIOCSTI cannot push input into the
     //     caller's terminal and the jail receives no terminal signals.
     step!(Step::NewSession, sys::setsid());
 
-    // 22. no_new_privs: exec can never add privilege (setuid bits, file capabilities); it
+    // 23. no_new_privs: exec can never add privilege (setuid bits, file capabilities); it
     //     is also what lets an unprivileged process install Landlock and seccomp.
     step!(Step::NoNewPrivs, sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1));
 
-    // 23. Close every descriptor except stdin/stdout/stderr, the error and status pipes
+    // 24. Close every descriptor except stdin/stdout/stderr, the error and status pipes
     //     and the program's memfd (the last three are close-on-exec).
     for &(first, last) in &fds.close {
         step!(Step::CloseFds, sys::close_range(first, last));
     }
 
-    // 24. Fork the target. This process stays behind as the jail's init (PID 1 of the new
+    // 25. Fork the target. This process stays behind as the jail's init (PID 1 of the new
     //     PID namespace): it reaps orphans, reports the target's wait status, and its exit
     //     ends every process left in the jail.
     match sys::fork_raw() {
@@ -252,7 +264,7 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
         Ok(target) => init(target, fds),
     }
 
-    // 25. Landlock (target only; the init stays outside its domain, so the target can
+    // 26. Landlock (target only; the init stays outside its domain, so the target can
     //     neither ptrace nor signal it).
     if let Some(landlock) = &plan.landlock
         && let Err(f) = landlock.apply_detailed()
@@ -261,13 +273,13 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
         fail(fds, Step::Landlock, f.errno as i32, item);
     }
 
-    // 26. Seccomp, as late as possible: from here only the profile's syscalls (and exactly
+    // 27. Seccomp, as late as possible: from here only the profile's syscalls (and exactly
     //     one execveat of the memfd) are allowed.
     if let Some(seccomp) = &plan.seccomp {
         step!(Step::Seccomp, seccomp.install().map_err(|e| e as i32));
     }
 
-    // 27. Exec the program from its sealed memfd; on success the error pipe closes.
+    // 28. Exec the program from its sealed memfd; on success the error pipe closes.
     // SAFETY: argv and env are NULL-terminated arrays of C strings owned by `plan`, which
     // lives until this process execs or exits.
     let errno = unsafe { sys::execveat_fd(fds.memfd, plan.argv.as_ptr(), plan.env.as_ptr()) };

@@ -63,6 +63,9 @@ pub enum FsOp {
         dst: CString,
         data: CString,
     },
+    /// Make a mount we populated read-only (non-recursive: what is mounted on it keeps
+    /// its own flags).
+    Seal(CString),
 }
 
 /// An operation and the jail path it is about (for error messages).
@@ -478,6 +481,9 @@ fn fs_ops(
             }
         }
     }
+    // /dev is populated now; nothing may add files or replace its symlinks.
+    let dev = Path::new("/dev");
+    push(FsOp::Seal(path_cstring(NEW_ROOT, dev)?), dev);
     Ok((ops, missing))
 }
 

@@ -9,6 +9,7 @@
 pub enum Step {
     ParentDeathSignal = 1,
     WaitForMaps,
+    ResetSignals,
     Securebits,
     SetIds,
     RearmParentDeathSignal,
@@ -23,6 +24,7 @@ pub enum Step {
     BindHarden,
     MountTmpfs,
     MountProc,
+    SealMount,
     PivotRoot,
     DetachOldRoot,
     RemountRootReadOnly,
@@ -43,9 +45,10 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 33] = [
+    pub const ALL: [Step; 35] = [
         Step::ParentDeathSignal,
         Step::WaitForMaps,
+        Step::ResetSignals,
         Step::Securebits,
         Step::SetIds,
         Step::RearmParentDeathSignal,
@@ -60,6 +63,7 @@ impl Step {
         Step::BindHarden,
         Step::MountTmpfs,
         Step::MountProc,
+        Step::SealMount,
         Step::PivotRoot,
         Step::DetachOldRoot,
         Step::RemountRootReadOnly,
@@ -83,6 +87,7 @@ impl Step {
         match self {
             Step::ParentDeathSignal => "parent_death_signal",
             Step::WaitForMaps => "wait_for_maps",
+            Step::ResetSignals => "reset_signals",
             Step::MakeRootPrivate => "make_root_private",
             Step::MountBase => "mount_base",
             Step::PivotToBase => "pivot_to_base",
@@ -94,6 +99,7 @@ impl Step {
             Step::BindHarden => "bind_harden",
             Step::MountTmpfs => "mount_tmpfs",
             Step::MountProc => "mount_proc",
+            Step::SealMount => "seal_mount",
             Step::PivotRoot => "pivot_root",
             Step::DetachOldRoot => "detach_old_root",
             Step::RemountRootReadOnly => "remount_root_read_only",

@@ -370,3 +370,24 @@ pub fn loopback_up() -> Result<(), i32> {
     close(sock);
     result
 }
+
+/// Every signal back to its default action, and nothing blocked.
+pub fn reset_signals() -> Result<(), i32> {
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL involves no handler code; an unknown or reserved
+        // signal number fails with EINVAL, which is skipped.
+        if unsafe { libc::signal(sig, libc::SIG_DFL) } == libc::SIG_ERR && errno() != libc::EINVAL {
+            return Err(errno());
+        }
+    }
+    // SAFETY: an empty set on the stack; sigemptyset only writes to it.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t.
+    unsafe { libc::sigemptyset(&mut set) };
+    // SAFETY: `set` is a valid, initialised sigset_t; the old mask is not requested.
+    let ret = unsafe { libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) };
+    check(ret.into()).map(drop)
+}

@@ -53,6 +53,7 @@ fn render(ops: &[FsStep]) -> Vec<String> {
                 }
             ),
             FsOp::Proc { dst, data } => format!("proc {} {}", s(dst), s(data)),
+            FsOp::Seal(dst) => format!("seal {}", s(dst)),
         })
         .collect()
 }
@@ -69,6 +70,7 @@ fn ci_profile_builds_the_expected_tree() {
     has("bind /oldroot/dev/null /newroot/dev/null nosuid,noexec");
     has("symlink /newroot/dev/fd -> /proc/self/fd");
     has("proc /newroot/proc subset=pid");
+    assert_eq!(ops.last().map(String::as_str), Some("seal /newroot/dev"));
     // Template entries the profile mounts are left to the profile; the rest stay.
     has("mkdir /newroot/run");
     let tmp_mkdirs = ops.iter().filter(|o| *o == "mkdir /newroot/tmp").count();
