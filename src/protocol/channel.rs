@@ -1,0 +1,414 @@
+//! The host side of a session: a [`Channel`] over the pipe pair to one stub.
+//!
+//! It reads the stub's HELLO, then runs one call at a time: a CALL frame out, LOG frames
+//! (handed to a callback, never accumulated) and one RESULT or ERROR back, all under a
+//! deadline enforced with poll(2). Both buffers are kept between calls, so a call
+//! allocates nothing once the buffers have grown to the largest frame seen (at most the
+//! cap). After a protocol violation, a timeout or the end of the channel the stream's
+//! position is unknown, so the channel refuses further calls.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use super::ProtocolError;
+use super::consts::{ABI_VERSION, ErrorKind, FrameType, HEADER_LEN, PROTOCOL_VERSION};
+use super::frame::{FrameReader, FrameWriter, ReadError};
+use super::payload::{self, ErrorPayload, Hello, LogPayload};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    /// The stub broke the protocol: the `protocol_violation` verdict.
+    #[error("protocol violation: {0}")]
+    Protocol(#[from] ProtocolError),
+    #[error("no answer within {after:?}")]
+    Timeout { after: Duration },
+    /// The stub closed the channel (it exited or was killed; the supervisor says why).
+    #[error("the plugin closed the channel")]
+    Closed,
+    #[error("channel {syscall}: {source}")]
+    Io {
+        syscall: &'static str,
+        source: io::Error,
+    },
+    /// The call failed inside the plugin or the stub; the session goes on.
+    #[error("{} error{}: {message}", kind.name(), status_note(*status))]
+    Remote {
+        kind: ErrorKind,
+        status: i32,
+        message: String,
+    },
+    /// The stub could not start the plugin (ERROR with call id 0).
+    #[error("plugin did not start ({}): {message}", kind.name())]
+    Startup { kind: ErrorKind, message: String },
+    #[error("input of {len} bytes does not fit in a frame of at most {cap} bytes")]
+    InputTooLarge { len: usize, cap: u32 },
+    #[error("the channel is unusable after an earlier failure")]
+    Broken,
+    #[error("call before the HELLO handshake")]
+    NotReady,
+}
+
+fn status_note(status: i32) -> String {
+    if status == 0 {
+        String::new()
+    } else {
+        format!(" (status {status})")
+    }
+}
+
+impl ChannelError {
+    /// True when the session can go on after this error.
+    pub fn is_call_error(&self) -> bool {
+        matches!(
+            self,
+            ChannelError::Remote { .. } | ChannelError::InputTooLarge { .. }
+        )
+    }
+}
+
+/// A LOG frame's receiver: level (`consts::log_level`) and text.
+pub type LogHandler = Box<dyn FnMut(u32, &[u8]) + Send>;
+
+pub struct Channel {
+    read: OwnedFd,
+    write: OwnedFd,
+    reader: FrameReader,
+    writer: FrameWriter,
+    next_id: u64,
+    hello: Option<Hello>,
+    broken: bool,
+    on_log: LogHandler,
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel")
+            .field("read", &self.read)
+            .field("write", &self.write)
+            .field("cap", &self.reader.cap())
+            .field("hello", &self.hello)
+            .field("broken", &self.broken)
+            .finish()
+    }
+}
+
+impl Channel {
+    /// Takes the host's ends of the two pipes: `read` receives the stub's frames, `write`
+    /// carries CALLs. `max_message` is the profile's `limits.max_message` (payload bytes);
+    /// values above u32::MAX are clamped. The write end becomes non-blocking so a stub that
+    /// stops reading cannot hold a call past its deadline; both pipes are enlarged
+    /// (best effort) to hold a whole frame when the system allows.
+    pub fn new(read: OwnedFd, write: OwnedFd, max_message: u64) -> Result<Channel, ChannelError> {
+        let cap = u32::try_from(max_message).unwrap_or(u32::MAX);
+        set_nonblocking(write.as_raw_fd()).map_err(|source| ChannelError::Io {
+            syscall: "fcntl(F_SETFL)",
+            source,
+        })?;
+        let want = (cap as usize).saturating_add(HEADER_LEN);
+        size_pipe(read.as_raw_fd(), want);
+        size_pipe(write.as_raw_fd(), want);
+        Ok(Channel {
+            read,
+            write,
+            reader: FrameReader::new(cap),
+            writer: FrameWriter::new(cap),
+            next_id: 1,
+            hello: None,
+            broken: false,
+            on_log: Box::new(|_, _| {}),
+        })
+    }
+
+    /// Where LOG frames go (by default they are dropped).
+    pub fn set_log_handler(&mut self, f: LogHandler) {
+        self.on_log = f;
+    }
+
+    /// The HELLO, once [`Channel::handshake`] has succeeded.
+    pub fn hello(&self) -> Option<&Hello> {
+        self.hello.as_ref()
+    }
+
+    /// Bytes the read buffer holds reserved: never more than the cap.
+    pub fn read_capacity(&self) -> usize {
+        self.reader.capacity()
+    }
+
+    /// Waits for HELLO (or the stub's startup ERROR), skipping LOG frames.
+    pub fn handshake(&mut self, timeout: Duration) -> Result<&Hello, ChannelError> {
+        if self.broken {
+            return Err(ChannelError::Broken);
+        }
+        let r = self.handshake_inner(timeout);
+        if r.is_err() {
+            self.broken = true;
+        }
+        r?;
+        self.hello.as_ref().ok_or(ChannelError::NotReady)
+    }
+
+    fn handshake_inner(&mut self, timeout: Duration) -> Result<(), ChannelError> {
+        if self.hello.is_some() {
+            return Ok(());
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let fd = self.read.as_raw_fd();
+            let frame = self
+                .reader
+                .read(|b| read_before(fd, b, deadline))
+                .map_err(|e| read_error(e, timeout))?;
+            match frame.kind {
+                FrameType::Log => {
+                    let log = LogPayload::parse(frame.payload)?;
+                    (self.on_log)(log.level, log.text);
+                }
+                FrameType::Hello => {
+                    let hello = Hello::parse(frame.payload)?;
+                    check_version("protocol", hello.protocol_version, PROTOCOL_VERSION)?;
+                    check_version("abi", hello.abi_version, ABI_VERSION)?;
+                    self.hello = Some(hello);
+                    return Ok(());
+                }
+                FrameType::Error if frame.id == 0 => {
+                    let e = ErrorPayload::parse(frame.payload)?;
+                    return Err(ChannelError::Startup {
+                        kind: e.kind,
+                        message: e.message.to_string(),
+                    });
+                }
+                other => {
+                    return Err(unexpected(other, "before HELLO"));
+                }
+            }
+        }
+    }
+
+    /// Calls `method` with `input`; returns the output, borrowed from the channel's
+    /// buffer until the next call. `timeout` bounds the whole exchange.
+    pub fn call(
+        &mut self,
+        method: &str,
+        input: &[u8],
+        timeout: Duration,
+    ) -> Result<&[u8], ChannelError> {
+        if self.broken {
+            return Err(ChannelError::Broken);
+        }
+        if self.hello.is_none() {
+            return Err(ChannelError::NotReady);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        if let Err(e) = payload::write_call(&mut self.writer, id, method, input) {
+            return Err(match e {
+                ProtocolError::TooLarge { cap, .. } => ChannelError::InputTooLarge {
+                    len: input.len() + method.len() + 1,
+                    cap,
+                },
+                other => ChannelError::Protocol(other),
+            });
+        }
+        let deadline = Instant::now() + timeout;
+        let fd = self.write.as_raw_fd();
+        if let Err(e) = write_before(fd, self.writer.finish(), deadline) {
+            self.broken = true;
+            return Err(match e.kind() {
+                io::ErrorKind::TimedOut => ChannelError::Timeout { after: timeout },
+                io::ErrorKind::BrokenPipe => ChannelError::Closed,
+                _ => ChannelError::Io {
+                    syscall: "write",
+                    source: e,
+                },
+            });
+        }
+        match self.await_reply(id, timeout, deadline) {
+            Ok(len) => Ok(self.reader_payload(len)),
+            Err(e) => {
+                if !e.is_call_error() {
+                    self.broken = true;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Reads frames until the reply to `id`; returns the RESULT payload's length (the
+    /// payload stays in the reader's buffer).
+    fn await_reply(
+        &mut self,
+        id: u64,
+        timeout: Duration,
+        deadline: Instant,
+    ) -> Result<usize, ChannelError> {
+        loop {
+            let fd = self.read.as_raw_fd();
+            let frame = self
+                .reader
+                .read(|b| read_before(fd, b, deadline))
+                .map_err(|e| read_error(e, timeout))?;
+            match frame.kind {
+                FrameType::Log => {
+                    let log = LogPayload::parse(frame.payload)?;
+                    (self.on_log)(log.level, log.text);
+                    continue;
+                }
+                FrameType::Result | FrameType::Error if frame.id != id => {
+                    return Err(ProtocolError::WrongId {
+                        frame: frame.kind.name(),
+                        got: frame.id,
+                        want: id,
+                    }
+                    .into());
+                }
+                FrameType::Result => return Ok(frame.payload.len()),
+                FrameType::Error => {
+                    let e = ErrorPayload::parse(frame.payload)?;
+                    if matches!(
+                        e.kind,
+                        ErrorKind::LoadFailed
+                            | ErrorKind::AbiMismatch
+                            | ErrorKind::InitFailed
+                            | ErrorKind::FilterFailed
+                    ) {
+                        return Err(unexpected(
+                            FrameType::Error,
+                            "of a startup kind after HELLO",
+                        ));
+                    }
+                    return Err(ChannelError::Remote {
+                        kind: e.kind,
+                        status: e.status,
+                        message: e.message.to_string(),
+                    });
+                }
+                other => return Err(unexpected(other, "during a call")),
+            }
+        }
+    }
+
+    fn reader_payload(&self, len: usize) -> &[u8] {
+        self.reader.last_payload(len)
+    }
+
+    /// Asks the stub to finish (best effort) and closes the channel.
+    pub fn shutdown(mut self) {
+        if self.broken {
+            return;
+        }
+        self.writer.begin(FrameType::Shutdown, 0);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let _ = write_before(self.write.as_raw_fd(), self.writer.finish(), deadline);
+    }
+}
+
+fn check_version(what: &'static str, got: u32, want: u32) -> Result<(), ProtocolError> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(ProtocolError::Version { what, got, want })
+    }
+}
+
+fn unexpected(kind: FrameType, state: &'static str) -> ChannelError {
+    ChannelError::Protocol(ProtocolError::Unexpected {
+        frame: kind.name(),
+        state,
+    })
+}
+
+fn read_error(e: ReadError, timeout: Duration) -> ChannelError {
+    match e {
+        ReadError::Eof => ChannelError::Closed,
+        ReadError::Protocol(p) => ChannelError::Protocol(p),
+        ReadError::Io(e) if e.kind() == io::ErrorKind::TimedOut => {
+            ChannelError::Timeout { after: timeout }
+        }
+        ReadError::Io(source) => ChannelError::Io {
+            syscall: "read",
+            source,
+        },
+    }
+}
+
+/// Waits for `events` on `fd` until `deadline`; TimedOut when it passes.
+fn wait(fd: RawFd, events: libc::c_short, deadline: Instant) -> io::Result<()> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        // Round up so a sub-millisecond remainder still waits instead of spinning.
+        let ms = left.as_millis().saturating_add(1).min(i32::MAX as u128) as i32;
+        let mut p = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd on the stack, count 1.
+        let r = unsafe { libc::poll(&mut p, 1, ms) };
+        if r > 0 {
+            // POLLHUP/POLLERR also end the wait: the read or write reports them.
+            return Ok(());
+        }
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+fn read_before(fd: RawFd, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
+    wait(fd, libc::POLLIN, deadline)?;
+    // SAFETY: `buf` is a valid writable slice of buf.len() bytes.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+fn write_before(fd: RawFd, mut buf: &[u8], deadline: Instant) -> io::Result<()> {
+    while !buf.is_empty() {
+        // SAFETY: `buf` is a valid readable slice; the fd is non-blocking.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            buf = &buf[n as usize..];
+            continue;
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock => wait(fd, libc::POLLOUT, deadline)?,
+            io::ErrorKind::Interrupted => {}
+            _ => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: integer fcntl calls on an fd the caller owns.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Asks for a pipe buffer of at least `bytes` (capped at fs.pipe-max-size by the kernel
+/// for unprivileged users); best effort: a smaller pipe only costs more wake-ups.
+/// Returns the size the pipe has afterwards, or None if `fd` is not a pipe.
+pub fn size_pipe(fd: RawFd, bytes: usize) -> Option<usize> {
+    const MAX: usize = 1 << 20; // the default fs.pipe-max-size
+    let want = bytes.clamp(4096, MAX) as libc::c_int;
+    // SAFETY: integer fcntl on an fd the caller owns; fails harmlessly on non-pipes.
+    unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, want) };
+    // SAFETY: as above.
+    let now = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
+    usize::try_from(now).ok()
+}

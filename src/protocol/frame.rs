@@ -1,0 +1,219 @@
+//! The frame codec: a 16-byte little-endian header, then the payload.
+//!
+//! ```text
+//! offset 0  u32 payload length (bytes after the header; at most the session's cap)
+//! offset 4  u16 frame type (FrameType)
+//! offset 6  u16 flags, always 0
+//! offset 8  u64 call id
+//! ```
+//!
+//! [`FrameReader`] reads one frame at a time into a buffer it keeps between frames. It
+//! checks the header before it reserves anything, and reserves exactly the payload length,
+//! so its buffer never holds more than `cap` bytes of payload whatever the peer sends.
+
+use std::io;
+
+use super::ProtocolError;
+use super::consts::{FrameType, HEADER_LEN};
+
+/// A decoded header; the length is already checked against the cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub len: u32,
+    pub kind: FrameType,
+    pub id: u64,
+}
+
+/// Decodes and validates a header. Pure: no I/O, no allocation.
+pub fn decode_header(b: &[u8; HEADER_LEN], cap: u32) -> Result<Header, ProtocolError> {
+    let len = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let kind = u16::from_le_bytes([b[4], b[5]]);
+    let flags = u16::from_le_bytes([b[6], b[7]]);
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&b[8..16]);
+    let id = u64::from_le_bytes(id);
+    let kind = FrameType::from_u16(kind).ok_or(ProtocolError::UnknownType { kind })?;
+    if flags != 0 {
+        return Err(ProtocolError::Flags { flags });
+    }
+    if len > cap {
+        return Err(ProtocolError::TooLarge { len, cap });
+    }
+    Ok(Header { len, kind, id })
+}
+
+/// Encodes a header.
+pub fn encode_header(kind: FrameType, len: u32, id: u64) -> [u8; HEADER_LEN] {
+    let mut b = [0u8; HEADER_LEN];
+    b[0..4].copy_from_slice(&len.to_le_bytes());
+    b[4..6].copy_from_slice(&(kind as u16).to_le_bytes());
+    b[8..16].copy_from_slice(&id.to_le_bytes());
+    b
+}
+
+/// One frame, borrowing its payload from the reader's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame<'a> {
+    pub kind: FrameType,
+    pub id: u64,
+    pub payload: &'a [u8],
+}
+
+/// Why no frame was read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The channel closed cleanly, between two frames.
+    #[error("channel closed")]
+    Eof,
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    /// The byte source failed (including a deadline, as `io::ErrorKind::TimedOut`).
+    #[error("channel read: {0}")]
+    Io(io::Error),
+}
+
+/// Reads frames with a reused buffer that never exceeds the cap.
+#[derive(Debug)]
+pub struct FrameReader {
+    buf: Vec<u8>,
+    cap: u32,
+}
+
+impl FrameReader {
+    pub fn new(cap: u32) -> FrameReader {
+        FrameReader {
+            buf: Vec::new(),
+            cap,
+        }
+    }
+
+    pub fn cap(&self) -> u32 {
+        self.cap
+    }
+
+    /// Bytes reserved for payloads so far: never more than the cap.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// The payload of the frame read last, given its length (for callers that had to
+    /// drop the borrow of [`FrameReader::read`]).
+    pub fn last_payload(&self, len: usize) -> &[u8] {
+        &self.buf[..len.min(self.buf.len())]
+    }
+
+    /// Reads one frame. `read` is `read(2)`-like: fills a prefix of the slice and returns
+    /// how many bytes, 0 at end of input.
+    pub fn read<R>(&mut self, mut read: R) -> Result<Frame<'_>, ReadError>
+    where
+        R: FnMut(&mut [u8]) -> io::Result<usize>,
+    {
+        let mut head = [0u8; HEADER_LEN];
+        let got = fill(&mut read, &mut head)?;
+        if got == 0 {
+            return Err(ReadError::Eof);
+        }
+        if got < HEADER_LEN {
+            return Err(truncated(got, HEADER_LEN));
+        }
+        let h = decode_header(&head, self.cap)?;
+        let len = h.len as usize;
+        if self.buf.len() < len {
+            // Exactly the payload length (at most the cap): `resize` alone may double.
+            self.buf.reserve_exact(len - self.buf.len());
+            self.buf.resize(len, 0);
+        }
+        let payload = &mut self.buf[..len];
+        let got = fill(&mut read, payload)?;
+        if got < len {
+            return Err(truncated(HEADER_LEN + got, HEADER_LEN + len));
+        }
+        Ok(Frame {
+            kind: h.kind,
+            id: h.id,
+            payload: &self.buf[..len],
+        })
+    }
+}
+
+fn truncated(got: usize, want: usize) -> ReadError {
+    ReadError::Protocol(ProtocolError::Truncated { got, want })
+}
+
+/// Reads until `buf` is full or the source ends; returns the bytes read.
+fn fill<R>(read: &mut R, buf: &mut [u8]) -> Result<usize, ReadError>
+where
+    R: FnMut(&mut [u8]) -> io::Result<usize>,
+{
+    let mut done = 0;
+    while done < buf.len() {
+        match read(&mut buf[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n.min(buf.len() - done),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(ReadError::Io(e)),
+        }
+    }
+    Ok(done)
+}
+
+/// Builds frames in a reused buffer: header space first, payload appended, length patched
+/// at the end, so a frame goes out in one `write`.
+#[derive(Debug)]
+pub struct FrameWriter {
+    buf: Vec<u8>,
+    cap: u32,
+}
+
+impl FrameWriter {
+    pub fn new(cap: u32) -> FrameWriter {
+        FrameWriter {
+            buf: Vec::new(),
+            cap,
+        }
+    }
+
+    pub fn cap(&self) -> u32 {
+        self.cap
+    }
+
+    /// Starts a frame, discarding any unfinished one.
+    pub fn begin(&mut self, kind: FrameType, id: u64) {
+        self.buf.clear();
+        self.buf.extend_from_slice(&encode_header(kind, 0, id));
+    }
+
+    /// Payload bytes so far.
+    pub fn payload_len(&self) -> usize {
+        self.buf.len().saturating_sub(HEADER_LEN)
+    }
+
+    /// Appends payload bytes; refuses (appending nothing) past the cap.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<(), ProtocolError> {
+        let len = self.payload_len() + bytes.len();
+        if len > self.cap as usize {
+            return Err(ProtocolError::TooLarge {
+                len: u32::try_from(len).unwrap_or(u32::MAX),
+                cap: self.cap,
+            });
+        }
+        self.buf.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Drops payload bytes after `len` (to undo a partial payload).
+    pub fn truncate_payload(&mut self, len: usize) {
+        self.buf.truncate(HEADER_LEN + len);
+    }
+
+    /// Patches the length and returns the whole frame.
+    pub fn finish(&mut self) -> &[u8] {
+        if self.buf.len() < HEADER_LEN {
+            return &[];
+        }
+        // push() kept the payload within the u32 cap.
+        let len = self.payload_len() as u32;
+        self.buf[0..4].copy_from_slice(&len.to_le_bytes());
+        &self.buf
+    }
+}

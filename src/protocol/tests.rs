@@ -1,0 +1,214 @@
+//! Codec tests: round trips, every malformed header, and properties over arbitrary bytes.
+
+use std::io;
+
+use proptest::prelude::*;
+
+use super::ProtocolError;
+use super::consts::{ErrorKind, FrameType, HEADER_LEN};
+use super::frame::{FrameReader, FrameWriter, ReadError, decode_header, encode_header};
+use super::payload::{self, CallPayload, ErrorPayload, Hello, LogPayload};
+
+/// A `read(2)`-like source over a byte slice, handing out at most `chunk` bytes a time.
+fn source(bytes: &[u8], chunk: usize) -> impl FnMut(&mut [u8]) -> io::Result<usize> + '_ {
+    let mut at = 0;
+    move |buf: &mut [u8]| {
+        let n = buf.len().min(chunk.max(1)).min(bytes.len() - at);
+        buf[..n].copy_from_slice(&bytes[at..at + n]);
+        at += n;
+        Ok(n)
+    }
+}
+
+fn frame(kind: FrameType, id: u64, payload: &[u8]) -> Vec<u8> {
+    let mut v = encode_header(kind, payload.len() as u32, id).to_vec();
+    v.extend_from_slice(payload);
+    v
+}
+
+#[test]
+fn header_round_trip() {
+    let b = encode_header(FrameType::Result, 42, 7);
+    let h = decode_header(&b, 100).unwrap();
+    assert_eq!((h.kind, h.len, h.id), (FrameType::Result, 42, 7));
+}
+
+#[test]
+fn four_gib_length_is_refused_before_any_allocation() {
+    let mut b = encode_header(FrameType::Result, u32::MAX, 1).to_vec();
+    b.extend_from_slice(b"tail");
+    let mut r = FrameReader::new(1 << 20);
+    let e = r.read(source(&b, 4096)).unwrap_err();
+    assert!(matches!(
+        e,
+        ReadError::Protocol(ProtocolError::TooLarge { len: u32::MAX, .. })
+    ));
+    assert_eq!(r.capacity(), 0, "nothing reserved for a refused frame");
+}
+
+#[test]
+fn bad_type_flags_and_truncation_are_typed_errors() {
+    let mut b = encode_header(FrameType::Log, 0, 0);
+    b[4] = 99;
+    assert_eq!(
+        decode_header(&b, 10),
+        Err(ProtocolError::UnknownType { kind: 99 })
+    );
+    let mut b = encode_header(FrameType::Log, 0, 0);
+    b[6] = 1;
+    assert_eq!(
+        decode_header(&b, 10),
+        Err(ProtocolError::Flags { flags: 1 })
+    );
+
+    let whole = frame(FrameType::Result, 1, b"0123456789");
+    let mut r = FrameReader::new(64);
+    let e = r.read(source(&whole[..HEADER_LEN + 4], 3)).unwrap_err();
+    assert!(matches!(
+        e,
+        ReadError::Protocol(ProtocolError::Truncated { got: 20, want: 26 })
+    ));
+    let e = r.read(source(&whole[..5], 3)).unwrap_err();
+    assert!(matches!(
+        e,
+        ReadError::Protocol(ProtocolError::Truncated { got: 5, want: 16 })
+    ));
+    assert!(matches!(
+        r.read(source(&[], 1)).unwrap_err(),
+        ReadError::Eof
+    ));
+}
+
+#[test]
+fn payloads_round_trip() {
+    let mut w = FrameWriter::new(4096);
+    payload::write_hello(&mut w, "csv", "1.0", ["convert", "validate"].into_iter()).unwrap();
+    let bytes = w.finish().to_vec();
+    let mut r = FrameReader::new(4096);
+    let f = r.read(source(&bytes, 7)).unwrap();
+    assert_eq!(f.kind, FrameType::Hello);
+    let h = Hello::parse(f.payload).unwrap();
+    assert_eq!(h.name, "csv");
+    assert_eq!(h.methods, ["convert", "validate"]);
+
+    payload::write_call(&mut w, 9, "convert", b"a,b\n1,2\n").unwrap();
+    let bytes = w.finish().to_vec();
+    let f = r.read(source(&bytes, 1000)).unwrap();
+    let c = CallPayload::parse(f.payload).unwrap();
+    assert_eq!(
+        (f.id, c.method, c.input),
+        (9, "convert", &b"a,b\n1,2\n"[..])
+    );
+
+    payload::write_error(&mut w, 9, ErrorKind::Plugin, -3, "bad row").unwrap();
+    let bytes = w.finish().to_vec();
+    let f = r.read(source(&bytes, 1000)).unwrap();
+    let e = ErrorPayload::parse(f.payload).unwrap();
+    assert_eq!(
+        (e.kind, e.status, e.message),
+        (ErrorKind::Plugin, -3, "bad row")
+    );
+
+    payload::write_log(&mut w, 0, 2, b"careful").unwrap();
+    let bytes = w.finish().to_vec();
+    let f = r.read(source(&bytes, 1000)).unwrap();
+    let l = LogPayload::parse(f.payload).unwrap();
+    assert_eq!((l.level, l.text), (2, &b"careful"[..]));
+}
+
+#[test]
+fn malformed_payloads_are_refused() {
+    assert!(Hello::parse(b"").is_err());
+    // A method count far above what the bytes could hold: refused, nothing huge reserved.
+    let mut p = 1u32.to_le_bytes().to_vec();
+    p.extend_from_slice(&1u32.to_le_bytes());
+    p.extend_from_slice(b"\x01a\x01b\xff\xff");
+    assert!(Hello::parse(&p).is_err());
+    // Duplicate method.
+    let mut p = 1u32.to_le_bytes().to_vec();
+    p.extend_from_slice(&1u32.to_le_bytes());
+    p.extend_from_slice(b"\x01a\x01b\x02\x00\x01m\x01m");
+    assert!(Hello::parse(&p).is_err());
+    // Control character in a name.
+    assert!(CallPayload::parse(b"\x02a\n").is_err());
+    assert!(CallPayload::parse(b"\x00").is_err());
+    assert!(ErrorPayload::parse(&[99, 0, 0, 0, 0, 0, 0, 0]).is_err());
+    assert!(ErrorPayload::parse(&[1, 0, 0, 0, 0, 0, 0, 0, 0xff]).is_err());
+    assert!(LogPayload::parse(&[5, 0, 0, 0]).is_err());
+    assert!(payload::check_shutdown(b"x").is_err());
+}
+
+#[test]
+fn writer_refuses_past_the_cap_and_buffers_stay_bounded() {
+    let mut w = FrameWriter::new(10);
+    w.begin(FrameType::Result, 1);
+    w.push(b"0123456789").unwrap();
+    assert!(w.push(b"x").is_err());
+    assert_eq!(w.finish().len(), HEADER_LEN + 10);
+
+    let cap = 1000;
+    let mut r = FrameReader::new(cap);
+    for len in [10usize, 999, 1000, 3, 700] {
+        let bytes = frame(FrameType::Result, 1, &vec![7u8; len]);
+        let f = r.read(source(&bytes, 333)).unwrap();
+        assert_eq!(f.payload.len(), len);
+        assert!(r.capacity() <= cap as usize);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Any byte sequence, in any chunking: frames or a clean error, never a panic, and the
+    /// buffer never reserves more than the cap.
+    #[test]
+    fn any_bytes_decode_cleanly(
+        bytes in proptest::collection::vec(any::<u8>(), 0..2048),
+        chunk in 1usize..64,
+        cap in 0u32..1024,
+    ) {
+        let mut r = FrameReader::new(cap);
+        let mut src = source(&bytes, chunk);
+        for _ in 0..bytes.len() + 1 {
+            match r.read(&mut src) {
+                Ok(f) => {
+                    prop_assert!(f.payload.len() <= cap as usize);
+                    // Payload parsers must not panic either.
+                    let _ = Hello::parse(f.payload);
+                    let _ = CallPayload::parse(f.payload);
+                    let _ = ErrorPayload::parse(f.payload);
+                    let _ = LogPayload::parse(f.payload);
+                }
+                Err(_) => break,
+            }
+            prop_assert!(r.capacity() <= cap as usize);
+        }
+        prop_assert!(r.capacity() <= cap as usize);
+    }
+
+    /// Headers with a valid type decode iff flags are 0 and the length fits.
+    #[test]
+    fn header_checks(len in any::<u32>(), kind in 0u16..10, flags in any::<u16>(), id in any::<u64>(), cap in any::<u32>()) {
+        let mut b = [0u8; HEADER_LEN];
+        b[0..4].copy_from_slice(&len.to_le_bytes());
+        b[4..6].copy_from_slice(&kind.to_le_bytes());
+        b[6..8].copy_from_slice(&flags.to_le_bytes());
+        b[8..16].copy_from_slice(&id.to_le_bytes());
+        let ok = (1..=6).contains(&kind) && flags == 0 && len <= cap;
+        prop_assert_eq!(decode_header(&b, cap).is_ok(), ok);
+    }
+
+    /// Whatever the method and input, a CALL survives encode → decode.
+    #[test]
+    fn call_round_trip(method in "[a-z_]{1,40}", input in proptest::collection::vec(any::<u8>(), 0..512), id in 1u64..) {
+        let mut w = FrameWriter::new(4096);
+        payload::write_call(&mut w, id, &method, &input).unwrap();
+        let bytes = w.finish().to_vec();
+        let mut r = FrameReader::new(4096);
+        let f = r.read(source(&bytes, 5)).unwrap();
+        let c = CallPayload::parse(f.payload).unwrap();
+        prop_assert_eq!(f.id, id);
+        prop_assert_eq!(c.method, method.as_str());
+        prop_assert_eq!(c.input, &input[..]);
+    }
+}

@@ -1,0 +1,1 @@
+//! The in-jail stub (being written).
