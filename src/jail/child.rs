@@ -77,8 +77,8 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
     step!(Step::ResetSignals, sys::reset_signals());
 
     // 4. Securebits, locked: uid 0 never regains capabilities on exec, changing ids keeps
-    //    capabilities (so step 4 can switch to the jail's ids before mounting, and the
-    //    capabilities go in step 26, explicitly), ambient capabilities cannot be raised.
+    //    capabilities (so step 5 can switch to the jail's ids before mounting, and the
+    //    capabilities go in step 22, explicitly), ambient capabilities cannot be raised.
     //    Needs CAP_SETPCAP, which the child has in its own user namespace (or as root); an
     //    ordinary caller without a user namespace has no capabilities to drop.
     if plan.drop_caps {
@@ -106,15 +106,27 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
         sys::exit(SETUP_FAILED);
     }
 
+    // 7. No nested user namespaces: a user namespace needs no privilege to create, and
+    //    inside one the jail would be "root" again with the kernel's whole namespaced
+    //    attack surface in reach. The limit is per user namespace, and writing our own
+    //    needs CAP_SYS_RESOURCE in it, which we still have; the sysctl file resolves to
+    //    the writer's user namespace even through the host's /proc.
+    if plan.no_nested_userns {
+        step!(
+            Step::NoNestedUserNamespaces,
+            sys::write_file(c"/proc/sys/user/max_user_namespaces", b"0")
+        );
+    }
+
     if let Some(ops) = &plan.fs {
-        // 7. Make every mount private, recursively, so nothing we mount propagates back
+        // 8. Make every mount private, recursively, so nothing we mount propagates back
         //    to the host and no host mount event propagates in.
         step!(
             Step::MakeRootPrivate,
             sys::mount(None, c"/", None, MS_REC | MS_PRIVATE, None)
         );
 
-        // 8. A tiny private tmpfs as a base: it will hold the new root (/newroot) and the
+        // 9. A tiny private tmpfs as a base: it will hold the new root (/newroot) and the
         //    host root (/oldroot) side by side, so bind sources are always reachable as
         //    /oldroot/PATH, even paths the new mounts would otherwise cover (like /tmp).
         step!(
@@ -130,11 +142,11 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
         step!(Step::MountBase, sys::mkdir(c"/tmp/newroot", 0o700));
         step!(Step::MountBase, sys::mkdir(c"/tmp/oldroot", 0o700));
 
-        // 9. Pivot into the base: the host root moves to /oldroot.
+        // 10. Pivot into the base: the host root moves to /oldroot.
         step!(Step::PivotToBase, sys::pivot_root(c"/tmp", c"/tmp/oldroot"));
         step!(Step::PivotToBase, sys::chdir(c"/"));
 
-        // 10. The jail's root: a small tmpfs, nosuid and nodev.
+        // 11. The jail's root: a small tmpfs, nosuid and nodev.
         step!(
             Step::MountNewRoot,
             sys::mount(
@@ -146,7 +158,7 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
             )
         );
 
-        // 11. Build the tree, in the plan's order (parents before children): the rootfs
+        // 12. Build the tree, in the plan's order (parents before children): the rootfs
         //    template's directories and symlinks, then the profile's read-only and
         //    read-write binds (host symlinks recreated as symlinks), sized tmpfs mounts,
         //    /dev (a tmpfs with the allowed device nodes bound in), and /proc for the new
@@ -186,15 +198,15 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
             }
         }
 
-        // 12. Enter the new root: pivot_root(".", ".") stacks the base (with the host root
+        // 13. Enter the new root: pivot_root(".", ".") stacks the base (with the host root
         //    under it) on top of the new root...
         step!(Step::PivotRoot, sys::chdir(c"/newroot"));
         step!(Step::PivotRoot, sys::pivot_root(c".", c"."));
 
-        // 13. ...and detaching it drops every path to the host's tree at once.
+        // 14. ...and detaching it drops every path to the host's tree at once.
         step!(Step::DetachOldRoot, sys::umount_detach(c"."));
 
-        // 14. The root itself becomes read-only (and noexec: it only holds directories,
+        // 15. The root itself becomes read-only (and noexec: it only holds directories,
         //     symlinks and mount points).
         step!(
             Step::RemountRootReadOnly,
@@ -205,30 +217,30 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
             )
         );
 
-        // 15. Start in /.
+        // 16. Start in /.
         step!(Step::Chdir, sys::chdir(c"/"));
     }
 
-    // 16. Hostname, in the jail's own UTS namespace.
+    // 17. Hostname, in the jail's own UTS namespace.
     if let Some(name) = &plan.hostname {
         step!(Step::Hostname, sys::sethostname(name));
     }
 
-    // 17. Loopback up, in the jail's own network namespace (network: loopback).
+    // 18. Loopback up, in the jail's own network namespace (network: loopback).
     if plan.loopback {
         step!(Step::Loopback, sys::loopback_up());
     }
 
-    // 18. Resource limits (lowered only; no core dumps).
+    // 19. Resource limits (lowered only; no core dumps).
     for &(resource, value) in &plan.rlimits {
         step!(Step::Rlimits, sys::setrlimit(resource, value));
     }
 
     if plan.drop_caps {
-        // 19. Empty the capability bounding set: no exec can ever grant a capability.
+        // 20. Empty the capability bounding set: no exec can ever grant a capability.
         step!(Step::DropBounding, sys::drop_bounding_set());
 
-        // 20. Clear ambient capabilities.
+        // 21. Clear ambient capabilities.
         step!(
             Step::ClearAmbient,
             sys::prctl(
@@ -238,24 +250,24 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
         );
     }
 
-    // 21. Drop every capability: effective, permitted, inheritable.
+    // 22. Drop every capability: effective, permitted, inheritable.
     step!(Step::DropCapabilities, sys::capset_empty());
 
-    // 22. A new session: no controlling terminal, so TIOCSTI cannot push input into the
+    // 23. A new session: no controlling terminal, so TIOCSTI cannot push input into the
     //     caller's terminal and the jail receives no terminal signals.
     step!(Step::NewSession, sys::setsid());
 
-    // 23. no_new_privs: exec can never add privilege (setuid bits, file capabilities); it
+    // 24. no_new_privs: exec can never add privilege (setuid bits, file capabilities); it
     //     is also what lets an unprivileged process install Landlock and seccomp.
     step!(Step::NoNewPrivs, sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1));
 
-    // 24. Close every descriptor except stdin/stdout/stderr, the error and status pipes
+    // 25. Close every descriptor except stdin/stdout/stderr, the error and status pipes
     //     and the program's memfd (the last three are close-on-exec).
     for &(first, last) in &fds.close {
         step!(Step::CloseFds, sys::close_range(first, last));
     }
 
-    // 25. Fork the target. This process stays behind as the jail's init (PID 1 of the new
+    // 26. Fork the target. This process stays behind as the jail's init (PID 1 of the new
     //     PID namespace): it reaps orphans, reports the target's wait status, and its exit
     //     ends every process left in the jail.
     match sys::fork_raw() {
@@ -264,7 +276,7 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
         Ok(target) => init(target, fds),
     }
 
-    // 26. Landlock (target only; the init stays outside its domain, so the target can
+    // 27. Landlock (target only; the init stays outside its domain, so the target can
     //     neither ptrace nor signal it).
     if let Some(landlock) = &plan.landlock
         && let Err(f) = landlock.apply_detailed()
@@ -273,13 +285,13 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
         fail(fds, Step::Landlock, f.errno as i32, item);
     }
 
-    // 27. Seccomp, as late as possible: from here only the profile's syscalls (and exactly
+    // 28. Seccomp, as late as possible: from here only the profile's syscalls (and exactly
     //     one execveat of the memfd) are allowed.
     if let Some(seccomp) = &plan.seccomp {
         step!(Step::Seccomp, seccomp.install().map_err(|e| e as i32));
     }
 
-    // 28. Exec the program from its sealed memfd; on success the error pipe closes.
+    // 29. Exec the program from its sealed memfd; on success the error pipe closes.
     // SAFETY: argv and env are NULL-terminated arrays of C strings owned by `plan`, which
     // lives until this process execs or exits.
     let errno = unsafe { sys::execveat_fd(fds.memfd, plan.argv.as_ptr(), plan.env.as_ptr()) };

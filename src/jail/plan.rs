@@ -121,6 +121,9 @@ pub struct Plan {
     pub target: Target,
     pub seccomp: Option<SeccompProgram>,
     pub landlock: Option<LandlockPlan>,
+    /// Forbid user namespaces inside the jail's own (only when it has one: the setting is
+    /// per user namespace, and without one it would be the host's).
+    pub no_nested_userns: bool,
     /// Whether the child holds capabilities to drop (own user namespace, or root).
     pub drop_caps: bool,
     pub rootless: bool,
@@ -192,6 +195,7 @@ pub fn build(
         loopback: namespaces.has(libc::CLONE_NEWNET)
             && profile.network == crate::profile::Network::Loopback,
         drop_caps: euid == 0 || namespaces.has(libc::CLONE_NEWUSER),
+        no_nested_userns: namespaces.has(libc::CLONE_NEWUSER),
         namespaces,
         ids,
         fs,

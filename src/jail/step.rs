@@ -13,6 +13,7 @@ pub enum Step {
     Securebits,
     SetIds,
     RearmParentDeathSignal,
+    NoNestedUserNamespaces,
     MakeRootPrivate,
     MountBase,
     PivotToBase,
@@ -45,13 +46,14 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 35] = [
+    pub const ALL: [Step; 36] = [
         Step::ParentDeathSignal,
         Step::WaitForMaps,
         Step::ResetSignals,
         Step::Securebits,
         Step::SetIds,
         Step::RearmParentDeathSignal,
+        Step::NoNestedUserNamespaces,
         Step::MakeRootPrivate,
         Step::MountBase,
         Step::PivotToBase,
@@ -112,6 +114,7 @@ impl Step {
             Step::ClearAmbient => "clear_ambient",
             Step::SetIds => "set_ids",
             Step::RearmParentDeathSignal => "rearm_parent_death_signal",
+            Step::NoNestedUserNamespaces => "no_nested_user_namespaces",
             Step::DropCapabilities => "drop_capabilities",
             Step::NewSession => "new_session",
             Step::NoNewPrivs => "no_new_privs",

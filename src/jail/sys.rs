@@ -152,8 +152,23 @@ pub fn symlink(target: &CStr, path: &CStr) -> Result<(), i32> {
     }
 }
 
-/// Creates an empty regular file to bind a file onto.
+/// Creates an empty regular file to bind a file onto, unless something is already there
+/// (for example inside a read-only bind, where creating would fail).
 pub fn touch(path: &CStr) -> Result<(), i32> {
+    // SAFETY: `path` is NUL-terminated and `st` is a valid out buffer on the stack.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let found = unsafe {
+        libc::fstatat(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if found == 0 {
+        return Ok(());
+    }
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW;
     // SAFETY: `path` is NUL-terminated; the fd is closed right below.
     let fd = check(unsafe { libc::open(path.as_ptr(), flags, 0o444) }.into())?;
@@ -390,4 +405,16 @@ pub fn reset_signals() -> Result<(), i32> {
     // SAFETY: `set` is a valid, initialised sigset_t; the old mask is not requested.
     let ret = unsafe { libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) };
     check(ret.into()).map(drop)
+}
+
+/// Writes `bytes` to an existing file (a sysctl) in one `write`.
+pub fn write_file(path: &CStr, bytes: &[u8]) -> Result<(), i32> {
+    // SAFETY: `path` is NUL-terminated; the fd is closed below on every path.
+    let fd = check(unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) }.into())?
+        as RawFd;
+    // SAFETY: the pointer and length describe `bytes`.
+    let ret = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+    let result = if ret < 0 { Err(errno()) } else { Ok(()) };
+    close(fd);
+    result
 }
