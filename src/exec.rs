@@ -70,7 +70,7 @@ pub fn run(opts: ExecOptions) -> u8 {
                 let (outcome, message) = describe_failure(&plan, &f, &target_path);
                 failed(outcome, f.step.name(), Some(f.errno), message)
             }
-            Ok(Ending::InitEnded(status)) => init_ended(status, &failed),
+            Ok(Ending::InitEnded(status)) => init_ended(status, &opts.profile, &command, &failed),
         };
         v.enforced = Some(enforced);
         v
@@ -107,17 +107,24 @@ fn target_failure(
     failed(outcome, "open_command", errno, e.to_string())
 }
 
-/// The init ended without reporting the program: it was killed from outside the jail.
+/// The init ended without reporting the program: the jail was killed from outside (the
+/// kernel then killed everything in it). A signal is reported as the program's, since it
+/// died of the same one; anything else is a supervision failure.
 fn init_ended(
     status: i32,
+    profile: &std::path::Path,
+    command: &[String],
     failed: &impl Fn(Outcome, &str, Option<i32>, String) -> Verdict,
 ) -> Verdict {
-    let how = if libc::WIFSIGNALED(status) {
-        format!("killed by signal {}", libc::WTERMSIG(status))
-    } else {
-        format!("exited with {}", libc::WEXITSTATUS(status))
-    };
-    let msg = format!("the jail's init {how} before the program's end was known");
+    if libc::WIFSIGNALED(status) {
+        let mut v = Verdict::signaled(profile, command, libc::WTERMSIG(status));
+        v.message = Some("the whole jail was killed from outside".to_owned());
+        return v;
+    }
+    let msg = format!(
+        "the jail's init exited with {} before the program's end was known",
+        libc::WEXITSTATUS(status)
+    );
     failed(Outcome::SetupFailed, "supervise", None, msg)
 }
 
