@@ -3,6 +3,7 @@
 //! The crate keeps *what* apart from *how*: [`profile`] reads and validates the policy ops
 //! staff write; one module per kernel mechanism enforces it.
 
+pub mod cgroup;
 pub mod cli;
 pub mod doctor;
 pub mod exec;
