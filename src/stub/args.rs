@@ -1,0 +1,208 @@
+//! The stub's command line. The launcher (the jail, or a test) places every descriptor;
+//! the stub only learns their numbers:
+//!
+//! ```text
+//! plugjail-stub --channel IN,OUT --plugin-fd N --max-message BYTES
+//!               (--serve-filter-fd N | --no-serve-filter) [--output-fd N]
+//! ```
+
+use std::ffi::CStr;
+use std::os::fd::RawFd;
+
+use crate::protocol::consts::MIN_MAX_MESSAGE;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    /// Frames from the host arrive here.
+    pub channel_in: RawFd,
+    /// Frames to the host go here.
+    pub channel_out: RawFd,
+    /// The sealed memfd holding the plugin.
+    pub plugin_fd: RawFd,
+    /// The sealed memfd holding the serve-phase BPF program; None only with the explicit
+    /// `--no-serve-filter` (tests and development outside a jail).
+    pub serve_filter_fd: Option<RawFd>,
+    /// Read end of a pipe whose write end is the stub's fd 1 and 2: the plugin's output,
+    /// forwarded as LOG frames.
+    pub output_fd: Option<RawFd>,
+    /// The profile's `limits.max_message`.
+    pub max_message: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgsError {
+    #[error("unknown argument {0:?}")]
+    Unknown(String),
+    #[error("{flag} needs a value")]
+    Missing { flag: &'static str },
+    #[error("{flag}: {value:?} is not {what}")]
+    Bad {
+        flag: &'static str,
+        value: String,
+        what: &'static str,
+    },
+    #[error("--{flag} is required")]
+    Required { flag: &'static str },
+    #[error("give exactly one of --serve-filter-fd and --no-serve-filter")]
+    FilterChoice,
+    #[error("descriptor {fd} is used twice, or is 0, 1 or 2 (reserved for stdio)")]
+    FdClash { fd: RawFd },
+}
+
+/// What to do: serve, or print the version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Serve(Args),
+    Version,
+}
+
+fn fd(flag: &'static str, v: &str) -> Result<RawFd, ArgsError> {
+    v.parse::<RawFd>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| ArgsError::Bad {
+            flag,
+            value: v.to_string(),
+            what: "a descriptor number",
+        })
+}
+
+/// Parses the arguments after argv[0].
+pub fn parse<'a>(args: impl IntoIterator<Item = &'a CStr>) -> Result<Command, ArgsError> {
+    let mut it = args.into_iter().map(|a| a.to_string_lossy().into_owned());
+    let (mut channel, mut plugin, mut filter, mut output, mut max) = (None, None, None, None, None);
+    let mut no_filter = false;
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) => (f.to_string(), Some(v.to_string())),
+            None => (arg.clone(), None),
+        };
+        let mut value = |name: &'static str| {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or(ArgsError::Missing { flag: name })
+        };
+        match flag.as_str() {
+            "--version" | "-V" => return Ok(Command::Version),
+            "--channel" => {
+                let v = value("--channel")?;
+                let (a, b) = v.split_once(',').ok_or_else(|| ArgsError::Bad {
+                    flag: "--channel",
+                    value: v.clone(),
+                    what: "IN,OUT descriptor numbers",
+                })?;
+                channel = Some((fd("--channel", a)?, fd("--channel", b)?));
+            }
+            "--plugin-fd" => plugin = Some(fd("--plugin-fd", &value("--plugin-fd")?)?),
+            "--serve-filter-fd" => {
+                filter = Some(fd("--serve-filter-fd", &value("--serve-filter-fd")?)?)
+            }
+            "--output-fd" => output = Some(fd("--output-fd", &value("--output-fd")?)?),
+            "--no-serve-filter" => no_filter = true,
+            "--max-message" => {
+                let v = value("--max-message")?;
+                max = Some(
+                    v.parse::<u32>()
+                        .ok()
+                        .filter(|n| *n >= MIN_MAX_MESSAGE)
+                        .ok_or(ArgsError::Bad {
+                            flag: "--max-message",
+                            value: v,
+                            what: "a byte count from 4096 to 4294967295",
+                        })?,
+                );
+            }
+            _ => return Err(ArgsError::Unknown(arg)),
+        }
+    }
+    let (channel_in, channel_out) = channel.ok_or(ArgsError::Required { flag: "channel" })?;
+    let plugin_fd = plugin.ok_or(ArgsError::Required { flag: "plugin-fd" })?;
+    let max_message = max.ok_or(ArgsError::Required {
+        flag: "max-message",
+    })?;
+    if filter.is_some() == no_filter {
+        return Err(ArgsError::FilterChoice);
+    }
+    let mut all = vec![channel_in, channel_out, plugin_fd];
+    all.extend(filter);
+    all.extend(output);
+    for (i, &f) in all.iter().enumerate() {
+        if f <= 2 || all[..i].contains(&f) {
+            return Err(ArgsError::FdClash { fd: f });
+        }
+    }
+    Ok(Command::Serve(Args {
+        channel_in,
+        channel_out,
+        plugin_fd,
+        serve_filter_fd: filter,
+        output_fd: output,
+        max_message,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CString;
+
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Command, ArgsError> {
+        let owned: Vec<CString> = args.iter().map(|a| CString::new(*a).unwrap()).collect();
+        parse(owned.iter().map(|c| c.as_c_str()))
+    }
+
+    #[test]
+    fn full_command_line() {
+        let c = run(&[
+            "--channel",
+            "3,4",
+            "--plugin-fd=5",
+            "--serve-filter-fd",
+            "6",
+            "--output-fd",
+            "7",
+            "--max-message",
+            "1048576",
+        ])
+        .unwrap();
+        assert_eq!(
+            c,
+            Command::Serve(Args {
+                channel_in: 3,
+                channel_out: 4,
+                plugin_fd: 5,
+                serve_filter_fd: Some(6),
+                output_fd: Some(7),
+                max_message: 1 << 20,
+            })
+        );
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let base = [
+            "--channel",
+            "3,4",
+            "--plugin-fd",
+            "5",
+            "--max-message",
+            "4096",
+        ];
+        assert_eq!(run(&base).unwrap_err(), ArgsError::FilterChoice);
+        let mut clash = base.to_vec();
+        clash.extend(["--serve-filter-fd", "4"]);
+        assert_eq!(run(&clash).unwrap_err(), ArgsError::FdClash { fd: 4 });
+        let mut stdio = base.to_vec();
+        stdio[1] = "0,4";
+        stdio.push("--no-serve-filter");
+        assert_eq!(run(&stdio).unwrap_err(), ArgsError::FdClash { fd: 0 });
+        assert!(run(&["--max-message", "12"]).is_err());
+        assert_eq!(
+            run(&["--bogus"]).unwrap_err(),
+            ArgsError::Unknown("--bogus".into())
+        );
+        assert_eq!(run(&["--version"]).unwrap(), Command::Version);
+    }
+}

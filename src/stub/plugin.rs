@@ -1,0 +1,260 @@
+//! The plugin side of the stub: the C ABI of include/plugjail.h mirrored in Rust, loading
+//! through `/proc/self/fd/N`, the ABI checks, and the host-services callbacks.
+
+use std::ffi::{CStr, c_char, c_int, c_void};
+use std::os::fd::RawFd;
+
+use crate::protocol::consts::{ABI_VERSION, MAX_METHODS, log_level};
+use crate::protocol::frame::FrameWriter;
+use crate::protocol::payload::{MAX_ERROR_MESSAGE, check_name};
+
+use super::sink;
+
+/// `struct plugjail_plugin`.
+#[repr(C)]
+pub struct PluginDesc {
+    pub struct_size: u32,
+    pub abi_version: u32,
+    pub name: *const c_char,
+    pub version: *const c_char,
+    pub methods: *const *const c_char,
+    pub init: Option<unsafe extern "C" fn(*const HostTable) -> c_int>,
+    pub call: Option<unsafe extern "C" fn(*const c_char, *const u8, usize, *mut Output) -> c_int>,
+    pub shutdown: Option<unsafe extern "C" fn()>,
+}
+
+/// `struct plugjail_host`.
+#[repr(C)]
+pub struct HostTable {
+    pub struct_size: u32,
+    pub abi_version: u32,
+    pub max_output: u64,
+    pub log: unsafe extern "C" fn(u32, *const c_char, usize),
+    pub write: unsafe extern "C" fn(*mut Output, *const c_void, usize) -> c_int,
+    pub fail: unsafe extern "C" fn(*mut Output, *const c_char, usize),
+}
+
+/// Why the plugin could not be started; each maps to an ERROR kind and an exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("dlopen {path}: {message}")]
+    Dlopen { path: String, message: String },
+    #[error("the plugin does not export plugjail_plugin_v1: {message}")]
+    NoEntry { message: String },
+    #[error("plugin ABI mismatch: {what}")]
+    Abi { what: String },
+}
+
+/// The output of one call: a RESULT frame under construction, plus the failure message.
+/// The plugin sees only an opaque pointer to it.
+pub struct Output {
+    pub frame: FrameWriter,
+    pub max: usize,
+    pub overflow: bool,
+    pub message: Vec<u8>,
+}
+
+impl Output {
+    pub fn new(cap: u32) -> Output {
+        Output {
+            frame: FrameWriter::new(cap),
+            max: cap as usize,
+            overflow: false,
+            message: Vec::new(),
+        }
+    }
+}
+
+/// A loaded and checked plugin.
+pub struct Plugin {
+    pub desc: &'static PluginDesc,
+    pub name: &'static str,
+    pub version: &'static str,
+    /// (name, the plugin's own pointer), sorted by name for lookup.
+    pub methods: Vec<(&'static str, *const c_char)>,
+    /// Method names in the plugin's own order, for HELLO.
+    pub listed: Vec<&'static str>,
+}
+
+impl Plugin {
+    pub fn method(&self, name: &str) -> Option<*const c_char> {
+        self.methods
+            .binary_search_by(|(m, _)| (*m).cmp(name))
+            .ok()
+            .map(|i| self.methods[i].1)
+    }
+}
+
+fn dlerror() -> String {
+    // SAFETY: dlerror returns NULL or a NUL-terminated string valid until the next dl*
+    // call on this thread; it is copied at once.
+    let e = unsafe { libc::dlerror() };
+    if e.is_null() {
+        return "unknown error".to_string();
+    }
+    // SAFETY: non-NULL, NUL-terminated (see above).
+    unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned()
+}
+
+/// dlopens the plugin from its memfd and validates its description. The plugin's
+/// constructors and its entry function run here; init() does not.
+pub fn load(fd: RawFd) -> Result<Plugin, LoadError> {
+    let path = format!("/proc/self/fd/{fd}\0");
+    // SAFETY: NUL-terminated path. RTLD_NOW resolves every symbol now, inside the load
+    // phase, so a missing symbol is a load error and not a crash in a later call.
+    let handle = unsafe { libc::dlopen(path.as_ptr().cast(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    if handle.is_null() {
+        return Err(LoadError::Dlopen {
+            path: path.trim_end_matches('\0').to_string(),
+            message: dlerror(),
+        });
+    }
+    // SAFETY: valid handle and NUL-terminated symbol name. The handle is never closed:
+    // the plugin lives as long as the process.
+    let sym = unsafe { libc::dlsym(handle, c"plugjail_plugin_v1".as_ptr()) };
+    if sym.is_null() {
+        return Err(LoadError::NoEntry { message: dlerror() });
+    }
+    // SAFETY: the header declares the symbol as `const struct plugjail_plugin *(void)`;
+    // a plugin lying about it can only corrupt its own (jailed) process.
+    let entry: unsafe extern "C" fn() -> *const PluginDesc = unsafe { std::mem::transmute(sym) };
+    // SAFETY: calling the plugin's entry point, as the ABI defines.
+    let desc = unsafe { entry() };
+    // SAFETY: checked for NULL; the ABI requires static storage, so 'static holds for a
+    // conforming plugin (and a non-conforming one only harms its own process).
+    let desc: &'static PluginDesc =
+        unsafe { desc.as_ref() }.ok_or_else(|| abi("plugjail_plugin_v1 returned NULL"))?;
+    validate(desc)
+}
+
+fn abi(what: impl Into<String>) -> LoadError {
+    LoadError::Abi { what: what.into() }
+}
+
+/// Checks what the stub relies on before calling anything in the plugin.
+pub fn validate(desc: &'static PluginDesc) -> Result<Plugin, LoadError> {
+    if desc.abi_version != ABI_VERSION {
+        return Err(abi(format!(
+            "the plugin was built for ABI version {}, this stub implements {ABI_VERSION}",
+            desc.abi_version
+        )));
+    }
+    let size = std::mem::size_of::<PluginDesc>();
+    if desc.struct_size as usize != size {
+        return Err(abi(format!(
+            "struct plugjail_plugin is {} bytes in the plugin, {size} in ABI {ABI_VERSION}",
+            desc.struct_size
+        )));
+    }
+    let name = c_name(desc.name, "name")?;
+    let version = c_name(desc.version, "version")?;
+    if desc.call.is_none() {
+        return Err(abi("call is NULL"));
+    }
+    if desc.methods.is_null() {
+        return Err(abi("methods is NULL"));
+    }
+    let mut methods = Vec::new();
+    for i in 0..=MAX_METHODS {
+        // SAFETY: the ABI makes `methods` a NULL-terminated array; we stop at the NULL
+        // or after MAX_METHODS entries.
+        let p = unsafe { *desc.methods.add(i) };
+        if p.is_null() {
+            break;
+        }
+        if i == MAX_METHODS {
+            return Err(abi("more than 1024 methods"));
+        }
+        methods.push((c_name(p, "method name")?, p));
+    }
+    let listed = methods.iter().map(|m| m.0).collect();
+    methods.sort_by(|a, b| a.0.cmp(b.0));
+    if methods.windows(2).any(|w| w[0].0 == w[1].0) {
+        return Err(abi("a method is listed twice"));
+    }
+    Ok(Plugin {
+        desc,
+        name,
+        version,
+        methods,
+        listed,
+    })
+}
+
+fn c_name(p: *const c_char, what: &str) -> Result<&'static str, LoadError> {
+    if p.is_null() {
+        return Err(abi(format!("{what} is NULL")));
+    }
+    // SAFETY: non-NULL; the ABI requires a NUL-terminated string in static storage.
+    let s = unsafe { CStr::from_ptr(p) };
+    check_name(s.to_bytes()).ok_or_else(|| {
+        abi(format!(
+            "{what} {:?} is not 1 to 255 bytes of printable UTF-8",
+            s.to_string_lossy()
+        ))
+    })
+}
+
+/// The table handed to init(); lives as long as the process.
+pub fn host_table(max_output: u64) -> &'static HostTable {
+    Box::leak(Box::new(HostTable {
+        struct_size: std::mem::size_of::<HostTable>() as u32,
+        abi_version: ABI_VERSION,
+        max_output,
+        log: host_log,
+        write: host_write,
+        fail: host_fail,
+    }))
+}
+
+/// `host->log`: a LOG frame now, within the per-call budget.
+unsafe extern "C" fn host_log(level: u32, text: *const c_char, len: usize) {
+    let level = level.min(log_level::ERROR);
+    let bytes = if text.is_null() || len == 0 {
+        &[][..]
+    } else {
+        // SAFETY: the plugin promises `len` readable bytes at `text`; only a prefix is
+        // looked at.
+        unsafe { std::slice::from_raw_parts(text.cast::<u8>(), len.min(sink::MAX_LOG_LINE)) }
+    };
+    sink::log(level, bytes);
+}
+
+/// `host->write`: appends to the RESULT frame being built, up to the cap.
+unsafe extern "C" fn host_write(out: *mut Output, data: *const c_void, len: usize) -> c_int {
+    // SAFETY: `out` is the pointer the stub passed to call(), alive for the call; the
+    // plugin may only use it during that call, on that thread.
+    let Some(out) = (unsafe { out.as_mut() }) else {
+        return -1;
+    };
+    if len == 0 {
+        return 0;
+    }
+    if data.is_null() || out.overflow {
+        return -1;
+    }
+    // SAFETY: the plugin promises `len` readable bytes at `data`.
+    let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) };
+    if out.frame.payload_len() + len > out.max || out.frame.push(bytes).is_err() {
+        out.overflow = true;
+        return -1;
+    }
+    0
+}
+
+/// `host->fail`: the message of the ERROR frame if call() fails.
+unsafe extern "C" fn host_fail(out: *mut Output, message: *const c_char, len: usize) {
+    // SAFETY: as in host_write.
+    let Some(out) = (unsafe { out.as_mut() }) else {
+        return;
+    };
+    out.message.clear();
+    if message.is_null() {
+        return;
+    }
+    // SAFETY: the plugin promises `len` readable bytes at `message`; only a prefix is
+    // looked at.
+    let bytes =
+        unsafe { std::slice::from_raw_parts(message.cast::<u8>(), len.min(MAX_ERROR_MESSAGE)) };
+    out.message.extend_from_slice(bytes);
+}

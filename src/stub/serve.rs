@@ -1,0 +1,108 @@
+//! The serve loop: one CALL at a time, answered with RESULT or ERROR.
+//!
+//! After the serve filter is in force this code may use only read, write and memory
+//! syscalls (the strict profile allows little else). Buffers are reused: a call allocates
+//! nothing once they have grown to the largest frame seen.
+
+use std::ffi::c_int;
+use std::os::fd::RawFd;
+
+use crate::protocol::consts::{ErrorKind, FrameType, exit_code};
+use crate::protocol::frame::{FrameReader, FrameWriter, ReadError};
+use crate::protocol::payload::{self, CallPayload};
+
+use super::args::Args;
+use super::plugin::{Output, Plugin};
+use super::sink;
+
+pub fn serve(a: &Args, plugin: &Plugin, mut out_buf: [u8; 4096]) -> c_int {
+    let cap = a.max_message;
+    let mut reader = FrameReader::new(cap);
+    let mut out = Output::new(cap);
+    let mut err = FrameWriter::new(cap);
+    let Some(call) = plugin.desc.call else {
+        return exit_code::ABI_MISMATCH;
+    };
+    loop {
+        let fd = a.channel_in;
+        let frame = match reader.read(|b| read_fd(fd, b)) {
+            Ok(f) => f,
+            Err(ReadError::Eof) => return exit_code::OK,
+            Err(ReadError::Protocol(_)) => return exit_code::PROTOCOL,
+            Err(ReadError::Io(_)) => return exit_code::CHANNEL,
+        };
+        match frame.kind {
+            FrameType::Call if frame.id != 0 => {}
+            FrameType::Shutdown if payload::check_shutdown(frame.payload).is_ok() => {
+                if let Some(shutdown) = plugin.desc.shutdown {
+                    // SAFETY: the ABI's shutdown, called once at the end of the session.
+                    unsafe { shutdown() };
+                }
+                return exit_code::OK;
+            }
+            _ => return exit_code::PROTOCOL,
+        }
+        let id = frame.id;
+        let reply = match CallPayload::parse(frame.payload) {
+            Err(_) => Reply::Error(ErrorKind::BadCall, 0, "malformed CALL payload"),
+            Ok(c) => match plugin.method(c.method) {
+                None => Reply::Error(ErrorKind::UnknownMethod, 0, "no such method"),
+                Some(m) => {
+                    out.frame.begin(FrameType::Result, id);
+                    out.overflow = false;
+                    out.message.clear();
+                    sink::begin(id);
+                    // SAFETY: the ABI's call: `m` is the plugin's own method pointer, the
+                    // input is valid for the call, `out` outlives it.
+                    let status = unsafe { call(m, c.input.as_ptr(), c.input.len(), &mut out) };
+                    sink::end();
+                    if let Some(fd) = a.output_fd {
+                        sink::drain_output(fd, &mut out_buf);
+                    }
+                    if out.overflow {
+                        Reply::Error(
+                            ErrorKind::OutputTooLarge,
+                            status,
+                            "output exceeds max_message",
+                        )
+                    } else if status != 0 {
+                        Reply::Failed(status)
+                    } else {
+                        Reply::Result
+                    }
+                }
+            },
+        };
+        let sent = match reply {
+            Reply::Result => sink::send(out.frame.finish()),
+            Reply::Error(kind, status, msg) => {
+                let _ = payload::write_error(&mut err, id, kind, status, msg);
+                sink::send(err.finish())
+            }
+            Reply::Failed(status) => {
+                let msg = String::from_utf8_lossy(&out.message);
+                let _ = payload::write_error(&mut err, id, ErrorKind::Plugin, status, &msg);
+                sink::send(err.finish())
+            }
+        };
+        if sent.is_err() {
+            return exit_code::CHANNEL;
+        }
+    }
+}
+
+enum Reply {
+    Result,
+    Failed(i32),
+    Error(ErrorKind, i32, &'static str),
+}
+
+fn read_fd(fd: RawFd, buf: &mut [u8]) -> std::io::Result<usize> {
+    // SAFETY: `buf` is a valid writable slice.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}

@@ -1,0 +1,151 @@
+//! Everything the stub writes to the host goes through one lock, so a LOG frame from a
+//! plugin thread can never interleave with a RESULT frame from the stub's thread.
+//!
+//! Budgets keep a noisy plugin from flooding the host: each call (and init) may produce
+//! at most [`LOG_BUDGET`] bytes of log text and [`OUTPUT_BUDGET`] bytes of forwarded
+//! stdout/stderr; the rest is dropped and the host told once how much.
+
+use std::os::fd::RawFd;
+use std::sync::Mutex;
+
+use crate::protocol::consts::log_level;
+use crate::protocol::frame::FrameWriter;
+use crate::protocol::payload;
+
+/// Longest single log line (longer ones are cut).
+pub const MAX_LOG_LINE: usize = 16 << 10;
+/// Log text per call (or init), beyond which lines are dropped.
+pub const LOG_BUDGET: usize = 1 << 20;
+/// Forwarded stdout/stderr per call (or init).
+pub const OUTPUT_BUDGET: usize = 64 << 10;
+/// How much more output one drain reads and discards before giving up (a plugin thread
+/// may keep writing while the stub drains).
+const DISCARD_LIMIT: usize = 4 << 20;
+
+struct Sink {
+    fd: RawFd,
+    log: FrameWriter,
+    call_id: u64,
+    log_used: usize,
+    log_dropped: usize,
+    /// A write to the host failed: the channel is gone, stop writing.
+    dead: bool,
+}
+
+static SINK: Mutex<Option<Sink>> = Mutex::new(None);
+
+fn with<R>(f: impl FnOnce(&mut Sink) -> R) -> Option<R> {
+    let mut g = SINK.lock().unwrap_or_else(|e| e.into_inner());
+    g.as_mut().map(f)
+}
+
+/// Sets up the sink on the channel's write end.
+pub fn init(fd: RawFd, cap: u32) {
+    let mut g = SINK.lock().unwrap_or_else(|e| e.into_inner());
+    *g = Some(Sink {
+        fd,
+        log: FrameWriter::new(cap),
+        call_id: 0,
+        log_used: 0,
+        log_dropped: 0,
+        dead: false,
+    });
+}
+
+/// Writes one whole frame to the host. Err(errno) if the channel failed.
+pub fn send(frame: &[u8]) -> Result<(), i32> {
+    with(|s| write_fd(s.fd, &mut s.dead, frame)).unwrap_or(Err(libc::EBADF))
+}
+
+fn write_fd(fd: RawFd, dead: &mut bool, mut frame: &[u8]) -> Result<(), i32> {
+    if *dead {
+        return Err(libc::EPIPE);
+    }
+    while !frame.is_empty() {
+        // SAFETY: `frame` is a valid readable slice; the fd is the channel's write end.
+        let n = unsafe { libc::write(fd, frame.as_ptr().cast(), frame.len()) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO);
+            if e == libc::EINTR {
+                continue;
+            }
+            *dead = true;
+            return Err(e);
+        }
+        frame = &frame[n as usize..];
+    }
+    Ok(())
+}
+
+/// Starts the budgets of a new call (id 0: init).
+pub fn begin(call_id: u64) {
+    with(|s| {
+        s.call_id = call_id;
+        s.log_used = 0;
+        s.log_dropped = 0;
+    });
+}
+
+/// Reports dropped log text, if any, at the end of a call.
+pub fn end() {
+    with(|s| {
+        if s.log_dropped > 0 {
+            let note = format!(
+                "plugjail-stub: {} bytes of plugin log dropped",
+                s.log_dropped
+            );
+            s.log_dropped = 0;
+            emit(s, log_level::WARN, note.as_bytes());
+        }
+    });
+}
+
+fn emit(s: &mut Sink, level: u32, text: &[u8]) {
+    let id = s.call_id;
+    if payload::write_log(&mut s.log, id, level, text).is_ok() {
+        let _ = write_fd(s.fd, &mut s.dead, s.log.finish());
+    }
+}
+
+/// A log line from the plugin (any thread).
+pub fn log(level: u32, text: &[u8]) {
+    with(|s| {
+        if s.log_used + text.len() > LOG_BUDGET {
+            s.log_dropped += text.len();
+            return;
+        }
+        s.log_used += text.len();
+        emit(s, level, text);
+    });
+}
+
+/// Forwards what the plugin wrote to stdout/stderr since the last drain: up to
+/// OUTPUT_BUDGET bytes as LOG frames (level OUTPUT), the rest read and dropped.
+/// `fd` is non-blocking; `buf` is reused scratch space.
+pub fn drain_output(fd: RawFd, buf: &mut [u8]) {
+    let (mut sent, mut dropped) = (0usize, 0usize);
+    loop {
+        // SAFETY: `buf` is a valid writable slice.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            // 0: every writer closed; -1: EAGAIN (empty) or an error — nothing to forward.
+            break;
+        }
+        let n = n as usize;
+        if sent + n <= OUTPUT_BUDGET {
+            sent += n;
+            with(|s| emit(s, log_level::OUTPUT, &buf[..n]));
+        } else {
+            dropped += n;
+            if dropped > DISCARD_LIMIT {
+                break;
+            }
+        }
+    }
+    if dropped > 0 {
+        let note = format!("plugjail-stub: {dropped} bytes of plugin stdout/stderr dropped");
+        with(|s| emit(s, log_level::WARN, note.as_bytes()));
+    }
+}
