@@ -575,3 +575,49 @@ fn a_plugin_outside_the_allowlist_never_reaches_the_stub() {
     .unwrap_err();
     assert!(e.is_rejection(), "{e}");
 }
+
+#[test]
+fn csv2json_converts_and_reports_errors_under_the_strict_filters() {
+    let mut s = Session::start(&Setup::new("csv2json", "strict"));
+    s.hello().expect("handshake");
+    let csv = b"name,quote\r\nada,\"says \"\"hi\"\", twice\"\nbob,\"two\nlines\"\n";
+    let json = s.call("convert", csv).expect("convert");
+    let v: serde_json::Value = serde_json::from_slice(&json).expect("valid JSON");
+    assert_eq!(
+        v,
+        serde_json::json!([
+            {"name": "ada", "quote": "says \"hi\", twice"},
+            {"name": "bob", "quote": "two\nlines"},
+        ])
+    );
+    assert_eq!(
+        s.call("validate", csv).expect("validate"),
+        br#"{"rows":2,"columns":2}"#
+    );
+    for (bad, says) in [
+        (&b"a,b\n1,2,3\n"[..], "line 2: 3 fields, the header has 2"),
+        (b"a,a\n", "a column name appears twice"),
+        (b"a\n\"open\n", "a quoted field is never closed"),
+        (b"a\n\xff\n", "not UTF-8"),
+        (b"", "no header row"),
+    ] {
+        match s.call("convert", bad) {
+            Err(ChannelError::Remote {
+                kind: ErrorKind::Plugin,
+                message,
+                ..
+            }) => assert!(message.contains(says), "{message:?} lacks {says:?}"),
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+    // A big document, streamed out in chunks, stays correct.
+    let mut big = b"id,text\n".to_vec();
+    for i in 0..20_000 {
+        big.extend_from_slice(format!("{i},\"row {i}, with a comma\"\n").as_bytes());
+    }
+    let json = s.call("convert", &big).expect("big convert");
+    let v: serde_json::Value = serde_json::from_slice(&json).expect("valid JSON");
+    assert_eq!(v.as_array().map(Vec::len), Some(20_000));
+    assert_eq!(v[19_999]["text"], "row 19999, with a comma");
+    assert_eq!(s.shutdown().code(), Some(exit_code::OK));
+}
