@@ -448,21 +448,27 @@ impl Exec {
             .iter()
             .map(|(fd, t)| (fd.as_raw_fd(), *t))
             .collect();
+        const MAX_FDS: usize = 16;
+        assert!(moves.len() <= MAX_FDS, "at most {MAX_FDS} inherited fds");
         if !moves.is_empty() {
-            // SAFETY: the closure runs in the forked child before exec and only calls dup2
-            // and fcntl, which are async-signal-safe; the source fds stay open in the parent
-            // (owned by `self.fds`) until after spawn returns.
+            // SAFETY: the closure runs in the forked child before exec and only calls fcntl
+            // and dup2, which are async-signal-safe, on a fixed-size local array (no
+            // allocation); the source fds stay open in the parent (owned by `self.fds`)
+            // until after spawn returns.
             unsafe {
                 cmd.pre_exec(move || {
-                    for &(src, dst) in &moves {
-                        if src == dst {
-                            let flags = libc::fcntl(dst, libc::F_GETFD);
-                            if flags < 0
-                                || libc::fcntl(dst, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0
-                            {
-                                return Err(io::Error::last_os_error());
-                            }
-                        } else if libc::dup2(src, dst) < 0 {
+                    // First move every source out of the way (a source may sit on another
+                    // move's target number), close-on-exec so the copies vanish at exec...
+                    let mut temps = [-1; MAX_FDS];
+                    for (i, &(src, _)) in moves.iter().enumerate() {
+                        temps[i] = libc::fcntl(src, libc::F_DUPFD_CLOEXEC, 1000);
+                        if temps[i] < 0 {
+                            return Err(io::Error::last_os_error());
+                        }
+                    }
+                    // ...then place each on its target, which dup2 leaves inheritable.
+                    for (i, &(_, dst)) in moves.iter().enumerate() {
+                        if libc::dup2(temps[i], dst) < 0 {
                             return Err(io::Error::last_os_error());
                         }
                     }
@@ -690,7 +696,21 @@ pub struct Failures(Vec<String>);
 
 impl Failures {
     /// Records `check`'s error with a label and the run's details.
+    /// With `PLUGJAIL_TEST_VERBOSE=1`, every checked run is printed (run the tests with
+    /// `--nocapture` to see why a passing test passes).
     pub fn check(&mut self, label: &str, run: &Run, check: Result<(), String>) {
+        if std::env::var_os("PLUGJAIL_TEST_VERBOSE").is_some_and(|v| v == "1") {
+            let verdict = match (run.outcome(), run.code()) {
+                (Some(o), Some(c)) => format!("{o}, status {c}"),
+                (o, c) => format!("{o:?}, status {c:?}"),
+            };
+            eprintln!(
+                "{} {label} [{}]: {verdict}; {}",
+                if check.is_ok() { "ok  " } else { "FAIL" },
+                run.mode.name(),
+                run.result().unwrap_or("<no result line>"),
+            );
+        }
         if let Err(e) = check {
             self.0.push(format!(
                 "{label} [{}]: {e}\n{}",

@@ -530,6 +530,42 @@ static int a_exec_setuid(const char *path)
     return denied("execve", errno);
 }
 
+/* ---- running other programs ---- */
+
+/* execve of a host program; on success it replaces us and its output shows. */
+static int a_exec(const char *path)
+{
+    execl(path, path, "escaped-exec", (char *)NULL);
+    return denied("execve", errno);
+}
+
+/*
+ * execveat of a host program through descriptor N, as plugjail's own exec of the target
+ * looks to a seccomp filter (`execveat(N, "", ..., AT_EMPTY_PATH)`).
+ */
+static int a_exec_fd(long n, const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return denied("open", errno);
+    if (fd != n && dup2(fd, (int)n) < 0)
+        return denied("dup2", errno);
+    char *const args[] = {(char *)path, "escaped-exec", NULL};
+    syscall(SYS_execveat, (int)n, "", args, environ, AT_EMPTY_PATH);
+    return denied("execveat", errno);
+}
+
+/* Opens a ptrace-like handle on a file by handle (the "shocker" escape); bogus handle. */
+static int a_open_by_handle_at(void)
+{
+    return syscall_result("open_by_handle_at", syscall(SYS_open_by_handle_at, -1, NULL, O_RDONLY));
+}
+
+static int a_chroot(void)
+{
+    return syscall_result("chroot", syscall(SYS_chroot, "/nonexistent-plugjail"));
+}
+
 /* ---- a well-behaved program ---- */
 
 static int a_hello(void)
@@ -606,6 +642,8 @@ int main(int argc, char **argv)
     NOARG("status", a_status);
     NOARG("mounts", a_mounts);
     NOARG("hello", a_hello);
+    NOARG("open_by_handle_at", a_open_by_handle_at);
+    NOARG("chroot", a_chroot);
 #undef NOARG
 
 #define ONEARG(n, f) if (!strcmp(name, n)) return nargs == 1 ? f(a[0]) : usage_error(n " takes one argument")
@@ -617,6 +655,7 @@ int main(int argc, char **argv)
     ONEARG("rewrite", a_rewrite);
     ONEARG("abstract_connect", a_abstract_connect);
     ONEARG("exec_setuid", a_exec_setuid);
+    ONEARG("exec", a_exec);
 #undef ONEARG
 
 #define PIDARG(n, f) if (!strcmp(name, n)) return nargs == 1 ? f(parse_long(a[0])) : usage_error(n " takes one number")
@@ -630,6 +669,8 @@ int main(int argc, char **argv)
     if (!strcmp(name, "process_vm_readv"))
         return nargs == 3 ? a_process_vm_readv(parse_long(a[0]), parse_long(a[1]), parse_long(a[2]))
                           : usage_error("process_vm_readv PID ADDR LEN");
+    if (!strcmp(name, "exec_fd"))
+        return nargs == 2 ? a_exec_fd(parse_long(a[0]), a[1]) : usage_error("exec_fd N PATH");
     if (!strcmp(name, "ids"))
         return a_ids(argc, argv);
     if (!strcmp(name, "transform"))

@@ -1,0 +1,719 @@
+//! The cgroup module for real: limits enforced by the kernel and reported back.
+//!
+//! Works on whatever backend the host has: v1 hybrid as root on the development machine,
+//! pure v2 in the VM (scripts/vm-test.sh, as root and as uid 65534 in a delegated
+//! subtree). Each test forks a child that waits on a pipe until the parent has added it to
+//! the jail cgroup, then does one hostile thing with raw syscalls only (the test harness is
+//! multi-threaded). The test process itself is never moved on v1; on v2 it moves into its
+//! own leaf, which is how the supervisor works there.
+//!
+//! Skips print a reason; with `PLUGJAIL_TEST_STRICT=1` a skip fails.
+//! `PLUGJAIL_TEST_IO_DIR` names a directory on a block device for the io test (default:
+//! cargo's target tmp dir).
+
+use std::ffi::CString;
+use std::os::fd::RawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use plugjail::cgroup::{self, Backend, Cgroup, CgroupError};
+use plugjail::probe::{self, CgroupMode, Cgroups, Controller};
+use plugjail::profile::{IoLimits, Level, Limits};
+
+const MIB: u64 = 1 << 20;
+const NOBODY: u32 = 65534;
+
+fn strict() -> bool {
+    std::env::var_os("PLUGJAIL_TEST_STRICT").is_some_and(|v| v == "1")
+}
+
+fn skip(reason: &str) {
+    assert!(
+        !strict(),
+        "PLUGJAIL_TEST_STRICT=1 and a test would skip: {reason}"
+    );
+    eprintln!("SKIP: {reason}");
+}
+
+fn limits() -> Limits {
+    Limits {
+        memory: None,
+        swap: None,
+        cpu: None,
+        io: IoLimits::default(),
+        pids: None,
+        open_files: None,
+        file_size: None,
+        wall_time: None,
+        cpu_time: None,
+        call_time: None,
+        idle_time: None,
+        max_message: MIB,
+    }
+}
+
+/// The probed host, if it can carry `controllers` in a jail cgroup (else a printed skip).
+fn host_with(controllers: &[Controller]) -> Option<Cgroups> {
+    let caps = probe::cgroups();
+    let missing: Vec<_> = controllers
+        .iter()
+        .filter(|c| !caps.writable.contains(c))
+        .map(|c| c.name())
+        .collect();
+    if caps.mode == CgroupMode::None || !missing.is_empty() {
+        skip(&format!(
+            "cgroup mode {} cannot carry {missing:?} for uid {} (writable: {:?})",
+            caps.mode.name(),
+            nix::unistd::geteuid(),
+            caps.writable
+        ));
+        return None;
+    }
+    Some(caps)
+}
+
+fn create(l: &Limits, io_paths: &[PathBuf], caps: &Cgroups) -> Cgroup {
+    let plan = cgroup::prepare(l, io_paths, Level::Required, caps)
+        .unwrap_or_else(|e| panic!("prepare: {e}"));
+    plan.create()
+        .unwrap_or_else(|e| panic!("create: {e}\n{}", plan.describe_steps()))
+}
+
+fn pipe() -> (RawFd, RawFd) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid two-int out array.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    (fds[0], fds[1])
+}
+
+fn close(fd: RawFd) {
+    // SAFETY: closing a descriptor this test opened and owns.
+    unsafe { libc::close(fd) };
+}
+
+fn now() -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+}
+
+/// A forked child that runs `body` once released; `body` gets the write end of a result
+/// pipe and returns the exit code. Only raw syscalls in `body`.
+struct Child {
+    pid: libc::pid_t,
+    go: RawFd,
+    result: RawFd,
+}
+
+fn fork_child(body: impl FnOnce(RawFd) -> i32) -> Child {
+    let (go_r, go_w) = pipe();
+    let (res_r, res_w) = pipe();
+    // SAFETY: the child only makes raw syscalls (read, the body's, _exit) and never
+    // returns into the test harness.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let mut b = 0u8;
+        // SAFETY: reading one byte into a stack variable.
+        let n = unsafe { libc::read(go_r, (&raw mut b).cast(), 1) };
+        let code = if n == 1 { body(res_w) } else { 99 };
+        // SAFETY: ends the child without running the parent's atexit handlers.
+        unsafe { libc::_exit(code) };
+    }
+    close(go_r);
+    close(res_w);
+    Child {
+        pid,
+        go: go_w,
+        result: res_r,
+    }
+}
+
+impl Child {
+    fn release(&self) {
+        // SAFETY: writing one byte from a stack variable.
+        assert_eq!(unsafe { libc::write(self.go, b"g".as_ptr().cast(), 1) }, 1);
+    }
+
+    /// Waits; the raw wait status.
+    fn wait(&self) -> i32 {
+        let mut status = 0;
+        loop {
+            // SAFETY: our own child; `status` is a valid out pointer.
+            let r = unsafe { libc::waitpid(self.pid, &mut status, 0) };
+            if r == self.pid {
+                close(self.go);
+                return status;
+            }
+            assert_eq!(nix::errno::Errno::last(), nix::errno::Errno::EINTR);
+        }
+    }
+
+    fn read_f64s<const N: usize>(&self) -> [f64; N] {
+        let mut out = [f64::NAN; N];
+        let want = std::mem::size_of_val(&out);
+        // SAFETY: reading into a stack array of exactly `want` bytes.
+        let n = unsafe { libc::read(self.result, out.as_mut_ptr().cast(), want) };
+        close(self.result);
+        assert_eq!(n as usize, want, "child sent no result");
+        out
+    }
+}
+
+fn send_f64s(fd: RawFd, vals: &[f64]) {
+    // SAFETY: writing the bytes of a live slice.
+    unsafe { libc::write(fd, vals.as_ptr().cast(), std::mem::size_of_val(vals)) };
+}
+
+fn describe(status: i32) -> String {
+    if libc::WIFSIGNALED(status) {
+        format!("killed by signal {}", libc::WTERMSIG(status))
+    } else {
+        format!("exited {}", libc::WEXITSTATUS(status))
+    }
+}
+
+fn assert_gone(cg_dirs: &[PathBuf]) {
+    for d in cg_dirs {
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+}
+
+fn dirs(cg: &Cgroup) -> Vec<PathBuf> {
+    cg.dirs().iter().map(|d| d.path.clone()).collect()
+}
+
+#[test]
+fn memory_hog_is_oom_killed_and_reported() {
+    let Some(caps) = host_with(&[Controller::Memory]) else {
+        return;
+    };
+    let l = Limits {
+        memory: Some(64 * MIB),
+        ..limits()
+    };
+    let cg = create(&l, &[], &caps);
+    let child = fork_child(|_| {
+        let size = 256 * MIB as usize;
+        // SAFETY: a fresh private anonymous mapping; nothing else uses it.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return 2;
+        }
+        for off in (0..size).step_by(4096) {
+            // SAFETY: `off` is inside the mapping.
+            unsafe { std::ptr::write_volatile(p.cast::<u8>().add(off), 1) };
+        }
+        0
+    });
+    cg.add(child.pid).unwrap();
+    child.release();
+    let status = child.wait();
+    let report = cg.report();
+    let d = dirs(&cg);
+    cg.remove().unwrap();
+    assert_gone(&d);
+    eprintln!("memory: child {}; {report:?}", describe(status));
+    assert!(
+        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL,
+        "the hog was not killed: {}",
+        describe(status)
+    );
+    assert!(report.oom(), "no oom kill reported: {report:?}");
+    let peak = report.memory_peak.expect("a peak memory figure");
+    assert!(
+        (48 * MIB..=68 * MIB).contains(&peak),
+        "peak {} MiB is not near the 64 MiB limit",
+        peak / MIB
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert!(json["oom_kills"].as_u64().unwrap() >= 1, "{json}");
+}
+
+#[test]
+fn fork_bomb_meets_the_pids_limit() {
+    let Some(caps) = host_with(&[Controller::Pids]) else {
+        return;
+    };
+    let l = Limits {
+        pids: Some(16),
+        ..limits()
+    };
+    let cg = create(&l, &[], &caps);
+    let child = fork_child(|_| {
+        let mut kids = [0 as libc::pid_t; 64];
+        let mut n = 0;
+        let mut err = 0;
+        while n < kids.len() {
+            // SAFETY: the grandchild only pauses until killed.
+            let c = unsafe { libc::fork() };
+            if c < 0 {
+                err = nix::errno::Errno::last_raw();
+                break;
+            }
+            if c == 0 {
+                loop {
+                    // SAFETY: no arguments; waits for the SIGKILL below.
+                    unsafe { libc::pause() };
+                }
+            }
+            kids[n] = c;
+            n += 1;
+        }
+        for &k in &kids[..n] {
+            // SAFETY: our own children, by pid, while still unreaped.
+            unsafe {
+                libc::kill(k, libc::SIGKILL);
+                libc::waitpid(k, std::ptr::null_mut(), 0);
+            }
+        }
+        if err == libc::EAGAIN { n as i32 } else { 200 }
+    });
+    cg.add(child.pid).unwrap();
+    child.release();
+    let status = child.wait();
+    let report = cg.report();
+    cg.remove().unwrap();
+    eprintln!("pids: child {}; {report:?}", describe(status));
+    let forks = libc::WEXITSTATUS(status);
+    assert!(
+        libc::WIFEXITED(status) && (8..=15).contains(&forks),
+        "expected EAGAIN after at most 15 forks: {}",
+        describe(status)
+    );
+    assert!(
+        report.pids_limit(),
+        "pids limit hit not reported: {report:?}"
+    );
+}
+
+#[test]
+fn busy_loop_gets_its_cpu_share() {
+    let Some(caps) = host_with(&[Controller::Cpu]) else {
+        return;
+    };
+    let l = Limits {
+        cpu: Some(0.2),
+        ..limits()
+    };
+    let cg = create(&l, &[], &caps);
+    let child = fork_child(|_| {
+        let start = now();
+        let mut x = 0u64;
+        while now() - start < 2.0 {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        0
+    });
+    cg.add(child.pid).unwrap();
+    let t0 = Instant::now();
+    child.release();
+    let status = child.wait();
+    let wall = t0.elapsed();
+    let report = cg.report();
+    cg.remove().unwrap();
+    eprintln!("cpu: child {} after {wall:?}; {report:?}", describe(status));
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    let usage = report.cpu_usage_usec.expect("a cpu usage figure");
+    let share = usage as f64 / wall.as_micros() as f64;
+    assert!(
+        (0.10..=0.35).contains(&share),
+        "cpu share {:.0}% of wall, wanted about 20%",
+        share * 100.0
+    );
+}
+
+/// A directory on a block device for O_DIRECT writes, or why there is none.
+fn io_dir() -> Result<PathBuf, String> {
+    let dir = std::env::var_os("PLUGJAIL_TEST_IO_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Writes `mib` MiB with O_DIRECT in 1 MiB blocks; sends the seconds taken.
+fn direct_writer(path: &CString, mib: usize) -> impl FnOnce(RawFd) -> i32 + '_ {
+    move |res| {
+        let block = MIB as usize;
+        // SAFETY: a fresh anonymous mapping, page-aligned as O_DIRECT needs.
+        let buf = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                block,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if buf == libc::MAP_FAILED {
+            return 2;
+        }
+        // SAFETY: `buf` is `block` writable bytes.
+        unsafe { std::ptr::write_bytes(buf.cast::<u8>(), 0x5a, block) };
+        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_DIRECT;
+        // SAFETY: `path` is NUL-terminated and outlives the call.
+        let fd = unsafe { libc::open(path.as_ptr(), flags, 0o600) };
+        if fd < 0 {
+            return 3;
+        }
+        let start = now();
+        for _ in 0..mib {
+            // SAFETY: writing `block` bytes from the mapping.
+            if unsafe { libc::write(fd, buf, block) } != block as isize {
+                return 4;
+            }
+        }
+        // SAFETY: a descriptor we opened.
+        unsafe { libc::fsync(fd) };
+        send_f64s(res, &[now() - start]);
+        0
+    }
+}
+
+#[test]
+fn direct_writer_is_throttled_to_the_io_limit() {
+    let Some(caps) = host_with(&[Controller::Io]) else {
+        return;
+    };
+    let dir = match io_dir() {
+        Ok(d) => d,
+        Err(why) => return skip(&why),
+    };
+    let limit = 2 * MIB;
+    let l = Limits {
+        io: IoLimits {
+            write_bps: Some(limit),
+            ..IoLimits::default()
+        },
+        ..limits()
+    };
+    let plan = cgroup::prepare(&l, std::slice::from_ref(&dir), Level::Required, &caps).unwrap();
+    if plan.io_devices.is_empty() {
+        return skip(&format!(
+            "{} is not on a block device (tmpfs, overlay?): nothing to throttle; set \
+             PLUGJAIL_TEST_IO_DIR",
+            dir.display()
+        ));
+    }
+    let file = dir.join(format!("plugjail-io-{}", std::process::id()));
+    let cpath = CString::new(file.as_os_str().as_bytes()).unwrap();
+    let mib = 6;
+    // Unthrottled baseline, outside the cgroup.
+    let base = fork_child(direct_writer(&cpath, mib));
+    base.release();
+    let base_status = base.wait();
+    if libc::WEXITSTATUS(base_status) == 3 {
+        let _ = std::fs::remove_file(&file);
+        return skip(&format!("O_DIRECT open failed in {}", dir.display()));
+    }
+    let [base_secs] = base.read_f64s::<1>();
+    let cg = plan.create().unwrap();
+    let child = fork_child(direct_writer(&cpath, mib));
+    cg.add(child.pid).unwrap();
+    child.release();
+    let status = child.wait();
+    let report = cg.report();
+    cg.remove().unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "writer {}",
+        describe(status)
+    );
+    let [secs] = child.read_f64s::<1>();
+    let rate = (mib as u64 * MIB) as f64 / secs;
+    eprintln!(
+        "io: {mib} MiB O_DIRECT in {secs:.2}s ({:.2} MiB/s; unthrottled {base_secs:.2}s) \
+         against {} MiB/s on {:?}",
+        rate / MIB as f64,
+        limit / MIB,
+        report.io_devices
+    );
+    assert!(
+        rate <= 1.5 * limit as f64 && rate >= 0.25 * limit as f64,
+        "throughput {:.2} MiB/s is not near the {} MiB/s limit",
+        rate / MIB as f64,
+        limit / MIB
+    );
+}
+
+#[test]
+fn dropping_a_cgroup_kills_its_processes_and_leaves_nothing() {
+    let Some(caps) = host_with(&[Controller::Memory]) else {
+        return;
+    };
+    let l = Limits {
+        memory: Some(64 * MIB),
+        ..limits()
+    };
+    let cg = create(&l, &[], &caps);
+    let d = dirs(&cg);
+    assert!(d.iter().all(|p| p.is_dir()));
+    let child = fork_child(|_| {
+        loop {
+            // SAFETY: no arguments; waits for a signal.
+            unsafe { libc::pause() };
+        }
+    });
+    cg.add(child.pid).unwrap();
+    child.release();
+    drop(cg);
+    let status = child.wait();
+    assert!(
+        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL,
+        "{}",
+        describe(status)
+    );
+    assert_gone(&d);
+}
+
+#[test]
+fn v2_clone_into_cgroup_places_the_child() {
+    let Some(caps) = host_with(&[Controller::Memory]) else {
+        return;
+    };
+    if caps.mode != CgroupMode::V2 {
+        // Not a skip: v1 has no CLONE_INTO_CGROUP; the VM test covers this.
+        eprintln!(
+            "n/a: CLONE_INTO_CGROUP is a cgroup v2 feature (mode {})",
+            caps.mode.name()
+        );
+        return;
+    }
+    let l = Limits {
+        memory: Some(64 * MIB),
+        ..limits()
+    };
+    let cg = create(&l, &[], &caps);
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&cg.dir_fd().expect("a v2 dir fd"));
+    let (r, w) = pipe();
+    // struct clone_args, size version 2 (88 bytes): flags, ..., cgroup at the end.
+    let mut args = [0u64; 11];
+    args[0] = 0x2_0000_0000; // CLONE_INTO_CGROUP
+    args[4] = libc::SIGCHLD as u64;
+    args[10] = fd as u64;
+    // SAFETY: clone3 without a stack is a fork; the child only reads a file into a stack
+    // buffer, writes it to the pipe and exits.
+    let pid = unsafe { libc::syscall(libc::SYS_clone3, args.as_mut_ptr(), 88usize) };
+    assert!(pid >= 0, "clone3: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        let mut buf = [0u8; 512];
+        // SAFETY: a NUL-terminated literal path and a stack buffer of the given size.
+        unsafe {
+            let f = libc::open(c"/proc/self/cgroup".as_ptr(), libc::O_RDONLY);
+            let n = libc::read(f, buf.as_mut_ptr().cast(), buf.len());
+            libc::write(w, buf.as_ptr().cast(), n.max(0) as usize);
+            libc::_exit(0);
+        }
+    }
+    close(w);
+    let mut out = Vec::new();
+    let mut f = std::fs::File::from(
+        // SAFETY: `r` is our pipe's read end; the File takes ownership.
+        unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(r) },
+    );
+    std::io::Read::read_to_end(&mut f, &mut out).unwrap();
+    // SAFETY: reaping our own child.
+    unsafe { libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0) };
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains(cg.name()), "child's cgroup: {text}");
+}
+
+#[test]
+fn stale_cgroups_of_a_dead_supervisor_are_reaped() {
+    let Some(caps) = host_with(&[Controller::Memory]) else {
+        return;
+    };
+    // A pid that just died: a child that exits at once, reaped.
+    let dead = fork_child(|_| 0);
+    dead.release();
+    dead.wait();
+    let name = format!("plugjail-{}-1", dead.pid);
+    let bases = cgroup::bases(&caps);
+    assert!(!bases.is_empty());
+    let stale: Vec<PathBuf> = bases.iter().map(|b| b.join(&name)).collect();
+    for d in &stale {
+        std::fs::create_dir(d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
+    }
+    // A process left inside, as a killed supervisor would leave its jail.
+    let sleeper = fork_child(|_| {
+        loop {
+            // SAFETY: no arguments; waits for a signal.
+            unsafe { libc::pause() };
+        }
+    });
+    std::fs::write(stale[0].join("cgroup.procs"), sleeper.pid.to_string()).unwrap();
+    sleeper.release();
+    let reaped = cgroup::reap_stale(&caps);
+    let status = sleeper.wait();
+    assert!(reaped.failed.is_empty(), "{:?}", reaped.failed);
+    for d in &stale {
+        assert!(
+            reaped.removed.contains(d),
+            "{} not reaped: {reaped:?}",
+            d.display()
+        );
+    }
+    assert_gone(&stale);
+    assert!(
+        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL,
+        "{}",
+        describe(status)
+    );
+    // Our own cgroups are never reaped.
+    let l = Limits {
+        memory: Some(64 * MIB),
+        ..limits()
+    };
+    let cg = create(&l, &[], &caps);
+    let again = cgroup::reap_stale(&caps);
+    assert!(
+        dirs(&cg)
+            .iter()
+            .all(|d| d.is_dir() && !again.removed.contains(d)),
+        "{again:?}"
+    );
+    cg.remove().unwrap();
+}
+
+#[test]
+fn unprivileged_without_cgroups_refuses_or_falls_back_to_rlimits() {
+    // As root: run this very test again as uid 65534 (the part below).
+    if nix::unistd::geteuid().is_root() {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "unprivileged_without_cgroups_refuses_or_falls_back_to_rlimits",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .env("PLUGJAIL_TEST_AS_NOBODY", "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+        eprintln!("as uid {NOBODY}:\n{text}");
+        assert!(out.status.success(), "as uid {NOBODY}: {text}");
+        assert!(
+            text.contains("RLIMIT_AS enforced") || text.contains("n/a:"),
+            "{text}"
+        );
+        return;
+    }
+    let caps = probe::cgroups();
+    if caps.writable.contains(&Controller::Memory) {
+        // Not a skip: this user was given a delegated cgroup, and the limit tests cover it.
+        eprintln!(
+            "n/a: uid {} has a delegated cgroup here; RLIMIT_AS enforced only without one",
+            nix::unistd::geteuid()
+        );
+        return;
+    }
+    let l = Limits {
+        memory: Some(64 * MIB),
+        pids: Some(16),
+        cpu: Some(0.5),
+        open_files: Some(32),
+        ..limits()
+    };
+    let err = cgroup::prepare(&l, &[], Level::Required, &caps).unwrap_err();
+    let msg = err.to_string();
+    eprintln!("required: {msg}");
+    assert!(matches!(err, CgroupError::Refused { .. }), "{err:?}");
+    for part in [
+        "cannot be enforced",
+        "memory 64M",
+        "pids 16",
+        "cpu 0.5 cores",
+    ] {
+        assert!(msg.contains(part), "{part:?} missing from: {msg}");
+    }
+
+    let plan = cgroup::prepare(&l, &[], Level::BestEffort, &caps).unwrap();
+    assert_eq!(plan.backend, Backend::None);
+    assert!(plan.steps.is_empty());
+    let dropped: Vec<&str> = plan.dropped.iter().map(|d| d.what.as_str()).collect();
+    assert_eq!(dropped, ["memory 64M", "cpu 0.5 cores", "pids 16"]);
+    assert!(
+        plan.dropped[0]
+            .instead
+            .as_deref()
+            .unwrap()
+            .starts_with("RLIMIT_AS")
+    );
+    assert_eq!(plan.rlimits.get(libc::RLIMIT_AS), Some(64 * MIB));
+    assert_eq!(plan.rlimits.get(libc::RLIMIT_NOFILE), Some(32));
+    let cg = plan.create().unwrap();
+    let report = cg.report();
+    assert_eq!(report.backend, Backend::None);
+    assert!(report.rlimits.contains(&("RLIMIT_AS", 64 * MIB)));
+
+    // The stand-in holds: with the rlimits applied, a 256 MiB mapping fails.
+    let rl = *cg.rlimits();
+    let child = fork_child(move |_| {
+        if rl.apply().is_err() {
+            return 3;
+        }
+        // SAFETY: asks for a fresh anonymous mapping; only the result is looked at.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                256 * MIB as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED && nix::errno::Errno::last_raw() == libc::ENOMEM {
+            0
+        } else {
+            1
+        }
+    });
+    child.release();
+    let status = child.wait();
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{}",
+        describe(status)
+    );
+    cg.remove().unwrap();
+    eprintln!("RLIMIT_AS enforced: a 256 MiB mapping failed with ENOMEM");
+}
+
+#[test]
+fn timings_stay_bounded() {
+    // Creating and removing a jail cgroup is cheap: it is on every run's path.
+    let Some(caps) = host_with(&[Controller::Memory]) else {
+        return;
+    };
+    let l = Limits {
+        memory: Some(64 * MIB),
+        ..limits()
+    };
+    let t0 = Instant::now();
+    for _ in 0..5 {
+        create(&l, &[], &caps).remove().unwrap();
+    }
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+}
