@@ -33,7 +33,7 @@ use crate::profile::{Level, Limits, Profile};
 
 pub use io::IoDevice;
 pub use rlimit::{RLIMITS_MAX, Rlimits};
-pub use stale::{Reaped, reap_stale};
+pub use stale::{Reaped, bases, reap_stale};
 
 /// The prefix of every cgroup plugjail creates: `plugjail-<supervisor pid>-<suffix>`.
 pub const PREFIX: &str = "plugjail-";

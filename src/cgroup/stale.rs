@@ -34,8 +34,9 @@ fn alive(pid: libc::pid_t) -> bool {
     ret == 0 || nix::errno::Errno::last() != nix::errno::Errno::ESRCH
 }
 
-/// The directories jail cgroups are created in, for this host's mode.
-fn bases(caps: &Cgroups) -> Vec<PathBuf> {
+/// The directories jail cgroups are created in (and stale ones looked for), for this
+/// host's mode.
+pub fn bases(caps: &Cgroups) -> Vec<PathBuf> {
     match caps.mode {
         CgroupMode::V2 => match v2::base(caps) {
             Ok(b) => {

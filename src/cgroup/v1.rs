@@ -179,7 +179,11 @@ pub(super) fn figures(dirs: &[Dir], r: &mut CgroupReport) {
             "memory" => {
                 let oom = sys::read(&p.join("memory.oom_control")).ok();
                 r.oom_kills = oom.as_deref().and_then(|t| sys::keyed(t, "oom_kill"));
-                r.memory_limit_hits = sys::number(&p.join("memory.failcnt"));
+                // With swap accounting, memsw may be the limit that fails first.
+                r.memory_limit_hits = [p.join("memory.failcnt"), p.join("memory.memsw.failcnt")]
+                    .iter()
+                    .filter_map(|f| sys::number(f))
+                    .max();
                 r.memory_peak = sys::number(&p.join("memory.max_usage_in_bytes"));
             }
             "cpu" => {
