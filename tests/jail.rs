@@ -126,9 +126,10 @@ fn a_plain_program_runs_under_every_shipped_profile() {
                     return Err("stdout did not pass through".into());
                 }
                 match run.field("wall_time_ms") {
-                    Some(v) if v.is_u64() => Ok(()),
-                    _ => Err("report has no numeric `wall_time_ms`".into()),
+                    Some(v) if v.is_u64() => {}
+                    _ => return Err("report has no numeric `wall_time_ms`".into()),
                 }
+                check_enforced(&run)
             });
             failures.check(&label(profile, &["hello"]), &run, check);
             // The program's own exit status passes through (2: usage error).
@@ -137,6 +138,80 @@ fn a_plain_program_runs_under_every_shipped_profile() {
                 &label(profile, &["no-such-attack"]),
                 &run,
                 run.check_exited(2),
+            );
+        }
+    }
+    failures.finish();
+}
+
+/// The verdict says what was enforced: every namespace, Landlock in full, a kill_process
+/// seccomp filter, and whether plugjail ran rootless.
+fn check_enforced(run: &Run) -> Result<(), String> {
+    let enforced = run.field("enforced").ok_or("report has no `enforced`")?;
+    let namespaces: Vec<&str> = enforced["namespaces"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    for ns in ["user", "mount", "pid", "net", "ipc", "uts", "cgroup"] {
+        if !namespaces.contains(&ns) {
+            return Err(format!("enforced.namespaces lacks `{ns}`: {namespaces:?}"));
+        }
+    }
+    if enforced["landlock"]["status"] != "full" {
+        return Err("enforced.landlock.status is not `full`".into());
+    }
+    if enforced["seccomp"]["default_action"] != "kill_process" {
+        return Err("enforced.seccomp.default_action is not `kill_process`".into());
+    }
+    if enforced["rootless"] != (run.mode == Mode::Rootless) {
+        return Err(format!(
+            "enforced.rootless is not {}",
+            run.mode == Mode::Rootless
+        ));
+    }
+    Ok(())
+}
+
+/// plugjail's own failures have their own exit statuses and outcomes: 127 not found,
+/// 126 cannot execute, 125 the jail could not be set up (here: an invalid profile).
+#[test]
+fn failures_before_the_program_runs_have_their_own_statuses() {
+    let modes = jail_modes();
+    let dir = TempDir::new("exec-failures", 0o755);
+    let text = dir.write("not-a-program.txt", "just text\n", 0o755);
+    let bad_profile = dir.write(
+        "bad.yaml",
+        "version: 1\nfilesystem: {read_only: relative/path}\n",
+        0o644,
+    );
+    let mut failures = Failures::default();
+    for &mode in &modes {
+        let default = shipped_profile("default");
+        let cases: [(&Path, &Path, i32, &str); 3] = [
+            (
+                &default,
+                Path::new("/nonexistent/plugjail-program"),
+                127,
+                "not_found",
+            ),
+            (&default, &text, 126, "cannot_execute"),
+            (&bad_profile, attack(), 125, "setup_failed"),
+        ];
+        for (profile, program, status, outcome) in cases {
+            let run = Exec::new(mode, profile).cmd([program]).cmd(["hello"]).run();
+            let check = if run.code() != Some(status) {
+                Err(format!("exit status {:?}, expected {status}", run.code()))
+            } else if run.outcome() != Some(outcome) {
+                Err(format!("report outcome is not `{outcome}`"))
+            } else if run.stdout.contains("hello from the jail") {
+                Err("the program ran".into())
+            } else {
+                Ok(())
+            };
+            failures.check(
+                &format!("{} under {}", program.display(), profile.display()),
+                &run,
+                check,
             );
         }
     }
