@@ -437,7 +437,11 @@ fn behind_seccomp_the_other_layers_still_refuse() {
     for &mode in &modes {
         let mut target = HostProcess::start(mode);
         let sleep_pid = target.pid().to_string();
-        let cases: [(&[&str], &[&str]); 7] = [
+        let cases: [(&[&str], &[&str]); 9] = [
+            // The jail's init (PID 1, outside the program's Landlock domain) holds the
+            // pipes to the supervisor: out of reach too.
+            (&["ptrace_attach", "1"], &["EPERM"]),
+            (&["process_vm_readv", "1", &addr, &len], &["EPERM"]),
             (&["mount"], &["EPERM"]),
             (&["umount2"], &["EPERM"]),
             (&["pivot_root"], &["EPERM"]),
@@ -818,6 +822,31 @@ fn proc_shows_only_the_jail() {
                 run.check_denied(&["EACCES", "ENOENT"])
             };
             failures.check(&label(profile, &args), &run, check);
+        }
+    }
+    failures.finish();
+}
+
+/// The jail's init (PID 1) stays outside the program's Landlock domain: the program can
+/// neither signal it nor read its memory or environment through /proc.
+#[test]
+fn the_jails_init_is_out_of_reach() {
+    let modes = jail_modes();
+    let mut failures = Failures::default();
+    for &mode in &modes {
+        for profile in SHIPPED {
+            let args = ["kill_pid", "1"];
+            let run = jail(mode, &shipped_profile(profile), &args);
+            failures.check(&label(profile, &args), &run, run.check_denied(&["EPERM"]));
+        }
+        let ci = shipped_profile("ci-tests");
+        for args in [["read", "/proc/1/environ"], ["open_write", "/proc/1/mem"]] {
+            let run = jail(mode, &ci, &args);
+            failures.check(
+                &label("ci-tests", &args),
+                &run,
+                run.check_denied(&["EACCES"]),
+            );
         }
     }
     failures.finish();
