@@ -17,6 +17,8 @@ mod io;
 mod rlimit;
 mod stale;
 mod sys;
+#[cfg(test)]
+mod tests;
 mod v1;
 mod v2;
 
