@@ -147,12 +147,14 @@ pub enum PlanError {
     Landlock(#[from] LandlockError),
     #[error("seccomp is required by the profile but this kernel has no seccomp filters")]
     SeccompUnavailable,
+    #[error(transparent)]
+    Target(super::target::TargetError),
 }
 
 /// Builds the plan for running `target` with `command` (argv) under `profile`.
 pub fn build(
     profile: &Profile,
-    target: Target,
+    mut target: Target,
     command: &[OsString],
     env: impl Fn(&str) -> Option<OsString>,
 ) -> Result<Plan, PlanError> {
@@ -170,6 +172,12 @@ pub fn build(
     } else {
         (None, Vec::new())
     };
+    let open_files = open_files_limit(profile);
+    // The one exec the filter allows is of this descriptor number: put it where the
+    // program's own descriptors can never reach (see Target::place_at_or_above).
+    target
+        .place_at_or_above(open_files as RawFd)
+        .map_err(PlanError::Target)?;
     let seccomp = if seccomp_available() {
         let fd = target.memfd.as_raw_fd();
         Some(seccomp::compile(
@@ -201,7 +209,7 @@ pub fn build(
         fs,
         missing,
         hostname,
-        rlimits: rlimits(profile),
+        rlimits: rlimits(profile, open_files),
         argv: CStringArray::new(argv),
         env: CStringArray::new(environment(profile, env)?),
         target,
@@ -252,12 +260,29 @@ pub fn environment(
         .collect()
 }
 
+/// Open files for the program when the profile sets no limit.
+const DEFAULT_OPEN_FILES: u64 = 65536;
+
+/// The program's RLIMIT_NOFILE (soft and hard): the profile's `open_files`, or
+/// [`DEFAULT_OPEN_FILES`]; always below the current hard limit, so that plugjail itself can
+/// hold a descriptor at that number (the memfd).
+fn open_files_limit(profile: &Profile) -> u64 {
+    let hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(_, hard)| hard)
+        .unwrap_or(libc::RLIM_INFINITY);
+    let wanted = profile
+        .limits
+        .open_files
+        .map_or(DEFAULT_OPEN_FILES, u64::from);
+    wanted.min(hard.saturating_sub(1)).min(i32::MAX as u64)
+}
+
 /// Limits applied with setrlimit: never above the current hard limit (raising it needs
 /// privilege the child does not have), and no core dumps.
-fn rlimits(profile: &Profile) -> Vec<(u32, u64)> {
+fn rlimits(profile: &Profile, open_files: u64) -> Vec<(u32, u64)> {
     let limits = &profile.limits;
     let wanted = [
-        (libc::RLIMIT_NOFILE, limits.open_files.map(u64::from)),
+        (libc::RLIMIT_NOFILE, Some(open_files)),
         (libc::RLIMIT_FSIZE, limits.file_size),
         (
             libc::RLIMIT_CPU,

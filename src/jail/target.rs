@@ -10,7 +10,7 @@
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Seek};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -54,6 +54,48 @@ pub struct Target {
     pub path: PathBuf,
     /// Sealed, close-on-exec memfd holding the program's bytes.
     pub memfd: OwnedFd,
+}
+
+impl Target {
+    /// Moves the memfd to a descriptor number at or above `min_fd`.
+    ///
+    /// The seccomp filter allows exactly one exec: `execveat` of this descriptor number.
+    /// The program's hard `RLIMIT_NOFILE` is then set to `min_fd`, so after that exec (which
+    /// closes the memfd) nothing in the jail can ever own that number again: `dup2` and
+    /// every open fail with EBADF/EMFILE above the limit, and raising a hard limit needs a
+    /// capability the jail does not have. Without this the program could put another
+    /// executable at the same number and reuse the rule.
+    pub fn place_at_or_above(&mut self, min_fd: RawFd) -> Result<(), TargetError> {
+        raise_fd_soft_limit(min_fd);
+        // SAFETY: F_DUPFD_CLOEXEC duplicates a descriptor we own into a new one; no pointers.
+        let fd = unsafe { libc::fcntl(self.memfd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min_fd) };
+        if fd < 0 {
+            return Err(TargetError::Memfd {
+                path: self.path.clone(),
+                syscall: "fcntl(F_DUPFD_CLOEXEC)",
+                source: io::Error::last_os_error(),
+            });
+        }
+        // SAFETY: fcntl just returned this new descriptor and nothing else owns it; the old
+        // one is closed when it is dropped here.
+        self.memfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(())
+    }
+}
+
+/// Lets this process hold descriptor numbers up to `fd` (soft limit up to the hard one;
+/// no privilege needed). If the hard limit is lower, F_DUPFD fails and says so.
+fn raise_fd_soft_limit(fd: RawFd) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft <= fd as u64
+    {
+        let _ = setrlimit(
+            Resource::RLIMIT_NOFILE,
+            hard.min(fd as u64 + 1).max(soft),
+            hard,
+        );
+    }
 }
 
 /// Finds `cmd` like a shell does: a name without `/` is searched in `path_var` (plugjail's

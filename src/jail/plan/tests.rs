@@ -160,7 +160,8 @@ fn close_ranges_skip_kept_fds() {
 #[test]
 fn rlimits_cover_files_size_cpu_and_core() {
     let p = profile("limits:\n  open_files: 64\n  file_size: 1M\n  cpu_time: 1500ms\n");
-    let r = rlimits(&p);
+    assert_eq!(open_files_limit(&p), 64);
+    let r = rlimits(&p, open_files_limit(&p));
     let get = |res| r.iter().find(|(x, _)| *x == res).map(|(_, v)| *v);
     assert_eq!(get(libc::RLIMIT_NOFILE), Some(64));
     assert_eq!(get(libc::RLIMIT_FSIZE), Some(1 << 20));
@@ -170,6 +171,16 @@ fn rlimits_cover_files_size_cpu_and_core() {
         "cpu time rounds up to whole seconds"
     );
     assert_eq!(get(libc::RLIMIT_CORE), Some(0));
+}
+
+#[test]
+fn open_files_are_always_limited() {
+    // The exec rule's descriptor number sits at this limit, so it must always be set.
+    let p = profile("");
+    let n = open_files_limit(&p);
+    assert!(n > 0 && n <= DEFAULT_OPEN_FILES, "{n}");
+    let r = rlimits(&p, n);
+    assert!(r.contains(&(libc::RLIMIT_NOFILE, n)));
 }
 
 #[test]
