@@ -8,6 +8,21 @@ use super::diag::Collector;
 use super::units;
 use super::yaml::{Node, Pos, Value};
 
+/// Keys people reasonably look for in one section that live in another: (section, key,
+/// where it is).
+const ELSEWHERE: &[(&str, &str, &str)] = &[
+    (
+        "enforcement",
+        "landlock",
+        "Landlock's level is `landlock.compat`, beside its rules",
+    ),
+    (
+        "limits",
+        "network",
+        "`network` is a top-level key: `network: none` or `network: loopback`",
+    ),
+];
+
 /// The entries of one mapping whose keys have been checked against the known set.
 pub struct Fields<'a> {
     entries: Vec<(&'a str, &'a Node)>,
@@ -37,6 +52,10 @@ impl<'a> Fields<'a> {
             };
             if known.contains(&name) {
                 fields.push((name, value));
+            } else if let Some((_, _, hint)) =
+                ELSEWHERE.iter().find(|(w, k, _)| *w == what && *k == name)
+            {
+                c.error_hint(key.pos, format!("unknown key `{name}` in `{what}`"), *hint);
             } else {
                 c.error_suggest(
                     key.pos,

@@ -51,6 +51,17 @@ fn unknown_key_with_suggestion() {
 }
 
 #[test]
+fn key_that_lives_in_another_section_says_where() {
+    let (line, col, msg, hint) = error("version: 1\nenforcement:\n  landlock: required\n");
+    assert_eq!((line, col), (3, 3));
+    assert_eq!(msg, "unknown key `landlock` in `enforcement`");
+    assert_eq!(
+        hint.as_deref(),
+        Some("Landlock's level is `landlock.compat`, beside its rules")
+    );
+}
+
+#[test]
 fn duplicate_key() {
     let (line, col, msg, _) = error("version: 1\nhostname: a\nhostname: b\n");
     assert_eq!((line, col), (3, 1));
