@@ -58,17 +58,17 @@ fn limits() -> Limits {
 /// The probed host, if it can carry `controllers` in a jail cgroup (else a printed skip).
 fn host_with(controllers: &[Controller]) -> Option<Cgroups> {
     let caps = probe::cgroups();
+    let (_, available) = cgroup::available(&caps);
     let missing: Vec<_> = controllers
         .iter()
-        .filter(|c| !caps.writable.contains(c))
+        .filter(|c| !available.contains(c))
         .map(|c| c.name())
         .collect();
     if caps.mode == CgroupMode::None || !missing.is_empty() {
         skip(&format!(
-            "cgroup mode {} cannot carry {missing:?} for uid {} (writable: {:?})",
+            "cgroup mode {} cannot carry {missing:?} for uid {} (available: {available:?})",
             caps.mode.name(),
             nix::unistd::geteuid(),
-            caps.writable
         ));
         return None;
     }
@@ -620,7 +620,7 @@ fn unprivileged_without_cgroups_refuses_or_falls_back_to_rlimits() {
         return;
     }
     let caps = probe::cgroups();
-    if caps.writable.contains(&Controller::Memory) {
+    if cgroup::available(&caps).1.contains(&Controller::Memory) {
         // Not a skip: this user was given a delegated cgroup, and the limit tests cover it.
         eprintln!(
             "n/a: uid {} has a delegated cgroup here; RLIMIT_AS enforced only without one",

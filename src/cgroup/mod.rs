@@ -263,6 +263,27 @@ struct Host {
     why: Box<dyn Fn(Controller) -> String>,
 }
 
+/// The backend this host would use and the controllers a jail cgroup could carry there,
+/// as this module judges it. On v2 this can differ from `caps.writable`: once the
+/// supervisor has moved into its own leaf, the probe looks at that leaf, while jail
+/// cgroups go beside it.
+pub fn available(caps: &Cgroups) -> (Backend, Vec<Controller>) {
+    let host = host(caps);
+    (host.backend, host.available)
+}
+
+fn host(caps: &Cgroups) -> Host {
+    match caps.mode {
+        CgroupMode::V2 => v2::host(caps),
+        CgroupMode::V1Hybrid => v1::host(caps),
+        CgroupMode::None => Host {
+            backend: Backend::None,
+            available: Vec::new(),
+            why: Box::new(|_| "no cgroup hierarchy is mounted".to_owned()),
+        },
+    }
+}
+
 /// Decides the cgroup plan for a profile: `profile.limits`, enforced at
 /// `profile.enforcement.limits`, with io limits on the devices of the profile's
 /// read-write and read-only paths.
@@ -283,15 +304,7 @@ pub fn prepare(
     caps: &Cgroups,
 ) -> Result<CgroupPlan, CgroupError> {
     let wanted = Wanted::of(limits);
-    let host = match caps.mode {
-        CgroupMode::V2 => v2::host(caps),
-        CgroupMode::V1Hybrid => v1::host(caps),
-        CgroupMode::None => Host {
-            backend: Backend::None,
-            available: Vec::new(),
-            why: Box::new(|_| "no cgroup hierarchy is mounted".to_owned()),
-        },
-    };
+    let host = host(caps);
     let io_devices = io::devices(io_paths);
     // (what, why) for every limit the cgroup cannot carry.
     let mut missing: Vec<(String, String)> = Controller::ALL

@@ -46,6 +46,7 @@ pub fn bases(caps: &Cgroups) -> Vec<PathBuf> {
                 if let Some(own) = caps.v2.as_ref().and_then(|h| h.own.as_ref())
                     && own.dir != b.dir
                     && !own.is_root
+                    && !own.dir.ends_with(v2::sup_name())
                 {
                     out.push(own.dir.clone());
                 }
