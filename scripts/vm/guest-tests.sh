@@ -7,7 +7,7 @@
 #    cgroup that is not its own, the refusal and the RLIMIT_AS fallback.
 # 2. the same tests as uid 65534 in a subtree delegated to it (/vm-user, chowned the way
 #    systemd's Delegate=yes does).
-# 3. nothing left behind but the supervisors' own (empty) leaves.
+# 3. nothing left behind but the supervisors' own (empty) leaves, which the next run reaps.
 # 4. HOOK: `plugjail exec` verdicts with limit profiles (see below).
 #
 # Exit status 0 iff every check passed.
@@ -62,6 +62,15 @@ for d in $(find "$CG" -type d -name 'plugjail-*'); do
     *) bad "jail cgroup left behind: $d" ;;
   esac
 done
+
+# The next run reaps the first run's leaf (its supervisor is gone). /vm-root itself has
+# controllers enabled now and takes no process, so the next run starts in a child of it,
+# and looks for stale leaves in its own cgroup and in the delegated parent.
+old_leaves=$(ls -d "$CG"/vm-root/plugjail-*-sup 2>/dev/null)
+say "a second run in /vm-root/next reaps the first run's leaves: $old_leaves"
+in_cgroup vm-root/next 0 /test/cgroup-tests stale_cgroups_of_a_dead_supervisor_are_reaped \
+  --exact -q >/tmp/second-run.log 2>&1 || { cat /tmp/second-run.log; bad "stale test in the second run"; }
+for d in $old_leaves; do [ -d "$d" ] && bad "$d was not reaped by the next run"; done
 
 # --- 4. HOOK: plugjail exec verdicts ----------------------------------------------------
 # `plugjail exec` is not wired to src/cgroup yet (the jail supervisor will call

@@ -2,8 +2,9 @@
 //! ours go, whose supervisor pid no longer exists. Their processes are killed first.
 //!
 //! A pid that was reused by an unrelated process keeps its stale cgroup alive a while
-//! longer (the safe direction); a supervisor in another pid namespace that shares our
-//! cgroup would look dead, which is why only the cgroups beneath our own are looked at.
+//! longer (the safe direction); a supervisor in another pid namespace would look dead,
+//! which is why only the places our own jails go are looked at (on v2: our own cgroup
+//! and its parent when delegated to us; on v1: our own cgroup in each hierarchy).
 
 use std::path::{Path, PathBuf};
 
@@ -38,22 +39,7 @@ fn alive(pid: libc::pid_t) -> bool {
 /// host's mode.
 pub fn bases(caps: &Cgroups) -> Vec<PathBuf> {
     match caps.mode {
-        CgroupMode::V2 => match v2::base(caps) {
-            Ok(b) => {
-                let mut out = vec![b.dir.clone()];
-                // A base that is our parent may still hold leaves from a time our own
-                // cgroup was delegated, and vice versa.
-                if let Some(own) = caps.v2.as_ref().and_then(|h| h.own.as_ref())
-                    && own.dir != b.dir
-                    && !own.is_root
-                    && !own.dir.ends_with(v2::sup_name())
-                {
-                    out.push(own.dir.clone());
-                }
-                out
-            }
-            Err(_) => Vec::new(),
-        },
+        CgroupMode::V2 => v2::scan_dirs(caps),
         CgroupMode::V1Hybrid => {
             let mut out: Vec<PathBuf> = caps
                 .v1

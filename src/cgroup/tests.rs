@@ -383,3 +383,30 @@ fn no_cgroups_at_all() {
         "memory 64M"
     );
 }
+
+#[test]
+fn v2_shared_own_cgroup_puts_jails_beside_it() {
+    // The launcher (pid 1 here) shares our cgroup: controllers cannot be enabled in it, so
+    // the jail leaves go beneath the delegated parent, and nobody moves.
+    let tree = Tree::new("v2crowd");
+    tree.v2_cgroup("/svc");
+    let caps = v2_caps(&tree, "/svc/app");
+    std::fs::write(tree.0.join("svc/app/cgroup.procs"), "1\n").unwrap();
+    let plan = prepare(&limits(), &[], Level::Required, &caps).unwrap();
+    assert!(
+        !plan
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::MoveSelf { .. })),
+        "{}",
+        plan.describe_steps()
+    );
+    assert_eq!(plan.dirs[0].path, tree.0.join("svc").join(&plan.name));
+    assert!(bases(&caps).contains(&tree.0.join("svc")));
+
+    // Beneath the root there is no parent to use: refused, saying why.
+    let caps = v2_caps(&tree, "/solo");
+    std::fs::write(tree.0.join("solo/cgroup.procs"), "1\n").unwrap();
+    let err = prepare(&limits(), &[], Level::Required, &caps).unwrap_err();
+    assert!(err.to_string().contains("other processes"), "{err}");
+}

@@ -42,27 +42,60 @@ fn delegated(dir: &Path) -> bool {
         && sys::can_write(&dir.join("cgroup.subtree_control"), false)
 }
 
-/// The base for jail leaves, or why there is none.
-pub(super) fn base(caps: &Cgroups) -> Result<Base, String> {
+/// Our own cgroup as the base sees it: its path and directory, with the supervisor leaf
+/// stripped (a second jail of this supervisor, after it moved), and whether we moved.
+fn own(caps: &Cgroups) -> Result<(String, PathBuf, bool), String> {
     let h = caps
         .v2
         .as_ref()
         .ok_or("our cgroup is not in a mounted cgroup2 hierarchy")?;
-    let own_dir = h
+    let dir = h
         .own
         .as_ref()
         .map(|o| o.dir.clone())
         .ok_or_else(|| format!("own cgroup {} is not reachable", h.own_path))?;
-    let mut own_path = h.own_path.trim_end_matches('/').to_owned();
-    let mut own_dir = own_dir;
-    let mut moved = false;
-    // A second jail of this supervisor: we already live in our leaf.
-    if own_path.rsplit('/').next() == Some(sup_name().as_str()) {
-        own_path = parse::parent(&own_path).unwrap_or_else(|| "/".to_owned());
-        own_dir = own_dir.parent().map(Path::to_owned).unwrap_or(own_dir);
-        moved = true;
+    let path = h.own_path.trim_end_matches('/').to_owned();
+    if path.rsplit('/').next() == Some(sup_name().as_str()) {
+        let up = parse::parent(&path).unwrap_or_else(|| "/".to_owned());
+        let updir = dir.parent().map(Path::to_owned).unwrap_or(dir);
+        return Ok((up, updir, true));
     }
-    let is_root = |p: &str| p.trim_end_matches('/').is_empty();
+    Ok((path, dir, false))
+}
+
+fn is_root(path: &str) -> bool {
+    path.trim_end_matches('/').is_empty()
+}
+
+/// Processes in `dir` other than this one (the launcher, say).
+fn others(dir: &Path) -> Vec<libc::pid_t> {
+    let me = std::process::id() as libc::pid_t;
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .map(|s| {
+            s.lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| *p != me)
+        .collect()
+}
+
+fn base_at(dir: &Path, move_self: bool) -> Base {
+    Base {
+        controllers: list(dir, "cgroup.controllers"),
+        subtree_control: list(dir, "cgroup.subtree_control"),
+        dir: dir.to_owned(),
+        move_self,
+    }
+}
+
+/// The base for jail leaves, or why there is none: our own cgroup when it is delegated and
+/// holds no other process (we move aside into our leaf), else its parent when that is
+/// delegated (the jail leaves are then siblings of our cgroup), never the root.
+pub(super) fn base(caps: &Cgroups) -> Result<Base, String> {
+    let (own_path, own_dir, moved) = own(caps)?;
     if is_root(&own_path) {
         return Err(
             "own cgroup is the root cgroup: plugjail never creates jail cgroups directly \
@@ -71,31 +104,60 @@ pub(super) fn base(caps: &Cgroups) -> Result<Base, String> {
                 .to_owned(),
         );
     }
-    if delegated(&own_dir) {
-        return Ok(Base {
-            controllers: list(&own_dir, "cgroup.controllers"),
-            subtree_control: list(&own_dir, "cgroup.subtree_control"),
-            dir: own_dir,
-            move_self: !moved,
-        });
+    let own_ok = delegated(&own_dir);
+    let crowd = if own_ok && !moved {
+        others(&own_dir)
+    } else {
+        Vec::new()
+    };
+    if own_ok && crowd.is_empty() {
+        return Ok(base_at(&own_dir, !moved));
     }
     let parent = parse::parent(&own_path).unwrap_or_else(|| "/".to_owned());
     if !is_root(&parent)
         && let Some(pdir) = own_dir.parent()
         && delegated(pdir)
     {
-        return Ok(Base {
-            controllers: list(pdir, "cgroup.controllers"),
-            subtree_control: list(pdir, "cgroup.subtree_control"),
-            dir: pdir.to_owned(),
-            move_self: false,
-        });
+        return Ok(base_at(pdir, false));
     }
-    Err(format!(
-        "own cgroup {own_path} is not delegated to uid {} (a jail leaf needs write access to \
-         the directory, cgroup.procs and cgroup.subtree_control of it or of its parent)",
-        nix::unistd::geteuid()
-    ))
+    Err(if own_ok {
+        format!(
+            "own cgroup {own_path} also holds other processes ({crowd:?}), and cgroup v2 \
+             enables controllers only for cgroups without processes, while its parent is not \
+             delegated; start plugjail in a cgroup of its own"
+        )
+    } else {
+        format!(
+            "own cgroup {own_path} is not delegated to uid {} (a jail leaf needs write access \
+             to the directory, cgroup.procs and cgroup.subtree_control of it or of its parent)",
+            nix::unistd::geteuid()
+        )
+    })
+}
+
+/// Where stale jail cgroups may be: the base, our own cgroup and its parent when they are
+/// ours to manage (delegated, not the root).
+pub(super) fn scan_dirs(caps: &Cgroups) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(b) = base(caps) {
+        out.push(b.dir);
+    }
+    if let Ok((path, dir, _)) = own(caps) {
+        let parent = parse::parent(&path).unwrap_or_else(|| "/".to_owned());
+        if !is_root(&path) && delegated(&dir) {
+            out.push(dir.clone());
+        }
+        if !is_root(&parent)
+            && let Some(pdir) = dir.parent()
+            && delegated(pdir)
+        {
+            out.push(pdir.to_owned());
+        }
+    }
+    out.dedup();
+    out.sort();
+    out.dedup();
+    out
 }
 
 pub(super) fn host(caps: &Cgroups) -> Host {
