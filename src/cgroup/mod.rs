@@ -316,6 +316,8 @@ pub fn prepare(
                 .into_iter()
                 .map(move |what| (what, why.clone()))
         })
+        // No swap is active on the host: a swap limit holds without any cgroup.
+        .filter(|(what, _)| caps.host_swap || !what.starts_with("swap "))
         .collect();
     // Swap can be limited only with swap accounting; without any active swap there is
     // nothing to limit, so the limit holds anyway.

@@ -410,3 +410,37 @@ fn v2_shared_own_cgroup_puts_jails_beside_it() {
     let err = prepare(&limits(), &[], Level::Required, &caps).unwrap_err();
     assert!(err.to_string().contains("other processes"), "{err}");
 }
+
+#[test]
+fn swap_without_host_swap_holds_anyway() {
+    let caps = Cgroups {
+        mode: CgroupMode::None,
+        own: vec![],
+        v2: None,
+        v1: vec![],
+        writable: vec![],
+        swap_accounting: None,
+        host_swap: false,
+        error: None,
+    };
+    let l = Limits {
+        memory: None,
+        swap: Some(0),
+        cpu: None,
+        pids: None,
+        ..limits()
+    };
+    let plan = prepare(&l, &[], Level::Required, &caps).unwrap();
+    assert!(plan.dropped.is_empty(), "{:?}", plan.dropped);
+    let err = prepare(
+        &l,
+        &[],
+        Level::Required,
+        &Cgroups {
+            host_swap: true,
+            ..caps
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("swap 0"), "{err}");
+}
