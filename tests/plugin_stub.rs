@@ -621,3 +621,17 @@ fn csv2json_converts_and_reports_errors_under_the_strict_filters() {
     assert_eq!(v[19_999]["text"], "row 19999, with a comma");
     assert_eq!(s.shutdown().code(), Some(exit_code::OK));
 }
+
+#[test]
+fn a_hanging_call_ends_at_the_host_deadline() {
+    let mut s = Session::start(&Setup::new("crash", "default"));
+    s.hello().expect("handshake");
+    let t = Instant::now();
+    match s.chan.call("hang", b"", Duration::from_millis(300)) {
+        Err(ChannelError::Timeout { .. }) => {}
+        other => panic!("hang: {other:?}"),
+    }
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert!(matches!(s.call("segv", b""), Err(ChannelError::Broken)));
+    s.kill();
+}

@@ -258,3 +258,69 @@ unsafe extern "C" fn host_fail(out: *mut Output, message: *const c_char, len: us
         unsafe { std::slice::from_raw_parts(message.cast::<u8>(), len.min(MAX_ERROR_MESSAGE)) };
     out.message.extend_from_slice(bytes);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    unsafe extern "C" fn call(_: *const c_char, _: *const u8, _: usize, _: *mut Output) -> c_int {
+        0
+    }
+
+    fn desc(methods: &'static [*const c_char]) -> PluginDesc {
+        PluginDesc {
+            struct_size: std::mem::size_of::<PluginDesc>() as u32,
+            abi_version: ABI_VERSION,
+            name: c"t".as_ptr(),
+            version: c"1".as_ptr(),
+            methods: methods.as_ptr(),
+            init: None,
+            call: Some(call),
+            shutdown: None,
+        }
+    }
+
+    struct Methods<const N: usize>([*const c_char; N]);
+    // SAFETY: pointers to 'static C string literals, never written.
+    unsafe impl<const N: usize> Sync for Methods<N> {}
+
+    static GOOD: Methods<3> = Methods([c"b".as_ptr(), c"a".as_ptr(), std::ptr::null()]);
+    static TWICE: Methods<3> = Methods([c"a".as_ptr(), c"a".as_ptr(), std::ptr::null()]);
+    static CONTROL: Methods<2> = Methods([c"a\n".as_ptr(), std::ptr::null()]);
+
+    fn check(d: PluginDesc) -> Result<Plugin, LoadError> {
+        validate(Box::leak(Box::new(d)))
+    }
+
+    #[test]
+    fn a_good_description_keeps_the_plugin_order_and_finds_methods() {
+        let p = check(desc(&GOOD.0)).expect("valid");
+        assert_eq!(p.listed, ["b", "a"]);
+        assert!(p.method("a").is_some() && p.method("c").is_none());
+    }
+
+    #[test]
+    fn size_version_and_names_are_checked() {
+        let mut d = desc(&GOOD.0);
+        d.struct_size -= 8;
+        let e = check(d).err().expect("short struct").to_string();
+        assert!(e.contains("struct plugjail_plugin is"), "{e}");
+        let mut d = desc(&GOOD.0);
+        d.abi_version = 2;
+        assert!(
+            check(d)
+                .err()
+                .expect("version")
+                .to_string()
+                .contains("ABI version 2")
+        );
+        let mut d = desc(&GOOD.0);
+        d.call = None;
+        assert!(check(d).is_err());
+        let mut d = desc(&GOOD.0);
+        d.name = std::ptr::null();
+        assert!(check(d).is_err());
+        assert!(check(desc(&TWICE.0)).is_err());
+        assert!(check(desc(&CONTROL.0)).is_err());
+    }
+}

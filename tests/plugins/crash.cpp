@@ -2,6 +2,7 @@
 //   segv   writes through a null pointer        → SIGSEGV
 //   abort  calls abort()                        → SIGABRT
 //   throw  throws an exception nobody catches   → std::terminate → SIGABRT
+//   hang   spins forever                        → the host's call deadline
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -18,11 +19,14 @@ int call(const char *method, const uint8_t *, size_t, plugjail_output *) {
         std::abort();
     } else if (std::strcmp(method, "throw") == 0) {
         throw std::runtime_error("nobody catches this");
+    } else if (std::strcmp(method, "hang") == 0) {
+        for (volatile unsigned long i = 0;; i++) {
+        }
     }
     return 0;
 }
 
-const char *const methods[] = {"segv", "abort", "throw", nullptr};
+const char *const methods[] = {"segv", "abort", "throw", "hang", nullptr};
 const plugjail_plugin plugin = {sizeof(plugjail_plugin), PLUGJAIL_ABI_VERSION, "crash", "1",
                                 methods, nullptr, call, nullptr};
 
