@@ -11,9 +11,10 @@ use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::jail::{self, Ending, Failure, Plan, Step, TargetError};
-use crate::profile::{self, Action};
-use crate::verdict::{Enforced, Outcome, SeccompReport, Verdict};
+use crate::cgroup::{self, CgroupReport};
+use crate::jail::{self, Ending, Failure, Finished, Plan, Step, Stopped, TargetError};
+use crate::profile::{self, Action, Profile};
+use crate::verdict::{Enforced, Outcome, Resources, SeccompReport, Timeout, TimeoutKind, Verdict};
 
 pub struct ExecOptions {
     pub profile: PathBuf,
@@ -56,22 +57,45 @@ pub fn run(opts: ExecOptions) -> u8 {
             Err(e) => break 'run target_failure(&e, &failed),
         };
         let target_path = target.path.clone();
-        let plan = match jail::build(&profile, target, &opts.command, |n| std::env::var_os(n)) {
+        let mut plan = match jail::build(&profile, target, &opts.command, |n| std::env::var_os(n)) {
             Ok(p) => p,
             Err(e) => break 'run failed(Outcome::SetupFailed, "plan", None, e.to_string()),
         };
-        let enforced = enforced(&plan, profile.seccomp.default_action);
-        let ending = jail::start(&plan).and_then(|running| running.wait());
-        let mut v = match ending {
-            Err(e) => failed(Outcome::SetupFailed, e.step(), e.errno(), e.to_string()),
-            Ok(Ending::Exited(code)) => Verdict::exited(&opts.profile, &command, code),
-            Ok(Ending::Signaled(sig)) => Verdict::signaled(&opts.profile, &command, sig),
-            Ok(Ending::Failed(f)) => {
-                let (outcome, message) = describe_failure(&plan, &f, &target_path);
-                failed(outcome, f.step.name(), Some(f.errno), message)
-            }
-            Ok(Ending::InitEnded(status)) => init_ended(status, &opts.profile, &command, &failed),
+        // Limits: a cgroup where the host allows one (stale ones from killed runs reaped
+        // first), rlimits always; fails closed when the profile requires what it cannot get.
+        let caps = crate::probe::cgroups();
+        cgroup::reap_stale(&caps);
+        let cgroup = match cgroup::prepare_profile(&profile, &caps).and_then(|p| {
+            add_rlimits(&mut plan, p.rlimits.as_slice());
+            p.create()
+        }) {
+            Ok(cg) => cg,
+            Err(e) => break 'run failed(Outcome::SetupFailed, "cgroup", None, e.to_string()),
         };
+        let stop = jail::block_stop_signals().ok();
+        let deadline = profile.limits.wall_time.map(|d| started + d);
+        let finished = jail::start(&plan, Some(&cgroup))
+            .and_then(|running| running.supervise(deadline, stop.as_ref(), Some(&cgroup)));
+        let report = cgroup.report();
+        if let Err(e) = cgroup.remove() {
+            eprintln!("plugjail: {e}");
+        }
+        let mut v = match finished {
+            Err(e) => failed(Outcome::SetupFailed, e.step(), e.errno(), e.to_string()),
+            Ok(f) => {
+                let v = ending_verdict(&f, &plan, &target_path, &profile, &report, &opts, &command);
+                Verdict {
+                    resources: Some(Resources {
+                        cpu_time_ms: f.cpu_usec / 1000,
+                        max_rss_bytes: f.max_rss,
+                        memory_peak_bytes: report.memory_peak,
+                    }),
+                    ..v
+                }
+            }
+        };
+        let mut enforced = enforced(&plan, profile.seccomp.default_action);
+        enforced.cgroup = Some(report);
         v.enforced = Some(enforced);
         v
     };
@@ -81,6 +105,85 @@ pub fn run(opts: ExecOptions) -> u8 {
         eprintln!("plugjail: {problem}");
     }
     verdict.exit_status
+}
+
+/// Adds the limits backend's rlimits (e.g. RLIMIT_AS standing in for a memory cgroup)
+/// that the plan does not already set; the plan's own values win.
+fn add_rlimits(plan: &mut Plan, extra: &[(u32, u64)]) {
+    for &(resource, value) in extra {
+        if !plan.rlimits.iter().any(|(r, _)| *r == resource) {
+            plan.rlimits.push((resource, value));
+        }
+    }
+}
+
+/// The verdict for a jail that ran: how the program ended, explained by the limit that
+/// ended it when one did. A kill by plugjail comes first (it caused the ending), then the
+/// kernel's limits.
+fn ending_verdict(
+    f: &Finished,
+    plan: &Plan,
+    target: &std::path::Path,
+    profile: &Profile,
+    cg: &CgroupReport,
+    opts: &ExecOptions,
+    command: &[String],
+) -> Verdict {
+    let failed = |outcome, step: &str, errno, message: String| {
+        Verdict::failed(outcome, &opts.profile, command, step, errno, message)
+    };
+    let v = match f.ending {
+        Ending::Exited(code) => Verdict::exited(&opts.profile, command, code),
+        Ending::Signaled(sig) => Verdict::signaled(&opts.profile, command, sig),
+        Ending::Failed(failure) => {
+            let (outcome, message) = describe_failure(plan, &failure, target);
+            return failed(outcome, failure.step.name(), Some(failure.errno), message);
+        }
+        Ending::InitEnded(status) => init_ended(status, &opts.profile, command, &failed),
+    };
+    let limits = &profile.limits;
+    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let timed_out = |mut v: Verdict, kind, limit| {
+        v.timeout = Some(Timeout {
+            kind,
+            limit_ms: ms(limit),
+        });
+        v
+    };
+    match f.stopped {
+        Some(Stopped::Deadline) => {
+            let limit = limits.wall_time.unwrap_or_default();
+            let text = format!("wall time {}", profile::units::format_duration(limit));
+            return timed_out(v.because(Outcome::Timeout, text), TimeoutKind::Wall, limit);
+        }
+        Some(Stopped::Signal(sig)) => {
+            let mut v = Verdict::signaled(&opts.profile, command, sig);
+            v.message = Some(format!(
+                "plugjail received {} and ended the jail",
+                crate::verdict::Named::signal(sig).name
+            ));
+            return v;
+        }
+        None => {}
+    }
+    if cg.oom() {
+        let limit = limits.memory.map(profile::units::format_size);
+        let text = limit.map_or("memory".to_owned(), |l| format!("memory limit {l}"));
+        return v.because(Outcome::Oom, text);
+    }
+    if cg.pids_limit() {
+        let text = format!("pids limit {}", limits.pids.unwrap_or_default());
+        return v.because(Outcome::PidsLimit, text);
+    }
+    // RLIMIT_CPU: SIGXCPU at the limit (SIGKILL if the program ignored it). The CPU time
+    // is per process, so one process at its limit is enough.
+    if let (Some(limit), Some(sig)) = (limits.cpu_time, v.signal.as_ref().map(|s| s.number))
+        && (sig == libc::SIGXCPU || sig == libc::SIGKILL && f.cpu_usec >= limit.as_micros() as u64)
+    {
+        let text = format!("cpu time {}", profile::units::format_duration(limit));
+        return timed_out(v.because(Outcome::Timeout, text), TimeoutKind::Cpu, limit);
+    }
+    v
 }
 
 fn fd_is_open(fd: RawFd) -> bool {
@@ -192,5 +295,6 @@ fn enforced(plan: &Plan, default_action: Action) -> Enforced {
         uid_map: plan.ids.uid_map.clone(),
         gid_map: plan.ids.gid_map.clone(),
         missing_paths: plan.missing.clone(),
+        cgroup: None,
     }
 }

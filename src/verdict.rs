@@ -33,6 +33,13 @@ pub enum Outcome {
     NotFound,
     /// The program exists but cannot be executed (permissions, format, noexec, Landlock).
     CannotExecute,
+    /// The OOM killer acted in the jail's memory cgroup (`exit_code` or `signal` say how the
+    /// program ended).
+    Oom,
+    /// A time limit ran out (`timeout.kind`: wall, cpu, call, idle); the jail was killed.
+    Timeout,
+    /// A fork or thread was refused by the pids limit.
+    PidsLimit,
 }
 
 impl Outcome {
@@ -43,6 +50,9 @@ impl Outcome {
             Outcome::SetupFailed => "setup_failed",
             Outcome::NotFound => "not_found",
             Outcome::CannotExecute => "cannot_execute",
+            Outcome::Oom => "oom",
+            Outcome::Timeout => "timeout",
+            Outcome::PidsLimit => "pids_limit",
         }
     }
 }
@@ -83,6 +93,38 @@ pub struct SeccompReport {
     pub absent: Vec<String>,
 }
 
+/// Which time limit ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeoutKind {
+    /// `limits.wall_time`, for the whole run.
+    Wall,
+    /// `limits.cpu_time` (RLIMIT_CPU: per process).
+    Cpu,
+    /// `limits.call_time`, for one plugin call.
+    Call,
+    /// `limits.idle_time`, with no call in flight.
+    Idle,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Timeout {
+    pub kind: TimeoutKind,
+    pub limit_ms: u64,
+}
+
+/// What the run used.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Resources {
+    /// CPU time of every process in the jail (user + system).
+    pub cpu_time_ms: u64,
+    /// The largest resident set of any single process.
+    pub max_rss_bytes: u64,
+    /// Peak memory of the whole jail, from its cgroup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_peak_bytes: Option<u64>,
+}
+
 /// What was actually enforced.
 #[derive(Debug, Clone, Serialize)]
 pub struct Enforced {
@@ -102,6 +144,9 @@ pub struct Enforced {
     /// Profile paths absent on this host, so not bound into the jail.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub missing_paths: Vec<PathBuf>,
+    /// The limits backend, what it enforced and dropped, and what it measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<crate::cgroup::CgroupReport>,
 }
 
 /// One run's verdict.
@@ -120,9 +165,13 @@ pub struct Verdict {
     pub errno: Option<Named>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Timeout>,
     /// plugjail's own exit status for this verdict.
     pub exit_status: u8,
     pub wall_time_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
     pub profile: PathBuf,
     pub command: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -139,8 +188,10 @@ impl Verdict {
             step: None,
             errno: None,
             message: None,
+            timeout: None,
             exit_status: 0,
             wall_time_ms: 0,
+            resources: None,
             profile: profile.to_path_buf(),
             command: command.to_vec(),
             enforced: None,
@@ -184,6 +235,13 @@ impl Verdict {
             },
             ..Verdict::new(outcome, profile, command)
         }
+    }
+
+    /// The same ending (exit code or signal, exit status), explained by a limit.
+    pub fn because(mut self, outcome: Outcome, message: String) -> Verdict {
+        self.outcome = outcome;
+        self.message = Some(message);
+        self
     }
 
     pub fn to_json(&self) -> String {
@@ -233,6 +291,23 @@ impl fmt::Display for Verdict {
                     .as_ref()
                     .map_or((0, "?"), |s| (s.number, s.name.as_str()));
                 write!(f, "killed by signal {n} ({name}) after {ms} ms")
+            }
+            Outcome::Oom | Outcome::Timeout | Outcome::PidsLimit => {
+                let what = match self.outcome {
+                    Outcome::Oom => "out of memory",
+                    Outcome::Timeout => "timed out",
+                    _ => "hit the pids limit",
+                };
+                write!(f, "{what}")?;
+                if let Some(m) = &self.message {
+                    write!(f, " ({m})")?;
+                }
+                match (&self.signal, self.exit_code) {
+                    (Some(s), _) => write!(f, ", killed by {}", s.name)?,
+                    (None, Some(code)) => write!(f, ", exited with code {code}")?,
+                    (None, None) => {}
+                }
+                write!(f, " after {ms} ms")
             }
             Outcome::SetupFailed | Outcome::NotFound | Outcome::CannotExecute => {
                 let what = match self.outcome {

@@ -31,7 +31,7 @@ use std::sync::OnceLock;
 
 use common::{
     Exec, Failures, Lang, Mode, Run, TempDir, build, extend_profile, jail_modes, plugjail, probe,
-    shipped_profile, skip, unique,
+    profile_for, shipped_profile, skip, unique,
 };
 
 /// The shipped profiles every attack runs under.
@@ -72,7 +72,7 @@ fn killed_by_seccomp_everywhere(args: &[&str]) {
     let mut failures = Failures::default();
     for &mode in &modes {
         for profile in SHIPPED {
-            let run = jail(mode, &shipped_profile(profile), args);
+            let run = jail(mode, &profile_for(mode, profile), args);
             failures.check(&label(profile, args), &run, run.check_sigsys());
         }
     }
@@ -114,13 +114,53 @@ impl Drop for HostProcess {
 // ---------------------------------------------------------------------------------------
 // The jail runs programs at all
 
+/// Fail closed: strict.yaml requires its limits, which an ordinary user cannot get
+/// without a delegated cgroup, so plugjail refuses to run rather than run weaker.
+#[test]
+fn strict_limits_are_refused_rootless_without_a_cgroup() {
+    let modes = jail_modes();
+    if !modes.contains(&Mode::Rootless) {
+        return;
+    }
+    // What the rootless user can write, as plugjail itself sees it.
+    let doctor = Mode::Rootless
+        .command(plugjail())
+        .args(["doctor", "--json"])
+        .output()
+        .expect("run doctor");
+    let caps: serde_json::Value = serde_json::from_slice(&doctor.stdout).expect("doctor json");
+    if caps["cgroups"]["writable"]
+        .as_array()
+        .is_some_and(|w| !w.is_empty())
+    {
+        println!("skip: the rootless user has a writable cgroup here, so strict.yaml may run");
+        return;
+    }
+    let run = jail(Mode::Rootless, &shipped_profile("strict"), &["hello"]);
+    assert_eq!(run.code(), Some(125), "{}", run.describe());
+    assert_eq!(run.outcome(), Some("setup_failed"), "{}", run.describe());
+    assert_eq!(run.field("step").and_then(|s| s.as_str()), Some("cgroup"));
+    let msg = run
+        .field("message")
+        .and_then(|m| m.as_str())
+        .unwrap_or_default();
+    assert!(
+        msg.contains("limits (required) cannot be enforced"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("best_effort"),
+        "the message says how to run anyway: {msg}"
+    );
+}
+
 #[test]
 fn a_plain_program_runs_under_every_shipped_profile() {
     let modes = jail_modes();
     let mut failures = Failures::default();
     for &mode in &modes {
         for profile in SHIPPED {
-            let run = jail(mode, &shipped_profile(profile), &["hello"]);
+            let run = jail(mode, &profile_for(mode, profile), &["hello"]);
             let check = run.check_safe().and_then(|()| {
                 if !run.stdout.contains("hello from the jail") {
                     return Err("stdout did not pass through".into());
@@ -133,7 +173,7 @@ fn a_plain_program_runs_under_every_shipped_profile() {
             });
             failures.check(&label(profile, &["hello"]), &run, check);
             // The program's own exit status passes through (2: usage error).
-            let run = jail(mode, &shipped_profile(profile), &["no-such-attack"]);
+            let run = jail(mode, &profile_for(mode, profile), &["no-such-attack"]);
             failures.check(
                 &label(profile, &["no-such-attack"]),
                 &run,
@@ -309,7 +349,7 @@ fn exec_of_a_host_program_is_killed_where_the_profile_allows_no_exec() {
     for &mode in &modes {
         for profile in ["default", "strict"] {
             let args = ["exec", "/usr/bin/echo"];
-            let run = jail(mode, &shipped_profile(profile), &args);
+            let run = jail(mode, &profile_for(mode, profile), &args);
             failures.check(&label(profile, &args), &run, run.check_sigsys());
         }
     }
@@ -329,7 +369,7 @@ fn the_jails_own_exec_rule_cannot_be_reused() {
             for n in 3..=16 {
                 let n = n.to_string();
                 let args = ["exec_fd", &n, "/usr/bin/echo"];
-                let run = jail(mode, &shipped_profile(profile), &args);
+                let run = jail(mode, &profile_for(mode, profile), &args);
                 let check = run.check_sigsys().and_then(|()| {
                     if run.stdout.contains("escaped-exec") {
                         Err("/usr/bin/echo ran".into())
@@ -353,7 +393,7 @@ fn ptrace_attach_to_a_host_process_is_killed_by_seccomp() {
         let pid = target.pid().to_string();
         for profile in SHIPPED {
             let args = ["ptrace_attach", &pid];
-            let run = jail(mode, &shipped_profile(profile), &args);
+            let run = jail(mode, &profile_for(mode, profile), &args);
             failures.check(&label(profile, &args), &run, run.check_sigsys());
         }
         if !target.alive() {
@@ -380,7 +420,7 @@ fn clone_into_a_new_user_namespace_fails() {
     for &mode in &modes {
         for profile in SHIPPED {
             for attack in ["clone_newuser", "clone3_newuser"] {
-                let run = jail(mode, &shipped_profile(profile), &[attack]);
+                let run = jail(mode, &profile_for(mode, profile), &[attack]);
                 // Where seccomp lets it through, the jail's user.max_user_namespaces is 0.
                 let check = run.check_sigsys().or_else(|sigsys| {
                     run.check_denied(&["ENOSPC"])
@@ -547,7 +587,7 @@ fn tiocsti_injects_nothing_into_the_terminal() {
     for &mode in &modes {
         let mut cases: Vec<(String, PathBuf, bool)> = SHIPPED
             .iter()
-            .map(|p| (p.to_string(), shipped_profile(p), true))
+            .map(|p| (p.to_string(), profile_for(mode, p), true))
             .collect();
         cases.push(("ci-tests + TIOCSTI".into(), open.clone(), false));
         for (name, profile, by_seccomp) in cases {
@@ -590,7 +630,7 @@ fn host_secrets_are_not_visible() {
         for profile in SHIPPED {
             for path in [Path::new("/etc/shadow"), &secret, &tmp_secret] {
                 let args = ["read", path.to_str().unwrap()];
-                let run = jail(mode, &shipped_profile(profile), &args);
+                let run = jail(mode, &profile_for(mode, profile), &args);
                 failures.check(&label(profile, &args), &run, run.check_denied(&["ENOENT"]));
             }
         }
@@ -710,7 +750,7 @@ fn writes_outside_the_allowed_paths_fail_and_the_host_is_unchanged() {
             }
             for (args, errnos) in &cases {
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                let run = jail(mode, &shipped_profile(profile), &args);
+                let run = jail(mode, &profile_for(mode, profile), &args);
                 failures.check(&label(profile, &args), &run, run.check_denied(errnos));
             }
             check_absent(&mut failures, &usr);
@@ -799,7 +839,7 @@ fn proc_shows_only_the_jail() {
     for &mode in &modes {
         for profile in SHIPPED {
             let args = ["proc_pids", &test_pid];
-            let run = jail(mode, &shipped_profile(profile), &args);
+            let run = jail(mode, &profile_for(mode, profile), &args);
             let check = if profile == "ci-tests" {
                 // ci-tests lets Landlock read /proc: the listing must work and show only
                 // the jail's few processes.
@@ -836,7 +876,7 @@ fn the_jails_init_is_out_of_reach() {
     for &mode in &modes {
         for profile in SHIPPED {
             let args = ["kill_pid", "1"];
-            let run = jail(mode, &shipped_profile(profile), &args);
+            let run = jail(mode, &profile_for(mode, profile), &args);
             failures.check(&label(profile, &args), &run, run.check_denied(&["EPERM"]));
         }
         let ci = shipped_profile("ci-tests");
@@ -861,12 +901,12 @@ fn kill_cannot_reach_host_processes() {
             let mut target = HostProcess::start(mode);
             let pid = target.pid().to_string();
             let args = ["kill_pid", &pid];
-            let run = jail(mode, &shipped_profile(profile), &args);
+            let run = jail(mode, &profile_for(mode, profile), &args);
             failures.check(&label(profile, &args), &run, run.check_denied(&["ESRCH"]));
             // The program refuses kill(-1) unless the host pid is invisible, so a broken
             // jail cannot take the machine down with it.
             let args = ["kill_all", &pid];
-            let run = jail(mode, &shipped_profile(profile), &args);
+            let run = jail(mode, &profile_for(mode, profile), &args);
             failures.check(&label(profile, &args), &run, run.check_safe());
             if !target.alive() {
                 failures.fail(format!(
@@ -902,7 +942,7 @@ fn tcp_to_a_host_loopback_listener_fails() {
     for &mode in &modes {
         for profile in ["default", "strict"] {
             // No socket syscalls at all.
-            let run = jail(mode, &shipped_profile(profile), &args);
+            let run = jail(mode, &profile_for(mode, profile), &args);
             failures.check(&label(profile, &args), &run, run.check_sigsys());
         }
         // Landlock's tcp_connect list does not name the port.
@@ -948,7 +988,7 @@ fn a_host_abstract_unix_socket_is_unreachable() {
     let mut failures = Failures::default();
     for &mode in &modes {
         for profile in ["default", "strict"] {
-            let run = jail(mode, &shipped_profile(profile), &args);
+            let run = jail(mode, &profile_for(mode, profile), &args);
             failures.check(&label(profile, &args), &run, run.check_sigsys());
         }
         // Abstract names live in the network namespace: the jail's has none of the host's.
@@ -998,7 +1038,7 @@ fn no_capability_can_be_regained() {
             run.check_denied(&["EPERM"]),
         );
         for profile in ["default", "strict"] {
-            let run = jail(mode, &shipped_profile(profile), &["ambient_raise"]);
+            let run = jail(mode, &profile_for(mode, profile), &["ambient_raise"]);
             failures.check(
                 &label(profile, &["ambient_raise"]),
                 &run,
@@ -1142,7 +1182,7 @@ fn proc_sys_and_cgroupfs_are_not_writable() {
             }
             for (args, errnos) in &cases {
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                let run = jail(mode, &shipped_profile(profile), &args);
+                let run = jail(mode, &profile_for(mode, profile), &args);
                 failures.check(&label(profile, &args), &run, run.check_denied(errnos));
             }
         }
@@ -1177,7 +1217,7 @@ fn no_descriptor_beyond_stdio_reaches_the_jail() {
                 // plugjail's own status pipe at fd 9.
                 let leaked: OwnedFd = fs::File::open(common::target_tmp()).unwrap().into();
                 let (status_read, status_write) = pipe();
-                let run = Exec::new(mode, &shipped_profile(profile))
+                let run = Exec::new(mode, &profile_for(mode, profile))
                     .option("--status-fd")
                     .option("9")
                     .inherit_fd(leaked, 7)
@@ -1231,7 +1271,7 @@ fn the_program_and_the_supervisor_cannot_be_opened_for_writing() {
             ];
             for (path, errnos) in cases {
                 let args = ["open_write", path];
-                let run = jail(mode, &shipped_profile(profile), &args);
+                let run = jail(mode, &profile_for(mode, profile), &args);
                 failures.check(&label(profile, &args), &run, run.check_denied(errnos));
             }
         }

@@ -71,6 +71,13 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
         Err(errno) => fail(fds, Step::WaitForMaps, errno, NO_ITEM),
     }
 
+    // 2b. The cgroup namespace, now that the supervisor has put us in the jail's cgroup
+    //     (v1 cannot clone into a cgroup): rooted there, the jail sees its own cgroup as
+    //     `/` and nothing of the host's cgroup tree or the supervisor's name.
+    if plan.cgroup_namespace {
+        step!(Step::CgroupNamespace, sys::unshare(libc::CLONE_NEWCGROUP));
+    }
+
     // 3. Default signal dispositions and an empty signal mask: an ignored signal survives
     //    exec, and plugjail (like every Rust program) ignores SIGPIPE, as may whoever
     //    started it (nohup); the program must start as if exec'd by a plain shell.

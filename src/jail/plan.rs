@@ -126,6 +126,9 @@ pub struct Plan {
     pub no_nested_userns: bool,
     /// Whether the child holds capabilities to drop (own user namespace, or root).
     pub drop_caps: bool,
+    /// Create the cgroup namespace in the child once it is in the jail's cgroup, rather
+    /// than at clone (where a v1 child is still in the supervisor's cgroup).
+    pub cgroup_namespace: bool,
     pub rootless: bool,
 }
 
@@ -204,6 +207,7 @@ pub fn build(
             && profile.network == crate::profile::Network::Loopback,
         drop_caps: euid == 0 || namespaces.has(libc::CLONE_NEWUSER),
         no_nested_userns: namespaces.has(libc::CLONE_NEWUSER),
+        cgroup_namespace: namespaces.has(libc::CLONE_NEWCGROUP),
         namespaces,
         ids,
         fs,

@@ -7,6 +7,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::sys::signal::Signal;
 
+use std::time::Instant;
+
+use crate::cgroup::{Backend, Cgroup, CgroupError};
+
 use super::child::{self, ChildFds};
 use super::idmap::MapError;
 use super::plan::{Plan, close_ranges};
@@ -30,6 +34,8 @@ pub enum SpawnError {
         pipe: &'static str,
         source: io::Error,
     },
+    #[error("placing the jail in its cgroup: {0}")]
+    Cgroup(#[from] CgroupError),
 }
 
 impl SpawnError {
@@ -42,6 +48,7 @@ impl SpawnError {
             | SpawnError::Wait { source }
             | SpawnError::Read { source, .. } => source.raw_os_error(),
             SpawnError::Maps(e) => e.source.raw_os_error(),
+            SpawnError::Cgroup(_) => None,
         }
     }
 
@@ -53,6 +60,7 @@ impl SpawnError {
             SpawnError::Maps(_) => "id_maps",
             SpawnError::Release { .. } => "release",
             SpawnError::Wait { .. } | SpawnError::Read { .. } => "supervise",
+            SpawnError::Cgroup(_) => "cgroup",
         }
     }
 }
@@ -69,6 +77,42 @@ pub enum Ending {
     /// The jail's init ended without reporting the target (killed from outside, e.g. by a
     /// limit): its own wait status.
     InitEnded(i32),
+}
+
+/// Why the supervisor ended the jail before it ended by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// The wall-time deadline passed.
+    Deadline,
+    /// plugjail itself received this signal (SIGINT, SIGTERM, SIGHUP).
+    Signal(i32),
+}
+
+/// The end of a run as the supervisor saw it.
+#[derive(Debug, Clone, Copy)]
+pub struct Finished {
+    pub ending: Ending,
+    /// Set when the supervisor killed the jail.
+    pub stopped: Option<Stopped>,
+    /// CPU time of the whole jail (every process its init reaped), in microseconds.
+    pub cpu_usec: u64,
+    /// Largest resident set of any one process in the jail, in bytes.
+    pub max_rss: u64,
+}
+
+/// Signals that make plugjail end the jail and still deliver a verdict. They are blocked
+/// (the child unblocks everything before exec) and read from a signalfd while waiting.
+pub const STOP_SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+
+/// Blocks [`STOP_SIGNALS`] in the calling thread; call before [`start`] so that none is
+/// lost or kills plugjail before a verdict exists.
+pub fn block_stop_signals() -> nix::Result<nix::sys::signalfd::SignalFd> {
+    let mut set = nix::sys::signal::SigSet::empty();
+    for s in STOP_SIGNALS {
+        set.add(s);
+    }
+    set.thread_block()?;
+    nix::sys::signalfd::SignalFd::with_flags(&set, nix::sys::signalfd::SfdFlags::SFD_CLOEXEC)
 }
 
 /// A started jail.
@@ -95,7 +139,11 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
 ///
 /// The caller must be single-threaded (plugjail's main thread is its only thread):
 /// `clone3` without a new stack is a fork, and `CLONE_NEWUSER` refuses threaded callers.
-pub fn start(plan: &Plan) -> Result<Running, SpawnError> {
+///
+/// With a cgroup, the child starts inside it: cloned straight into it on v2
+/// (`CLONE_INTO_CGROUP`), added before it is released on v1. Either way nothing of the jail
+/// runs outside its limits.
+pub fn start(plan: &Plan, cgroup: Option<&Cgroup>) -> Result<Running, SpawnError> {
     let (sync_r, sync_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let (status_r, status_w) = pipe()?;
@@ -108,12 +156,18 @@ pub fn start(plan: &Plan) -> Result<Running, SpawnError> {
         close: close_ranges(&[err_w.as_raw_fd(), status_w.as_raw_fd(), memfd]),
     };
     let mut pidfd: RawFd = -1;
+    // The cgroup namespace is made by the child itself once it is in its cgroup.
+    let flags = plan.namespaces.flags & !(libc::CLONE_NEWCGROUP as u64);
     let mut args = CloneArgs {
-        flags: plan.namespaces.flags | libc::CLONE_PIDFD as u64,
+        flags: flags | libc::CLONE_PIDFD as u64,
         pidfd: &mut pidfd as *mut RawFd as u64,
         exit_signal: libc::SIGCHLD as u64,
         ..CloneArgs::default()
     };
+    if let Some(dir) = cgroup.and_then(Cgroup::dir_fd) {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = dir.as_raw_fd() as u64;
+    }
     // SAFETY: plugjail is single-threaded here, and the child branch below only runs
     // `child::run`, which makes raw syscalls on data prepared before this call and never
     // returns.
@@ -138,6 +192,14 @@ pub fn start(plan: &Plan) -> Result<Running, SpawnError> {
         err_r: File::from(err_r),
         status_r: File::from(status_r),
     };
+    if let Some(cg) = cgroup
+        && cg.dir_fd().is_none()
+        && cg.backend() != Backend::None
+        && let Err(e) = cg.add(pid)
+    {
+        running.kill_and_reap();
+        return Err(e.into());
+    }
     if let Err(e) = plan.ids.write(pid) {
         running.kill_and_reap();
         return Err(e.into());
@@ -157,44 +219,171 @@ impl Running {
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None);
     }
 
-    /// Waits for the jail to end and says how.
-    pub fn wait(mut self) -> Result<Ending, SpawnError> {
-        // The error pipe reaches EOF when the target has exec'd (close-on-exec) or every
-        // holder has exited; a record means a step failed.
+    /// Kills the whole jail: its init (PID 1 of the jail's PID namespace, whose death takes
+    /// every process in it) through the pidfd, so a recycled pid is never hit, and
+    /// everything in its cgroup.
+    pub fn kill(&self, cgroup: Option<&Cgroup>) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), None).and_then(|()| {
+            // SAFETY: pidfd_send_signal with a pidfd we own, no siginfo, no flags.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    self.pidfd.as_raw_fd(),
+                    libc::SIGKILL,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            };
+            nix::errno::Errno::result(r).map(drop)
+        });
+        if let Some(cg) = cgroup {
+            let _ = cg.kill_all();
+        }
+    }
+
+    /// Waits for the jail to end, ending it first when `deadline` passes or plugjail is
+    /// asked to stop through `stop` (a signalfd of [`STOP_SIGNALS`]).
+    pub fn supervise(
+        mut self,
+        deadline: Option<Instant>,
+        stop: Option<&nix::sys::signalfd::SignalFd>,
+        cgroup: Option<&Cgroup>,
+    ) -> Result<Finished, SpawnError> {
+        let setup = self.read_setup_record()?;
+        let mut stopped = None;
+        while stopped.is_none() {
+            match self.wait_event(deadline, stop)? {
+                Event::Exited => break,
+                Event::Deadline => stopped = Some(Stopped::Deadline),
+                Event::Signal(sig) => stopped = Some(Stopped::Signal(sig)),
+            }
+            self.kill(cgroup);
+        }
+        let (init_status, usage) = self.reap()?;
+        let ending = match setup {
+            Some(failure) => Ending::Failed(failure),
+            None => self.target_ending(init_status)?,
+        };
+        let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+        Ok(Finished {
+            ending,
+            stopped,
+            cpu_usec: micros(usage.ru_utime) + micros(usage.ru_stime),
+            max_rss: usage.ru_maxrss as u64 * 1024,
+        })
+    }
+
+    /// Waits for the jail to end and says how (no deadline, no cgroup).
+    pub fn wait(self) -> Result<Ending, SpawnError> {
+        self.supervise(None, None, None).map(|f| f.ending)
+    }
+
+    /// The child's setup failure record, if a step failed. Returns at the target's exec
+    /// (the pipe is close-on-exec) or when every holder has exited.
+    fn read_setup_record(&mut self) -> Result<Option<Failure>, SpawnError> {
         let mut record = Vec::new();
-        let read_err = |pipe| move |source| SpawnError::Read { pipe, source };
         (&mut self.err_r)
             .take(RECORD_LEN as u64)
             .read_to_end(&mut record)
-            .map_err(read_err("error"))?;
-        let init_status = loop {
+            .map_err(|source| SpawnError::Read {
+                pipe: "error",
+                source,
+            })?;
+        Ok(<[u8; RECORD_LEN]>::try_from(record.as_slice())
+            .ok()
+            .and_then(|bytes| Failure::decode(&bytes)))
+    }
+
+    /// Sleeps until the init exits, the deadline passes or a stop signal arrives.
+    fn wait_event(
+        &self,
+        deadline: Option<Instant>,
+        stop: Option<&nix::sys::signalfd::SignalFd>,
+    ) -> Result<Event, SpawnError> {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        loop {
+            let timeout = match deadline {
+                None => PollTimeout::NONE,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(Event::Deadline);
+                    }
+                    // Round up so a wake-up never comes just before the deadline.
+                    let ms = left.as_millis().saturating_add(1).min(i32::MAX as u128);
+                    PollTimeout::try_from(ms as i32).unwrap_or(PollTimeout::MAX)
+                }
+            };
+            let mut fds = vec![PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN)];
+            if let Some(sfd) = stop {
+                fds.push(PollFd::new(sfd.as_fd(), PollFlags::POLLIN));
+            }
+            match poll(&mut fds, timeout) {
+                Err(nix::errno::Errno::EINTR) | Ok(0) => continue,
+                Err(e) => {
+                    return Err(SpawnError::Wait {
+                        source: io::Error::from(e),
+                    });
+                }
+                Ok(_) => {}
+            }
+            let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+            if ready(&fds[0]) {
+                return Ok(Event::Exited);
+            }
+            if let Some(sfd) = stop
+                && let Ok(Some(info)) = sfd.read_signal()
+            {
+                return Ok(Event::Signal(info.ssi_signo as i32));
+            }
+        }
+    }
+
+    /// Reaps the init; returns its wait status and the CPU and memory figures of every
+    /// process it reaped in turn.
+    fn reap(&self) -> Result<(i32, libc::rusage), SpawnError> {
+        loop {
             let mut status = 0;
-            // SAFETY: `status` is a valid out pointer; the pid is our own child.
-            let ret = unsafe { libc::waitpid(self.pid, &mut status, 0) };
+            // SAFETY: all-zero is a valid rusage.
+            let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+            // SAFETY: `status` and `usage` are valid out pointers; the pid is our own child.
+            let ret = unsafe { libc::wait4(self.pid, &mut status, 0, &mut usage) };
             if ret == self.pid {
-                break status;
+                return Ok((status, usage));
             }
             let err = io::Error::last_os_error();
             if err.kind() != io::ErrorKind::Interrupted {
                 return Err(SpawnError::Wait { source: err });
             }
-        };
-        if let Ok(bytes) = <[u8; RECORD_LEN]>::try_from(record.as_slice())
-            && let Some(failure) = Failure::decode(&bytes)
-        {
-            return Ok(Ending::Failed(failure));
         }
+    }
+
+    /// The target's own wait status, as its init reported it.
+    fn target_ending(&mut self, init_status: i32) -> Result<Ending, SpawnError> {
         let mut status = Vec::new();
         (&mut self.status_r)
             .take(4)
             .read_to_end(&mut status)
-            .map_err(read_err("status"))?;
+            .map_err(|source| SpawnError::Read {
+                pipe: "status",
+                source,
+            })?;
         Ok(match <[u8; 4]>::try_from(status.as_slice()) {
             Ok(bytes) => decode_status(i32::from_ne_bytes(bytes)),
             Err(_) => Ending::InitEnded(init_status),
         })
     }
 }
+
+enum Event {
+    Exited,
+    Deadline,
+    Signal(i32),
+}
+
+/// `CLONE_INTO_CGROUP` (linux/sched.h), not in the libc crate for every target.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 fn decode_status(status: i32) -> Ending {
     if libc::WIFSIGNALED(status) {

@@ -9,6 +9,7 @@
 pub enum Step {
     ParentDeathSignal = 1,
     WaitForMaps,
+    CgroupNamespace,
     ResetSignals,
     Securebits,
     SetIds,
@@ -46,9 +47,10 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 36] = [
+    pub const ALL: [Step; 37] = [
         Step::ParentDeathSignal,
         Step::WaitForMaps,
+        Step::CgroupNamespace,
         Step::ResetSignals,
         Step::Securebits,
         Step::SetIds,
@@ -89,6 +91,7 @@ impl Step {
         match self {
             Step::ParentDeathSignal => "parent_death_signal",
             Step::WaitForMaps => "wait_for_maps",
+            Step::CgroupNamespace => "cgroup_namespace",
             Step::ResetSignals => "reset_signals",
             Step::MakeRootPrivate => "make_root_private",
             Step::MountBase => "mount_base",

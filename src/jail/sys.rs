@@ -71,6 +71,12 @@ pub unsafe fn clone3(args: &mut CloneArgs) -> Result<libc::pid_t, i32> {
     check(ret).map(|pid| pid as libc::pid_t)
 }
 
+/// `unshare(2)`.
+pub fn unshare(flags: c_int) -> Result<(), i32> {
+    // SAFETY: unshare takes no pointers.
+    check(unsafe { libc::unshare(flags) } as libc::c_long).map(drop)
+}
+
 /// A plain `fork` through the raw `clone` syscall, bypassing glibc's atfork handlers
 /// (which may lock and allocate).
 pub fn fork_raw() -> Result<libc::pid_t, i32> {
