@@ -3,7 +3,7 @@
 # (downloaded with apt-get download and unpacked, never installed) under qemu with software
 # emulation and a busybox initramfs, mounts a pure cgroup2 hierarchy, and runs plugjail's
 # own test binaries there: tests/cgroup.rs as root and as uid 65534 in a delegated subtree,
-# plus the `plugjail exec` verdict hook (scripts/vm/guest-tests.sh).
+# and `plugjail exec` against memory, pids, cpu and io limits (scripts/vm/guest-tests.sh).
 #
 # usage: scripts/vm-test.sh            (as root on a fresh Debian 12 machine is fine)
 # env:   VM_WORK     work dir (default target/vm-test; the kernel download is cached there)
@@ -11,7 +11,6 @@
 #        VM_TIMEOUT  seconds before the guest is killed (480)
 #        VM_ACCEL    tcg (default) or kvm: this machine's /dev/kvm is a PVM device that
 #                    cannot boot a stock kernel, so software emulation is the default
-#        VM_EXEC_VERDICTS=1  make the `plugjail exec` verdict checks fail the run
 #        CARGO_PROFILE  dev (default) or release
 # exit:  0 iff the guest reports "VM-TEST-EXIT 0"; the console log is $VM_WORK/console.log
 set -euo pipefail

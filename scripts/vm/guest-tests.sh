@@ -72,30 +72,24 @@ in_cgroup vm-root/next 0 /test/cgroup-tests stale_cgroups_of_a_dead_supervisor_a
   --exact -q >/tmp/second-run.log 2>&1 || { cat /tmp/second-run.log; bad "stale test in the second run"; }
 for d in $old_leaves; do [ -d "$d" ] && bad "$d was not reaped by the next run"; done
 
-# --- 4. HOOK: plugjail exec verdicts ----------------------------------------------------
-# `plugjail exec` is not wired to src/cgroup yet (the jail supervisor will call
-# cgroup::prepare / create / add / report). Until it is, these runs are informative: the
-# verdicts are printed and not checked. Once it is wired, set VM_EXEC_VERDICTS=1 (in
-# scripts/vm-test.sh, or on its command line) and every expectation below must hold.
+# --- 4. plugjail exec verdicts -------------------------------------------------------------
+# plugjail's own binaries under pure cgroup v2, as root and as an ordinary user given a
+# delegated cgroup: every verdict must be the expected one.
 exec_case() {
   # exec_case USER PROFILE EXPECT_REGEX CMD...
   who=$1 profile=$2 expect=$3
   shift 3
   report=/tmp/verdict-$who-$profile.json
   rm -f "$report"
-  if [ "$who" = root ]; then cg=vm-exec-root uid=0; else cg=vm-exec-user uid=$NOBODY; fi
+  # A fresh delegated cgroup per case: plugjail moves itself into a leaf of the one it
+  # starts in (no internal processes on v2), so that one cannot take a new process.
+  if [ "$who" = root ]; then cg=vm-exec-root-$profile uid=0; else cg=vm-exec-user-$profile uid=$NOBODY; fi
   out=$(in_cgroup "$cg" "$uid" /test/plugjail exec --profile "/test/profiles/vm-$profile.yaml" \
     --report "$report" -- "$@" 2>&1)
   verdict=$(cat "$report" 2>/dev/null | tr -d ' \n')
   say "exec [$who, $profile]: $(echo "$out" | tail -3 | tr '\n' ' ')"
   say "exec [$who, $profile] verdict: ${verdict:-<none>}"
-  if ! echo "$out$verdict" | grep -Eq "$expect"; then
-    if [ "${VM_EXEC_VERDICTS:-0}" = 1 ]; then
-      bad "exec [$who, $profile]: expected /$expect/"
-    else
-      say "exec [$who, $profile]: not yet /$expect/ (informative until VM_EXEC_VERDICTS=1)"
-    fi
-  fi
+  echo "$out$verdict" | grep -Eq "$expect" || bad "exec [$who, $profile]: expected /$expect/"
 }
 
 if [ -x /test/plugjail ]; then
@@ -109,9 +103,8 @@ if [ -x /test/plugjail ]; then
     exec_case "$who" io '\(([0-2]\.[0-9]+|3\.0+) MiB/s\)' /test/hog write /scratch/exec/f 6
   done
 else
-  say "no /test/plugjail: exec checks skipped"
+  bad "no /test/plugjail in the guest: the exec verdict checks cannot run"
 fi
-# --- end of HOOK -------------------------------------------------------------------------
 
 say "guest tests done in $(awk -v a="$T0" '{print int($1 - a)}' /proc/uptime)s, fail=$fail"
 exit "$fail"
