@@ -35,7 +35,8 @@ pub struct ChildFds {
     pub status_w: RawFd,
     /// The sealed memfd holding the program (close-on-exec).
     pub memfd: RawFd,
-    /// Descriptor ranges to close (everything but stdio and the three above).
+    /// Descriptor ranges to close (everything but stdio, the placed descriptors and the
+    /// three above).
     pub close: Vec<(u32, u32)>,
 }
 
@@ -268,8 +269,16 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
     //     is also what lets an unprivileged process install Landlock and seccomp.
     step!(Step::NoNewPrivs, sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1));
 
-    // 25. Close every descriptor except stdin/stdout/stderr, the error and status pipes
-    //     and the program's memfd (the last three are close-on-exec).
+    // 24b. Put the descriptors the program inherits (plugin mode: channel, plugin memfd,
+    //      serve filter, ...) at their fixed numbers. Every source sits above the highest
+    //      target, as do the child's own pipes, so no copy overwrites anything still needed.
+    for placed in &plan.fds {
+        let source = std::os::fd::AsRawFd::as_raw_fd(&placed.source);
+        step!(Step::PlaceFds, sys::dup2(source, placed.target));
+    }
+
+    // 25. Close every descriptor except stdin/stdout/stderr, the placed ones, the error
+    //     and status pipes and the program's memfd (the last three are close-on-exec).
     for &(first, last) in &fds.close {
         step!(Step::CloseFds, sys::close_range(first, last));
     }

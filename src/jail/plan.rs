@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -119,6 +119,9 @@ pub struct Plan {
     pub argv: CStringArray,
     pub env: CStringArray,
     pub target: Target,
+    /// Descriptors the program starts with besides stdio (plugin mode: the channel, the
+    /// plugin's memfd, ...), placed by the child just before it closes everything else.
+    pub fds: Vec<PlacedFd>,
     pub seccomp: Option<SeccompProgram>,
     pub landlock: Option<LandlockPlan>,
     /// Forbid user namespaces inside the jail's own (only when it has one: the setting is
@@ -152,6 +155,66 @@ pub enum PlanError {
     SeccompUnavailable,
     #[error(transparent)]
     Target(super::target::TargetError),
+    #[error("descriptor {target} cannot be handed to the jail: {reason}")]
+    PlaceFd { target: RawFd, reason: &'static str },
+    #[error("cannot copy descriptor {fd} for the jail (fcntl F_DUPFD_CLOEXEC): {source}")]
+    DupFd { fd: RawFd, source: io::Error },
+}
+
+/// The highest descriptor number a placed fd may have in the jail. Sources are copied
+/// above it, as are the child's own pipes, so placing one descriptor never overwrites
+/// another's source or a pipe the child still needs (see [`Plan::place_fd`]).
+pub const MAX_PLACED_FD: RawFd = 63;
+
+/// A descriptor the program inherits at a fixed number.
+#[derive(Debug)]
+pub struct PlacedFd {
+    /// A close-on-exec copy numbered above [`MAX_PLACED_FD`], owned by the plan.
+    pub source: OwnedFd,
+    /// Its number in the program (`dup2` leaves it without close-on-exec).
+    pub target: RawFd,
+}
+
+impl Plan {
+    /// Hands `fd` to the program as descriptor `target` (0..=[`MAX_PLACED_FD`], each
+    /// number at most once, below the program's open-files limit). A copy is taken now, so
+    /// the caller may close `fd` once the jail is started.
+    pub fn place_fd(&mut self, fd: BorrowedFd<'_>, target: RawFd) -> Result<(), PlanError> {
+        let refuse = |reason| Err(PlanError::PlaceFd { target, reason });
+        if !(0..=MAX_PLACED_FD).contains(&target) {
+            return refuse("jail descriptor numbers go from 0 to 63");
+        }
+        if self.fds.iter().any(|p| p.target == target) {
+            return refuse("the number is given twice");
+        }
+        let limit = self
+            .rlimits
+            .iter()
+            .find(|(r, _)| *r == libc::RLIMIT_NOFILE)
+            .map_or(u64::MAX, |(_, v)| *v);
+        if target as u64 >= limit {
+            return refuse("the number is not below the profile's open_files limit");
+        }
+        // SAFETY: F_DUPFD_CLOEXEC duplicates a descriptor the caller lends us; no pointers.
+        let copy = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, MAX_PLACED_FD + 1) };
+        if copy < 0 {
+            return Err(PlanError::DupFd {
+                fd: fd.as_raw_fd(),
+                source: io::Error::last_os_error(),
+            });
+        }
+        // SAFETY: fcntl just returned this new descriptor; nothing else owns it.
+        let source = unsafe { OwnedFd::from_raw_fd(copy) };
+        self.fds.push(PlacedFd { source, target });
+        Ok(())
+    }
+
+    /// Closes the plan's copies of the placed descriptors (call once the jail has
+    /// started): the supervisor must not keep, say, a channel's write end open, or the
+    /// host would never see end of file when the program dies.
+    pub fn release_fds(&mut self) {
+        self.fds.clear();
+    }
 }
 
 /// Builds the plan for running `target` with `command` (argv) under `profile`.
@@ -217,6 +280,7 @@ pub fn build(
         argv: CStringArray::new(argv),
         env: CStringArray::new(environment(profile, env)?),
         target,
+        fds: Vec::new(),
         seccomp,
         landlock,
         rootless: euid != 0,

@@ -127,12 +127,33 @@ pub struct Running {
     status_r: File,
 }
 
+/// A close-on-exec pipe numbered above every placed descriptor's target, so the child's
+/// `dup2`s into place cannot overwrite it.
 fn pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
-    let (r, w) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SpawnError::Pipe {
-            source: io::Error::from(e),
-        })?;
-    Ok((r, w))
+    let err = |e: nix::errno::Errno| SpawnError::Pipe {
+        source: io::Error::from(e),
+    };
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(err)?;
+    let high = |fd: OwnedFd| {
+        if fd.as_raw_fd() > super::plan::MAX_PLACED_FD {
+            return Ok(fd);
+        }
+        // SAFETY: F_DUPFD_CLOEXEC duplicates a descriptor we own; no pointers.
+        let copy = unsafe {
+            libc::fcntl(
+                fd.as_raw_fd(),
+                libc::F_DUPFD_CLOEXEC,
+                super::plan::MAX_PLACED_FD + 1,
+            )
+        };
+        if copy < 0 {
+            return Err(err(nix::errno::Errno::last()));
+        }
+        // SAFETY: fcntl just returned this descriptor; nothing else owns it. The low one
+        // is closed when `fd` drops.
+        Ok(unsafe { OwnedFd::from_raw_fd(copy) })
+    };
+    Ok((high(r)?, high(w)?))
 }
 
 /// Clones the child, writes its id maps and lets it run the jail sequence.
@@ -153,7 +174,12 @@ pub fn start(plan: &Plan, cgroup: Option<&Cgroup>) -> Result<Running, SpawnError
         err_w: err_w.as_raw_fd(),
         status_w: status_w.as_raw_fd(),
         memfd,
-        close: close_ranges(&[err_w.as_raw_fd(), status_w.as_raw_fd(), memfd]),
+        close: close_ranges(
+            &[err_w.as_raw_fd(), status_w.as_raw_fd(), memfd]
+                .into_iter()
+                .chain(plan.fds.iter().map(|p| p.target))
+                .collect::<Vec<_>>(),
+        ),
     };
     let mut pidfd: RawFd = -1;
     // The cgroup namespace is made by the child itself once it is in its cgroup.

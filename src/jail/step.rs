@@ -39,6 +39,7 @@ pub enum Step {
     DropCapabilities,
     NewSession,
     NoNewPrivs,
+    PlaceFds,
     CloseFds,
     ForkTarget,
     Landlock,
@@ -47,7 +48,7 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 37] = [
+    pub const ALL: [Step; 38] = [
         Step::ParentDeathSignal,
         Step::WaitForMaps,
         Step::CgroupNamespace,
@@ -80,6 +81,7 @@ impl Step {
         Step::DropCapabilities,
         Step::NewSession,
         Step::NoNewPrivs,
+        Step::PlaceFds,
         Step::CloseFds,
         Step::ForkTarget,
         Step::Landlock,
@@ -121,6 +123,7 @@ impl Step {
             Step::DropCapabilities => "drop_capabilities",
             Step::NewSession => "new_session",
             Step::NoNewPrivs => "no_new_privs",
+            Step::PlaceFds => "place_fds",
             Step::CloseFds => "close_fds",
             Step::ForkTarget => "fork_target",
             Step::Landlock => "landlock",

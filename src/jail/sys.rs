@@ -187,6 +187,12 @@ pub fn close(fd: RawFd) {
     unsafe { libc::close(fd) };
 }
 
+/// Puts a copy of `old` at `new` (closing what was there); the copy is not close-on-exec.
+pub fn dup2(old: RawFd, new: RawFd) -> Result<(), i32> {
+    // SAFETY: dup2 only manipulates the descriptor table; no memory is passed.
+    check(unsafe { libc::dup2(old, new) }.into()).map(drop)
+}
+
 /// Closes every fd in `first..=last`.
 pub fn close_range(first: u32, last: u32) -> Result<(), i32> {
     // SAFETY: close_range only closes descriptors; no memory is passed.
