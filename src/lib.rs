@@ -10,6 +10,7 @@ pub mod exec;
 pub mod jail;
 pub mod landlock_rules;
 pub mod plugin_file;
+pub mod plugin_mode;
 pub mod probe;
 pub mod profile;
 pub mod protocol;

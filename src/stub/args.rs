@@ -4,6 +4,7 @@
 //! ```text
 //! plugjail-stub --channel IN,OUT --plugin-fd N --max-message BYTES
 //!               (--serve-filter-fd N | --no-serve-filter) [--output-fd N]
+//!               [--watch-fd N]
 //! ```
 
 use std::ffi::CStr;
@@ -25,6 +26,9 @@ pub struct Args {
     /// Read end of a pipe whose write end is the stub's fd 1 and 2: the plugin's output,
     /// forwarded as LOG frames.
     pub output_fd: Option<RawFd>,
+    /// The supervisor's watch page (a memfd): the stub marks each call in it so the
+    /// supervisor can enforce call_time and idle_time (`plugin_mode::watch`).
+    pub watch_fd: Option<RawFd>,
     /// The profile's `limits.max_message`.
     pub max_message: u32,
 }
@@ -71,6 +75,7 @@ fn fd(flag: &'static str, v: &str) -> Result<RawFd, ArgsError> {
 pub fn parse<'a>(args: impl IntoIterator<Item = &'a CStr>) -> Result<Command, ArgsError> {
     let mut it = args.into_iter().map(|a| a.to_string_lossy().into_owned());
     let (mut channel, mut plugin, mut filter, mut output, mut max) = (None, None, None, None, None);
+    let mut watch = None;
     let mut no_filter = false;
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -99,6 +104,7 @@ pub fn parse<'a>(args: impl IntoIterator<Item = &'a CStr>) -> Result<Command, Ar
                 filter = Some(fd("--serve-filter-fd", &value("--serve-filter-fd")?)?)
             }
             "--output-fd" => output = Some(fd("--output-fd", &value("--output-fd")?)?),
+            "--watch-fd" => watch = Some(fd("--watch-fd", &value("--watch-fd")?)?),
             "--no-serve-filter" => no_filter = true,
             "--max-message" => {
                 let v = value("--max-message")?;
@@ -127,6 +133,7 @@ pub fn parse<'a>(args: impl IntoIterator<Item = &'a CStr>) -> Result<Command, Ar
     let mut all = vec![channel_in, channel_out, plugin_fd];
     all.extend(filter);
     all.extend(output);
+    all.extend(watch);
     for (i, &f) in all.iter().enumerate() {
         if f <= 2 || all[..i].contains(&f) {
             return Err(ArgsError::FdClash { fd: f });
@@ -138,6 +145,7 @@ pub fn parse<'a>(args: impl IntoIterator<Item = &'a CStr>) -> Result<Command, Ar
         plugin_fd,
         serve_filter_fd: filter,
         output_fd: output,
+        watch_fd: watch,
         max_message,
     }))
 }
@@ -163,6 +171,8 @@ mod tests {
             "6",
             "--output-fd",
             "7",
+            "--watch-fd",
+            "8",
             "--max-message",
             "1048576",
         ])
@@ -175,6 +185,7 @@ mod tests {
                 plugin_fd: 5,
                 serve_filter_fd: Some(6),
                 output_fd: Some(7),
+                watch_fd: Some(8),
                 max_message: 1 << 20,
             })
         );

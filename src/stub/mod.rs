@@ -65,6 +65,19 @@ fn run(a: &args::Args) -> c_int {
     crate::protocol::channel::size_pipe(a.channel_out, frame);
     sink::init(a.channel_out, cap);
     stdio(a);
+    // Mapped before the plugin exists, and the descriptor closed: the plugin never holds
+    // it (it could only reach the mapping, see plugin_mode::watch).
+    let watch = match a.watch_fd.map(crate::plugin_mode::watch::StubPage::map) {
+        None => None,
+        Some(Ok(page)) => Some(page),
+        Some(Err(e)) => {
+            write_fd(2, format!("plugjail-stub: {e}\n").as_bytes());
+            return exit_code::USAGE;
+        }
+    };
+    if let Some(fd) = a.watch_fd {
+        close(fd);
+    }
 
     let plugin = match plugin::load(a.plugin_fd) {
         Ok(p) => p,
@@ -128,7 +141,7 @@ fn run(a: &args::Args) -> c_int {
     if sink::send(w.finish()).is_err() {
         return exit_code::CHANNEL;
     }
-    serve::serve(a, &plugin, out_buf)
+    serve::serve(a, &plugin, out_buf, watch.as_ref())
 }
 
 /// ERROR with call id 0, then the exit code (the caller returns it).

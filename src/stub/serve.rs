@@ -14,8 +14,14 @@ use crate::protocol::payload::{self, CallPayload};
 use super::args::Args;
 use super::plugin::{Output, Plugin};
 use super::sink;
+use crate::plugin_mode::watch::StubPage;
 
-pub fn serve(a: &Args, plugin: &Plugin, mut out_buf: [u8; 4096]) -> c_int {
+pub fn serve(
+    a: &Args,
+    plugin: &Plugin,
+    mut out_buf: [u8; 4096],
+    watch: Option<&StubPage>,
+) -> c_int {
     let cap = a.max_message;
     let mut reader = FrameReader::new(cap);
     let mut out = Output::new(cap);
@@ -52,9 +58,16 @@ pub fn serve(a: &Args, plugin: &Plugin, mut out_buf: [u8; 4096]) -> c_int {
                     out.overflow = false;
                     out.message.clear();
                     sink::begin(id);
+                    // Two plain stores around the call: the supervisor's call_time clock.
+                    if let Some(w) = watch {
+                        w.begin();
+                    }
                     // SAFETY: the ABI's call: `m` is the plugin's own method pointer, the
                     // input is valid for the call, `out` outlives it.
                     let status = unsafe { call(m, c.input.as_ptr(), c.input.len(), &mut out) };
+                    if let Some(w) = watch {
+                        w.end();
+                    }
                     sink::end();
                     if let Some(fd) = a.output_fd {
                         sink::drain_output(fd, &mut out_buf);
