@@ -15,6 +15,9 @@ pub mod probe;
 pub mod profile;
 pub mod protocol;
 pub mod seccomp;
+pub mod session;
 pub mod stub;
 pub mod sysnames;
 pub mod verdict;
+
+pub use session::{CallError, Session, SessionOptions, SessionVerdict};

@@ -1,0 +1,530 @@
+//! The Rust host API: one jailed plugin, called as often as you like.
+//!
+//! ```no_run
+//! use plugjail::{Session, SessionOptions};
+//!
+//! let mut s = Session::spawn(&SessionOptions {
+//!     profile: "profiles/default.yaml".into(),
+//!     plugin: "examples/plugins/hello.so".into(),
+//!     ..SessionOptions::default()
+//! })?;
+//! println!("methods: {:?}", s.hello()?.methods);
+//! let out = s.call("greet", b"world")?;
+//! assert_eq!(out, b"hello, world");
+//! let verdict = s.close();
+//! println!("{} after {} calls", verdict.outcome, verdict.calls);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A session runs `plugjail serve` as a child process (so the host never forks a jail
+//! itself and may have as many threads as it likes) and talks to the stub in the jail over
+//! two pipes, with no process in between. Each call has a deadline (the profile's
+//! `limits.call_time` unless overridden). A protocol violation or a missed deadline ends
+//! the session: the jail is stopped and [`Session::close`] reports why. An ERROR answer
+//! from the plugin ([`CallError::Failed`]) does not: the next call works.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::profile;
+use crate::protocol::{Channel, ChannelError, ErrorKind, Hello, ProtocolError};
+use std::sync::Arc;
+
+/// Deadline for the HELLO when the profile sets no call_time (loading a plugin and its
+/// init are bounded by wall_time in the jail; this bounds the host's wait).
+const DEFAULT_HANDSHAKE: Duration = Duration::from_secs(30);
+/// Per-call deadline when the profile sets no call_time and the options none either.
+const DEFAULT_CALL: Duration = Duration::from_secs(60);
+/// How long close() waits for `plugjail serve` to deliver its verdict before stopping it.
+const CLOSE_GRACE: Duration = Duration::from_secs(10);
+
+/// Where the three descriptors go in `plugjail serve`.
+const SERVE_IN: RawFd = 3;
+const SERVE_OUT: RawFd = 4;
+const SERVE_STATUS: RawFd = 5;
+
+/// A receiver of LOG lines, shareable between sessions.
+pub type LogFn = Arc<dyn Fn(u32, &[u8]) + Send + Sync>;
+
+/// What to run, and how.
+#[derive(Default)]
+pub struct SessionOptions {
+    /// The profile (YAML) the jail is built from.
+    pub profile: PathBuf,
+    /// The plugin `.so`.
+    pub plugin: PathBuf,
+    /// The `plugjail` executable. Default: next to the current executable, or one
+    /// directory up (cargo puts test binaries in target/debug/deps).
+    pub plugjail: Option<PathBuf>,
+    /// Per-call deadline. Default: the profile's `limits.call_time`.
+    pub call_timeout: Option<Duration>,
+    /// Deadline for the plugin to load and say HELLO. Default: 30 s.
+    pub handshake_timeout: Option<Duration>,
+    /// Receives the plugin's LOG frames: level (`protocol::consts::log_level`; 4 is the
+    /// plugin's own stdout/stderr) and text. Default: dropped.
+    pub on_log: Option<LogFn>,
+    /// Also write the verdict (JSON) to this file.
+    pub report: Option<PathBuf>,
+    /// Let `plugjail serve` write its one-line verdict summary (and any setup error) to
+    /// this process's stderr. Default: discarded; the verdict comes from close().
+    pub inherit_stderr: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("{path}: the profile is not valid:\n{errors}")]
+    Profile { path: PathBuf, errors: String },
+    #[error(
+        "cannot find the plugjail executable (looked at {looked}); set SessionOptions::plugjail"
+    )]
+    NoPlugjail { looked: String },
+    #[error("cannot start {path}: {source}")]
+    Spawn { path: PathBuf, source: io::Error },
+    #[error("pipe2: {source}")]
+    Pipe { source: io::Error },
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The plugin (or the stub) answered ERROR: `kind` says whose fault (see
+    /// docs/protocol.md). The session goes on.
+    #[error("{} error{}: {message}", kind.name(), if *status != 0 { format!(" (status {status})") } else { String::new() })]
+    Failed {
+        kind: ErrorKind,
+        status: i32,
+        message: String,
+    },
+    /// The input does not fit in one frame; nothing was sent. The session goes on.
+    #[error("input of {len} bytes does not fit in a frame of at most {cap} bytes")]
+    InputTooLarge { len: usize, cap: u32 },
+    /// The plugin did not answer within the deadline; the session was ended.
+    #[error("no answer within {after:?}; the session was ended")]
+    Timeout { after: Duration },
+    /// The stub sent something that breaks the protocol; the session was ended.
+    #[error("protocol violation: {0}; the session was ended")]
+    Protocol(ProtocolError),
+    /// The plugin did not start (load, ABI, init or serve-filter failure).
+    #[error("the plugin did not start ({}): {message}", kind.name())]
+    Startup { kind: ErrorKind, message: String },
+    /// The jail ended (the plugin crashed or was killed): close() says how.
+    #[error("the session has ended; close() gives the verdict")]
+    Ended,
+    #[error("channel {syscall}: {source}")]
+    Io {
+        syscall: &'static str,
+        source: io::Error,
+    },
+}
+
+impl CallError {
+    /// True when the session can still take calls.
+    pub fn session_goes_on(&self) -> bool {
+        matches!(
+            self,
+            CallError::Failed { .. } | CallError::InputTooLarge { .. }
+        )
+    }
+}
+
+/// What the host itself saw go wrong, which overrides the supervisor's view (it only saw
+/// the jail being stopped).
+#[derive(Debug, Clone)]
+enum HostFault {
+    Protocol(String),
+    Timeout(Duration),
+}
+
+/// The verdict of a session: `plugjail serve`'s JSON verdict (see docs/protocol.md and
+/// the README), with the host's own findings merged in.
+#[derive(Debug, Clone)]
+pub struct SessionVerdict {
+    /// `ok`, `signaled`, `protocol_violation`, `timeout`, `plugin_rejected`, ...
+    pub outcome: String,
+    /// The signal that ended the plugin (`signaled`).
+    pub signal: Option<i32>,
+    /// `call`, `idle`, `wall` or `cpu` for a `timeout`.
+    pub timeout_kind: Option<String>,
+    pub message: Option<String>,
+    /// Calls the plugin answered (RESULT or ERROR) in this session.
+    pub calls: u64,
+    /// The whole verdict as `plugjail serve` delivered it (updated with the fields above).
+    pub json: serde_json::Value,
+}
+
+impl SessionVerdict {
+    fn from_json(json: serde_json::Value) -> SessionVerdict {
+        let s = |k: &str| json.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        SessionVerdict {
+            outcome: s("outcome").unwrap_or_else(|| "unknown".to_owned()),
+            signal: json
+                .get("signal")
+                .and_then(|v| v.get("number"))
+                .and_then(|v| v.as_i64())
+                .map(|n| n as i32),
+            timeout_kind: json
+                .get("timeout")
+                .and_then(|t| t.get("kind"))
+                .and_then(|v| v.as_str())
+                .map(str::to_owned),
+            message: s("message"),
+            calls: json.get("calls").and_then(|v| v.as_u64()).unwrap_or(0),
+            json,
+        }
+    }
+
+    /// A verdict when `plugjail serve` delivered none (it was killed, or could not start).
+    fn missing(why: String) -> SessionVerdict {
+        SessionVerdict::from_json(serde_json::json!({
+            "version": crate::verdict::VERSION,
+            "outcome": "setup_failed",
+            "step": "session",
+            "message": why,
+        }))
+    }
+
+    fn set(&mut self, key: &str, value: serde_json::Value) {
+        if let Some(obj) = self.json.as_object_mut() {
+            obj.insert(key.to_owned(), value);
+        }
+    }
+}
+
+/// A running plugin session.
+pub struct Session {
+    child: Option<Child>,
+    channel: Option<Channel>,
+    status: Option<File>,
+    handshake_timeout: Duration,
+    call_timeout: Duration,
+    calls: u64,
+    fault: Option<HostFault>,
+    report: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("pid", &self.child.as_ref().map(Child::id))
+            .field("calls", &self.calls)
+            .field("fault", &self.fault)
+            .finish()
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), SessionError> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(SessionError::Pipe {
+            source: io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: pipe2 just created both descriptors; nothing else owns them.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// The plugjail executable: next to the current one, or one directory up.
+fn find_plugjail() -> Result<PathBuf, SessionError> {
+    let exe = std::env::current_exe().ok();
+    let dir = exe.as_deref().and_then(Path::parent);
+    let candidates: Vec<PathBuf> = dir
+        .into_iter()
+        .flat_map(|d| [d.join("plugjail"), d.join("../plugjail")])
+        .collect();
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or_else(|| SessionError::NoPlugjail {
+            looked: candidates
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+impl Session {
+    /// Starts `plugjail serve` for the plugin. Returns once the process runs; the jail is
+    /// built and the plugin loaded in the background ([`Session::hello`] waits for it).
+    pub fn spawn(opts: &SessionOptions) -> Result<Session, SessionError> {
+        // Read here too: the host needs max_message and call_time, and a broken profile
+        // is best reported before anything starts.
+        let prof = profile::load(&opts.profile).map_err(|e| SessionError::Profile {
+            path: opts.profile.clone(),
+            errors: e.to_string(),
+        })?;
+        let plugjail = match &opts.plugjail {
+            Some(p) => p.clone(),
+            None => find_plugjail()?,
+        };
+        let (to_stub_r, to_stub_w) = pipe()?;
+        let (from_stub_r, from_stub_w) = pipe()?;
+        let (status_r, status_w) = pipe()?;
+        let mut cmd = Command::new(&plugjail);
+        cmd.arg("serve")
+            .arg("--profile")
+            .arg(&opts.profile)
+            .arg("--plugin")
+            .arg(&opts.plugin)
+            .arg("--fds")
+            .arg(format!("{SERVE_IN},{SERVE_OUT}"))
+            .arg("--status-fd")
+            .arg(SERVE_STATUS.to_string());
+        if let Some(r) = &opts.report {
+            cmd.arg("--report").arg(r);
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::null());
+        if !opts.inherit_stderr {
+            cmd.stderr(Stdio::null());
+        }
+        let moves = [
+            (to_stub_r.as_raw_fd(), SERVE_IN),
+            (from_stub_w.as_raw_fd(), SERVE_OUT),
+            (status_w.as_raw_fd(), SERVE_STATUS),
+        ];
+        // SAFETY: the hook runs in the forked child before exec and only calls fcntl and
+        // dup2 (async-signal-safe) on a fixed array; nothing is allocated. The sources
+        // stay open in this process until spawn() returns.
+        unsafe {
+            cmd.pre_exec(move || {
+                // Two passes: first every source above the targets (close-on-exec), then
+                // onto its target, so no target overwrites a source still needed.
+                let mut tmp = [-1; 3];
+                for (i, &(src, _)) in moves.iter().enumerate() {
+                    tmp[i] = libc::fcntl(src, libc::F_DUPFD_CLOEXEC, 10);
+                    if tmp[i] < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                for (i, &(_, dst)) in moves.iter().enumerate() {
+                    if libc::dup2(tmp[i], dst) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|source| SessionError::Spawn {
+            path: plugjail.clone(),
+            source,
+        })?;
+        drop((to_stub_r, from_stub_w, status_w));
+        let mut channel = Channel::new(from_stub_r, to_stub_w, prof.limits.max_message)?;
+        if let Some(f) = opts.on_log.clone() {
+            channel.set_log_handler(Box::new(move |level, text| f(level, text)));
+        }
+        let call_timeout = opts
+            .call_timeout
+            .or(prof.limits.call_time)
+            .unwrap_or(DEFAULT_CALL);
+        Ok(Session {
+            child: Some(child),
+            channel: Some(channel),
+            status: Some(File::from(status_r)),
+            handshake_timeout: opts.handshake_timeout.unwrap_or(DEFAULT_HANDSHAKE),
+            call_timeout,
+            calls: 0,
+            fault: None,
+            report: opts.report.clone(),
+        })
+    }
+
+    /// Waits for the plugin's HELLO (once): its name, version and methods.
+    pub fn hello(&mut self) -> Result<&Hello, CallError> {
+        let timeout = self.handshake_timeout;
+        let chan = self.channel.as_mut().ok_or(CallError::Ended)?;
+        if chan.hello().is_none() {
+            if let Err(e) = chan.handshake(timeout) {
+                return Err(self.fail(e));
+            }
+        }
+        let chan = self.channel.as_ref().ok_or(CallError::Ended)?;
+        chan.hello().ok_or(CallError::Ended)
+    }
+
+    /// Calls `method` with `input` under the session's per-call deadline.
+    pub fn call(&mut self, method: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
+        let timeout = self.call_timeout;
+        self.call_with_timeout(method, input, timeout)
+    }
+
+    /// Calls `method` with `input`, answering within `timeout` or ending the session.
+    pub fn call_with_timeout(
+        &mut self,
+        method: &str,
+        input: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, CallError> {
+        self.hello()?;
+        let chan = self.channel.as_mut().ok_or(CallError::Ended)?;
+        match chan.call(method, input, timeout) {
+            Ok(out) => {
+                let out = out.to_vec();
+                self.calls += 1;
+                Ok(out)
+            }
+            Err(e) => {
+                if matches!(e, ChannelError::Remote { .. }) {
+                    self.calls += 1;
+                }
+                Err(self.fail(e))
+            }
+        }
+    }
+
+    /// The per-call deadline in use.
+    pub fn call_timeout(&self) -> Duration {
+        self.call_timeout
+    }
+
+    /// Turns a channel error into a call error; a fatal one ends the session.
+    fn fail(&mut self, e: ChannelError) -> CallError {
+        let err = match e {
+            ChannelError::Remote {
+                kind,
+                status,
+                message,
+            } => {
+                return CallError::Failed {
+                    kind,
+                    status,
+                    message,
+                };
+            }
+            ChannelError::InputTooLarge { len, cap } => {
+                return CallError::InputTooLarge { len, cap };
+            }
+            ChannelError::Protocol(p) => {
+                self.fault = Some(HostFault::Protocol(p.to_string()));
+                CallError::Protocol(p)
+            }
+            ChannelError::Timeout { after } => {
+                self.fault = Some(HostFault::Timeout(after));
+                CallError::Timeout { after }
+            }
+            ChannelError::Startup { kind, message } => CallError::Startup { kind, message },
+            ChannelError::Io { syscall, source } => CallError::Io { syscall, source },
+            ChannelError::Closed | ChannelError::Broken | ChannelError::NotReady => {
+                CallError::Ended
+            }
+        };
+        if self.fault.is_some() {
+            // The stream is out of step or the plugin is stuck: stop the jail now (the
+            // supervisor ends it and still delivers its verdict).
+            self.stop();
+        }
+        // Closing our ends lets a stub that is still alive see end of file.
+        self.channel = None;
+        err
+    }
+
+    /// Asks `plugjail serve` to end the jail (SIGTERM: it kills the jail and reports).
+    fn stop(&mut self) {
+        if let Some(child) = &self.child
+            && let Ok(pid) = i32::try_from(child.id())
+        {
+            // Our own child, not yet reaped: the pid cannot have been reused.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+
+    /// Ends the session (SHUTDOWN, so the plugin's shutdown() runs) and returns the
+    /// verdict.
+    pub fn close(mut self) -> SessionVerdict {
+        if let Some(chan) = self.channel.take() {
+            chan.shutdown();
+        }
+        let mut child = self.child.take().expect("a session is closed once");
+        let deadline = Instant::now() + CLOSE_GRACE;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(s)) => break Some(s),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Ok(None) => {
+                    self.child = Some(child);
+                    self.stop();
+                    child = self.child.take().expect("just put back");
+                    break child.wait().ok();
+                }
+                Err(_) => break None,
+            }
+        };
+        let mut text = String::new();
+        if let Some(mut f) = self.status.take() {
+            let _ = f.read_to_string(&mut text);
+        }
+        let mut v = match serde_json::from_str::<serde_json::Value>(text.trim()) {
+            Ok(json) => SessionVerdict::from_json(json),
+            Err(_) => SessionVerdict::missing(format!(
+                "plugjail serve delivered no verdict (it ended with {status:?})"
+            )),
+        };
+        self.merge(&mut v);
+        if let Some(path) = &self.report
+            && self.fault.is_some()
+        {
+            let _ = std::fs::write(path, v.json.to_string() + "\n");
+        }
+        v
+    }
+
+    /// What the host saw wins over the supervisor's "stopped by SIGTERM"; the call count
+    /// is the host's own.
+    fn merge(&self, v: &mut SessionVerdict) {
+        v.calls = self.calls;
+        v.set("calls", self.calls.into());
+        match &self.fault {
+            None => {}
+            Some(HostFault::Protocol(what)) => {
+                v.outcome = "protocol_violation".to_owned();
+                v.message = Some(what.clone());
+                v.signal = None;
+                v.set("outcome", "protocol_violation".into());
+                v.set("message", what.as_str().into());
+                v.set("signal", serde_json::Value::Null);
+            }
+            Some(HostFault::Timeout(after)) => {
+                v.outcome = "timeout".to_owned();
+                v.timeout_kind = Some("call".to_owned());
+                let ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+                let msg = format!("a call took longer than {ms} ms (host deadline)");
+                v.message = Some(msg.clone());
+                v.signal = None;
+                v.set("outcome", "timeout".into());
+                v.set("message", msg.into());
+                v.set("signal", serde_json::Value::Null);
+                v.set(
+                    "timeout",
+                    serde_json::json!({ "kind": "call", "limit_ms": ms }),
+                );
+            }
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Not closed: end the jail and reap `plugjail serve` (never leave it behind).
+        self.channel = None;
+        if self.child.is_some() {
+            self.stop();
+            if let Some(mut c) = self.child.take() {
+                let _ = c.wait();
+            }
+        }
+    }
+}
