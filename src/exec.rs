@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::cgroup::{self, CgroupReport};
+use crate::jail::init::Naming;
 use crate::jail::{self, Ending, Failure, Finished, Plan, Step, Stopped, TargetError};
 use crate::profile::{self, Action, Profile};
 use crate::verdict::{Enforced, Outcome, Resources, SeccompReport, Timeout, TimeoutKind, Verdict};
@@ -76,6 +77,7 @@ pub fn run(opts: ExecOptions) -> u8 {
         let deadline = profile.limits.wall_time.map(|d| started + d);
         let finished = jail::start(&plan, Some(&cgroup))
             .and_then(|running| running.supervise(deadline, stop.as_ref(), Some(&cgroup)));
+        let finished_naming = finished.as_ref().ok().map(|f| f.naming);
         let report = cgroup.report();
         if let Err(e) = cgroup.remove() {
             eprintln!("plugjail: {e}");
@@ -94,7 +96,8 @@ pub fn run(opts: ExecOptions) -> u8 {
                 }
             }
         };
-        let mut enforced = enforced(&plan, profile.seccomp.default_action);
+        let naming = finished_naming.unwrap_or(Naming::NotWanted);
+        let mut enforced = enforced(&plan, profile.seccomp.default_action, naming);
         enforced.cgroup = Some(report);
         v.enforced = Some(enforced);
         v
@@ -134,7 +137,14 @@ fn ending_verdict(
     };
     let v = match f.ending {
         Ending::Exited(code) => Verdict::exited(&opts.profile, command, code),
+        // A kill_process filter the init could not trace: the kill names no syscall.
+        Ending::Signaled(libc::SIGSYS) if let Naming::Refused(errno) = f.naming => {
+            return Verdict::seccomp_violation_unnamed(&opts.profile, command, errno);
+        }
         Ending::Signaled(sig) => Verdict::signaled(&opts.profile, command, sig),
+        Ending::SeccompViolation(v) => {
+            return Verdict::seccomp_violation(&opts.profile, command, &v);
+        }
         Ending::Failed(failure) => {
             let (outcome, message) = describe_failure(plan, &failure, target);
             return failed(outcome, failure.step.name(), Some(failure.errno), message);
@@ -273,7 +283,7 @@ fn describe_failure(plan: &Plan, f: &Failure, target: &std::path::Path) -> (Outc
     (Outcome::SetupFailed, format!("{detail}: {}", errno.desc()))
 }
 
-fn enforced(plan: &Plan, default_action: Action) -> Enforced {
+fn enforced(plan: &Plan, default_action: Action, naming: Naming) -> Enforced {
     let action = match default_action {
         Action::KillProcess => "kill_process",
         Action::Trap => "trap",
@@ -290,6 +300,7 @@ fn enforced(plan: &Plan, default_action: Action) -> Enforced {
             instructions: s.instructions(),
             allowed_syscalls: s.allowed_syscalls(),
             absent: s.absent().to_vec(),
+            naming: crate::verdict::naming_name(naming),
         }),
         rootless: plan.rootless,
         uid_map: plan.ids.uid_map.clone(),

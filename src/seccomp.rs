@@ -72,6 +72,11 @@ pub enum SeccompError {
 pub struct SeccompProgram {
     phase: SeccompPhase,
     filter: Vec<libc::sock_filter>,
+    /// For `default_action: kill_process` only: the same filter with every kill turned into
+    /// `SECCOMP_RET_TRACE` (see [`TraceData`]), for a process whose tracer names the
+    /// syscall and then kills the jail. Never install it without such a tracer: an
+    /// untraced process meeting `RET_TRACE` just gets ENOSYS.
+    traced: Option<Vec<libc::sock_filter>>,
     /// Names the profile allows that do not exist on this architecture (skipped).
     absent: Vec<String>,
     allowed: usize,
@@ -192,6 +197,8 @@ fn compile_for(
         add_stacking_rule(arch, &mut map, phase)?;
     }
     let allowed = map.len();
+    let clone3_allowed =
+        sysnames::number(arch, "clone3").filter(|nr| map.contains_key(&i64::from(*nr)));
     let mismatch = match seccomp.default_action {
         Action::KillProcess => SeccompAction::KillProcess,
         Action::Trap => SeccompAction::Trap,
@@ -212,27 +219,34 @@ fn compile_for(
     if arch == Arch::X86_64 {
         reject_x32(&mut bpf);
     }
-    if bpf.len() > MAX_INSTRUCTIONS {
-        return Err(SeccompError::TooLarge {
-            phase: phase.name(),
-            len: bpf.len(),
-        });
+    let traced = (seccomp.default_action == Action::KillProcess)
+        .then(|| traced_variant(arch, &bpf, clone3_allowed));
+    for program in std::iter::once(&bpf).chain(traced.as_ref()) {
+        if program.len() > MAX_INSTRUCTIONS {
+            return Err(SeccompError::TooLarge {
+                phase: phase.name(),
+                len: program.len(),
+            });
+        }
     }
-    let filter = bpf
-        .iter()
+    Ok(SeccompProgram {
+        phase,
+        filter: to_libc(&bpf),
+        traced: traced.as_deref().map(to_libc),
+        absent,
+        allowed,
+    })
+}
+
+fn to_libc(bpf: &[seccompiler::sock_filter]) -> Vec<libc::sock_filter> {
+    bpf.iter()
         .map(|i| libc::sock_filter {
             code: i.code,
             jt: i.jt,
             jf: i.jf,
             k: i.k,
         })
-        .collect();
-    Ok(SeccompProgram {
-        phase,
-        filter,
-        absent,
-        allowed,
-    })
+        .collect()
 }
 
 type RuleMap = BTreeMap<i64, Vec<SeccompRule>>;
@@ -430,16 +444,140 @@ fn reject_x32(bpf: &mut seccompiler::BpfProgram) {
     bpf.splice(3..3, check);
 }
 
+/// Why the traced variant of a filter stopped a syscall: the `SECCOMP_RET_DATA` of its
+/// `SECCOMP_RET_TRACE`, which the tracer reads with the syscall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+pub enum TraceData {
+    /// The profile does not allow the syscall (the default action, `kill_process`).
+    NotAllowed = 1,
+    /// An x32 syscall number (x86_64 only): always refused.
+    X32 = 2,
+    /// A syscall from another architecture's table (e.g. i386 through `int 0x80`).
+    ForeignArch = 3,
+    /// `clone` with `CLONE_UNTRACED`: its child would escape the tracer, and an untraced
+    /// process meeting `RET_TRACE` only gets ENOSYS, which is weaker than the kill.
+    UntracedClone = 4,
+}
+
+impl TraceData {
+    pub fn from_u32(value: u32) -> Option<TraceData> {
+        [
+            TraceData::NotAllowed,
+            TraceData::X32,
+            TraceData::ForeignArch,
+            TraceData::UntracedClone,
+        ]
+        .into_iter()
+        .find(|d| *d as u32 == value)
+    }
+}
+
+/// `CLONE_UNTRACED` (linux/sched.h).
+const CLONE_UNTRACED: u32 = 0x0080_0000;
+/// `offsetof(struct seccomp_data, args[0])`; its low 32 bits on little-endian machines.
+const SECCOMP_DATA_ARG0_LO: u32 = 16;
+
+/// The filter for a traced process (`default_action: kill_process` named by the jail's
+/// init, see docs/architecture.md): every `RET_KILL_PROCESS` becomes `RET_TRACE` with a
+/// [`TraceData`] telling which check refused, and two checks come first so that no process
+/// of the jail can leave the tracer: `clone` with `CLONE_UNTRACED` is refused (traced, so
+/// it is named and kills), and `clone3`, whose flags sit behind a pointer the filter cannot
+/// read, returns ENOSYS when the profile allows it (C libraries then fall back to `clone`,
+/// as on kernels before 5.3; where the profile does not allow it, it is refused like any
+/// other syscall).
+fn traced_variant(
+    arch: Arch,
+    bpf: &seccompiler::BpfProgram,
+    clone3: Option<u32>,
+) -> seccompiler::BpfProgram {
+    use seccompiler::sock_filter;
+    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const JSET_K: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
+    const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    let stmt = |code, k| sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jump = |code, k, jt, jf| sock_filter { code, jt, jf, k };
+    let trace = |data: TraceData| libc::SECCOMP_RET_TRACE | data as u32;
+    // Seccompiler's arch check returns at 2; reject_x32's check (x86_64) at 5; then comes
+    // seccompiler's load of the syscall number, where the clone checks go.
+    let x32_ret = (arch == Arch::X86_64).then_some(5);
+    let start = if arch == Arch::X86_64 { 6 } else { 3 };
+    let mut out = bpf.clone();
+    for (i, ins) in out.iter_mut().enumerate() {
+        if ins.code == RET_K && ins.k == libc::SECCOMP_RET_KILL_PROCESS {
+            ins.k = trace(match i {
+                2 => TraceData::ForeignArch,
+                i if Some(i) == x32_ret => TraceData::X32,
+                _ => TraceData::NotAllowed,
+            });
+        }
+    }
+    assert!(
+        out.len() > start && out[start].code == LD_W_ABS && out[start].k == 0,
+        "seccompiler's filter no longer loads the syscall number after the arch check"
+    );
+    let mut checks = vec![stmt(LD_W_ABS, 0)];
+    if let Some(nr) = clone3 {
+        checks.push(jump(JEQ_K, nr, 0, 1));
+        checks.push(stmt(RET_K, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32));
+    }
+    if let Some(nr) = sysnames::number(arch, "clone") {
+        // Both architectures pass the flags first.
+        checks.push(jump(JEQ_K, nr, 0, 3));
+        checks.push(stmt(LD_W_ABS, SECCOMP_DATA_ARG0_LO));
+        checks.push(jump(JSET_K, CLONE_UNTRACED, 0, 1));
+        checks.push(stmt(RET_K, trace(TraceData::UntracedClone)));
+    }
+    out.splice(start..start, checks);
+    out
+}
+
 impl SeccompProgram {
     /// Installs the filter on the calling thread. Child-safe: no allocation; needs
     /// no_new_privs already set by the caller. Returns the errno on failure.
     pub fn install(&self) -> Result<(), Errno> {
+        install(&self.filter)
+    }
+
+    /// Installs the traced variant when there is one and `traced` says the calling process
+    /// is already traced with `PTRACE_O_TRACESECCOMP` (and its clone options) by a tracer
+    /// that kills on every seccomp stop; the plain filter otherwise. Child-safe like
+    /// [`install`](Self::install).
+    pub fn install_for(&self, traced: bool) -> Result<(), Errno> {
+        match &self.traced {
+            Some(filter) if traced => install(filter),
+            _ => install(&self.filter),
+        }
+    }
+
+    /// Whether this program has a traced variant (`default_action: kill_process`), i.e.
+    /// whether a tracer can name the syscalls it refuses.
+    pub fn has_traced_variant(&self) -> bool {
+        self.traced.is_some()
+    }
+
+    /// The traced variant's instructions (see [`install_for`](Self::install_for)), e.g. for
+    /// the in-jail stub to stack a later phase that its tracer names too.
+    pub fn bpf_traced(&self) -> Option<&[libc::sock_filter]> {
+        self.traced.as_deref()
+    }
+}
+
+/// Installs `filter` on the calling thread (see [`SeccompProgram::install`]).
+fn install(filter: &[libc::sock_filter]) -> Result<(), Errno> {
+    {
         let prog = libc::sock_fprog {
             // compile() refused anything longer than MAX_INSTRUCTIONS, so this fits.
-            len: self.filter.len() as libc::c_ushort,
-            filter: self.filter.as_ptr().cast_mut(),
+            len: filter.len() as libc::c_ushort,
+            filter: filter.as_ptr().cast_mut(),
         };
-        // SAFETY: `prog` points at `self.filter`, which outlives the call; the kernel copies
+        // SAFETY: `prog` points at `filter`, which outlives the call; the kernel copies
         // the instructions and never writes through the pointer. No flags: the child is
         // single-threaded, so there are no other threads to synchronise.
         let ret = unsafe {
@@ -452,7 +590,9 @@ impl SeccompProgram {
         };
         if ret == 0 { Ok(()) } else { Err(Errno::last()) }
     }
+}
 
+impl SeccompProgram {
     pub fn instructions(&self) -> usize {
         self.filter.len()
     }

@@ -14,7 +14,10 @@ use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use serde::Serialize;
 
+use crate::jail::init::{Naming, Violation};
 use crate::landlock_rules::LandlockReport;
+use crate::seccomp::TraceData;
+use crate::sysnames::Arch;
 
 /// The verdict format version.
 pub const VERSION: u32 = 1;
@@ -40,6 +43,9 @@ pub enum Outcome {
     Timeout,
     /// A fork or thread was refused by the pids limit.
     PidsLimit,
+    /// The program made a syscall the profile's seccomp filter refuses, under
+    /// `default_action: kill_process`; the jail was killed (`syscall` names it).
+    SeccompViolation,
 }
 
 impl Outcome {
@@ -53,6 +59,7 @@ impl Outcome {
             Outcome::Oom => "oom",
             Outcome::Timeout => "timeout",
             Outcome::PidsLimit => "pids_limit",
+            Outcome::SeccompViolation => "seccomp_violation",
         }
     }
 }
@@ -91,6 +98,84 @@ pub struct SeccompReport {
     /// Profile names this architecture does not have.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub absent: Vec<String>,
+    /// How a refused syscall is named: "ptrace" (the jail's init traces the jail and reads
+    /// it), or "none" (a kill says nothing about the syscall: `kill_process` where ptrace
+    /// was refused; other default actions do not end the run).
+    pub naming: &'static str,
+}
+
+/// `SeccompReport::naming` for how the init named syscalls.
+pub fn naming_name(naming: Naming) -> &'static str {
+    match naming {
+        Naming::Ptrace => "ptrace",
+        Naming::NotWanted | Naming::Refused(_) => "none",
+    }
+}
+
+/// The syscall a seccomp filter refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Syscall {
+    /// Its name in `arch`'s table; null when the number is in no table plugjail knows
+    /// (e.g. 999, or any number of a foreign architecture) or the syscall is not known.
+    pub name: Option<String>,
+    /// The number the program passed; null when it is not known.
+    pub number: Option<u32>,
+    /// The syscall table it went through: "x86_64", "aarch64", "x32", "i386", "arm",
+    /// or the raw `AUDIT_ARCH_*` value in hex; null when not known.
+    pub arch: Option<String>,
+}
+
+/// `AUDIT_ARCH_*` values (linux/audit.h).
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
+const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+const AUDIT_ARCH_ARM: u32 = 0x4000_0028;
+/// `__X32_SYSCALL_BIT`: x32 syscalls use the x86_64 arch with this bit in the number.
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+impl Syscall {
+    /// What the init read at a seccomp stop.
+    pub fn from_violation(v: &Violation) -> Syscall {
+        let Some(nr) = v.nr else {
+            return Syscall::unknown();
+        };
+        let (arch, table) = match v.arch {
+            AUDIT_ARCH_X86_64 if nr & X32_SYSCALL_BIT != 0 => ("x32".to_owned(), None),
+            AUDIT_ARCH_X86_64 => ("x86_64".to_owned(), Some(Arch::X86_64)),
+            AUDIT_ARCH_AARCH64 => ("aarch64".to_owned(), Some(Arch::Aarch64)),
+            AUDIT_ARCH_I386 => ("i386".to_owned(), None),
+            AUDIT_ARCH_ARM => ("arm".to_owned(), None),
+            other => (format!("{other:#x}"), None),
+        };
+        Syscall {
+            name: table
+                .and_then(|a| crate::sysnames::name(a, nr))
+                .map(str::to_owned),
+            number: Some(nr),
+            arch: Some(arch),
+        }
+    }
+
+    /// A kill that says nothing about the syscall.
+    pub fn unknown() -> Syscall {
+        Syscall {
+            name: None,
+            number: None,
+            arch: None,
+        }
+    }
+}
+
+impl fmt::Display for Syscall {
+    /// `ptrace (101, x86_64)`, `syscall 999 (x86_64)`, `an unknown syscall`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let arch = self.arch.as_deref().unwrap_or("?");
+        match (&self.name, self.number) {
+            (Some(name), Some(nr)) => write!(f, "{name} ({nr}, {arch})"),
+            (None, Some(nr)) => write!(f, "syscall {nr} ({arch})"),
+            _ => write!(f, "an unknown syscall"),
+        }
+    }
 }
 
 /// Which time limit ran out.
@@ -167,6 +252,9 @@ pub struct Verdict {
     pub message: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Timeout>,
+    /// The refused syscall (seccomp_violation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syscall: Option<Syscall>,
     /// plugjail's own exit status for this verdict.
     pub exit_status: u8,
     pub wall_time_ms: u64,
@@ -189,6 +277,7 @@ impl Verdict {
             errno: None,
             message: None,
             timeout: None,
+            syscall: None,
             exit_status: 0,
             wall_time_ms: 0,
             resources: None,
@@ -211,6 +300,41 @@ impl Verdict {
             signal: Some(Named::signal(signal)),
             exit_status: 128u8.wrapping_add(signal as u8),
             ..Verdict::new(Outcome::Signaled, profile, command)
+        }
+    }
+
+    /// A syscall refused under `kill_process`, named by the jail's init. Exit status 159
+    /// (128 + SIGSYS), as for the kernel's own kill.
+    pub fn seccomp_violation(profile: &Path, command: &[String], v: &Violation) -> Verdict {
+        let message = match TraceData::from_u32(v.data) {
+            Some(TraceData::UntracedClone) => {
+                Some("clone with CLONE_UNTRACED: every process of the jail stays traced")
+            }
+            Some(TraceData::X32) => Some("x32 syscalls are always refused"),
+            Some(TraceData::ForeignArch) => Some("syscalls of another architecture are refused"),
+            Some(TraceData::NotAllowed) => None,
+            None if v.nr.is_none() => Some("the syscall could not be read"),
+            None => Some("stopped by a filter the program installed itself"),
+        };
+        Verdict {
+            syscall: Some(Syscall::from_violation(v)),
+            message: message.map(str::to_owned),
+            exit_status: 128 + libc::SIGSYS as u8,
+            ..Verdict::new(Outcome::SeccompViolation, profile, command)
+        }
+    }
+
+    /// A SIGSYS kill under `kill_process` where ptrace was refused (errno): the filter
+    /// killed the program, but which syscall it was is not known.
+    pub fn seccomp_violation_unnamed(profile: &Path, command: &[String], errno: i32) -> Verdict {
+        Verdict {
+            syscall: Some(Syscall::unknown()),
+            message: Some(format!(
+                "ptrace was refused ({}), so the kill could not be traced to a syscall",
+                Named::errno(errno).name
+            )),
+            exit_status: 128 + libc::SIGSYS as u8,
+            ..Verdict::new(Outcome::SeccompViolation, profile, command)
         }
     }
 
@@ -306,6 +430,18 @@ impl fmt::Display for Verdict {
                     (Some(s), _) => write!(f, ", killed by {}", s.name)?,
                     (None, Some(code)) => write!(f, ", exited with code {code}")?,
                     (None, None) => {}
+                }
+                write!(f, " after {ms} ms")
+            }
+            Outcome::SeccompViolation => {
+                let unknown = Syscall::unknown();
+                write!(
+                    f,
+                    "seccomp violation: {}",
+                    self.syscall.as_ref().unwrap_or(&unknown)
+                )?;
+                if let Some(m) = &self.message {
+                    write!(f, " ({m})")?;
                 }
                 write!(f, " after {ms} ms")
             }

@@ -14,6 +14,7 @@ use std::os::fd::RawFd;
 
 use libc::{MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_REC};
 
+use super::init;
 use super::plan::{FsOp, Plan, ROOT_TMPFS};
 use super::step::{Failure, Step};
 use super::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
@@ -284,13 +285,34 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
     }
 
     // 26. Fork the target. This process stays behind as the jail's init (PID 1 of the new
-    //     PID namespace): it reaps orphans, reports the target's wait status, and its exit
-    //     ends every process left in the jail.
+    //     PID namespace, `init.rs`): it reaps orphans, reports how the target ended, and
+    //     its exit ends every process left in the jail. Under `kill_process` it also
+    //     traces every process of the jail, to name a refused syscall.
+    let trace = plan
+        .seccomp
+        .as_ref()
+        .is_some_and(|s| s.has_traced_variant());
+    let (init_sock, target_sock) = match init::handshake_pair() {
+        Ok(pair) => pair,
+        Err(errno) => fail(fds, Step::ForkTarget, errno, NO_ITEM),
+    };
     match sys::fork_raw() {
         Err(errno) => fail(fds, Step::ForkTarget, errno, NO_ITEM),
-        Ok(0) => {}
-        Ok(target) => init(target, fds),
+        Ok(0) => sys::close(init_sock),
+        Ok(target) => {
+            sys::close(target_sock);
+            init::run(target, fds, init_sock, trace)
+        }
     }
+
+    // 26b. Wait for the tracer: tell the init we are ready to be seized (traceable), and
+    //      learn whether it now traces us. Nothing of the program runs before that, so no
+    //      process of the jail ever exists untraced when tracing works.
+    let traced = match init::await_tracer(target_sock, trace) {
+        Ok(traced) => traced,
+        Err(errno) => fail(fds, Step::WaitForTracer, errno, NO_ITEM),
+    };
+    sys::close(target_sock);
 
     // 27. Landlock (target only; the init stays outside its domain, so the target can
     //     neither ptrace nor signal it).
@@ -302,9 +324,13 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
     }
 
     // 28. Seccomp, as late as possible: from here only the profile's syscalls (and exactly
-    //     one execveat of the memfd) are allowed.
+    //     one execveat of the memfd) are allowed. Traced, the filter's kills are traces
+    //     that the init turns into a named kill; untraced, they are plain kills.
     if let Some(seccomp) = &plan.seccomp {
-        step!(Step::Seccomp, seccomp.install().map_err(|e| e as i32));
+        step!(
+            Step::Seccomp,
+            seccomp.install_for(traced).map_err(|e| e as i32)
+        );
     }
 
     // 29. Exec the program from its sealed memfd; on success the error pipe closes.
@@ -319,24 +345,4 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
 fn bind(src: &CStr, dst: &CStr, attrs: u64) -> Result<(), (Step, i32)> {
     sys::mount(Some(src), dst, None, MS_BIND | MS_REC, None).map_err(|e| (Step::Bind, e))?;
     sys::mount_setattr(dst, attrs, true).map_err(|e| (Step::BindHarden, e))
-}
-
-/// The jail's init: reaps every child; when the target ends, reports its wait status to
-/// the supervisor and exits, which makes the kernel kill whatever is left in the jail.
-fn init(target: libc::pid_t, fds: &ChildFds) -> ! {
-    // Only the target reports setup failures from here on, and only it execs the memfd.
-    sys::close(fds.err_w);
-    sys::close(fds.memfd);
-    // Not dumpable: the target (same uid) cannot open /proc/1/mem or ptrace the init.
-    let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
-    loop {
-        match sys::wait_any() {
-            Ok((pid, status)) if pid == target => {
-                sys::write_all(fds.status_w, &status.to_ne_bytes());
-                sys::exit(0);
-            }
-            Ok(_) => {}
-            Err(_) => sys::exit(SETUP_FAILED),
-        }
-    }
 }

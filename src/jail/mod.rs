@@ -6,6 +6,7 @@
 
 pub mod child;
 pub mod idmap;
+pub mod init;
 pub mod namespaces;
 pub mod plan;
 pub mod spawn;

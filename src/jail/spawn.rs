@@ -13,6 +13,7 @@ use crate::cgroup::{Backend, Cgroup, CgroupError};
 
 use super::child::{self, ChildFds};
 use super::idmap::MapError;
+use super::init::{self, Naming, Report, Violation};
 use super::plan::{Plan, close_ranges};
 use super::step::{Failure, RECORD_LEN};
 use super::sys::{self, CloneArgs};
@@ -74,6 +75,9 @@ pub enum Ending {
     Exited(i32),
     /// The target was killed by this signal.
     Signaled(i32),
+    /// A process of the jail made a syscall the seccomp filter refuses; the init named it
+    /// and ended the jail (`default_action: kill_process` with ptrace naming).
+    SeccompViolation(Violation),
     /// The jail's init ended without reporting the target (killed from outside, e.g. by a
     /// limit): its own wait status.
     InitEnded(i32),
@@ -98,6 +102,9 @@ pub struct Finished {
     pub cpu_usec: u64,
     /// Largest resident set of any one process in the jail, in bytes.
     pub max_rss: u64,
+    /// How refused syscalls were named (as the init reported; `NotWanted` without a
+    /// report).
+    pub naming: Naming,
 }
 
 /// Signals that make plugjail end the jail and still deliver a verdict. They are blocked
@@ -286,9 +293,15 @@ impl Running {
             self.kill(cgroup);
         }
         let (init_status, usage) = self.reap()?;
-        let ending = match setup {
-            Some(failure) => Ending::Failed(failure),
-            None => self.target_ending(init_status)?,
+        let record = self.init_record()?;
+        let naming = record.map_or(Naming::NotWanted, |r| r.naming);
+        let ending = match (setup, record) {
+            (Some(failure), _) => Ending::Failed(failure),
+            (None, Some(r)) => match r.report {
+                Report::Ended(status) => decode_status(status),
+                Report::Violation(v) => Ending::SeccompViolation(v),
+            },
+            (None, None) => Ending::InitEnded(init_status),
         };
         let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
         Ok(Finished {
@@ -296,6 +309,7 @@ impl Running {
             stopped,
             cpu_usec: micros(usage.ru_utime) + micros(usage.ru_stime),
             max_rss: usage.ru_maxrss as u64 * 1024,
+            naming,
         })
     }
 
@@ -385,20 +399,20 @@ impl Running {
         }
     }
 
-    /// The target's own wait status, as its init reported it.
-    fn target_ending(&mut self, init_status: i32) -> Result<Ending, SpawnError> {
-        let mut status = Vec::new();
+    /// The init's report (the target's wait status, or a seccomp violation), if it wrote
+    /// one before it ended.
+    fn init_record(&mut self) -> Result<Option<init::Record>, SpawnError> {
+        let mut record = Vec::new();
         (&mut self.status_r)
-            .take(4)
-            .read_to_end(&mut status)
+            .take(init::RECORD_LEN as u64)
+            .read_to_end(&mut record)
             .map_err(|source| SpawnError::Read {
                 pipe: "status",
                 source,
             })?;
-        Ok(match <[u8; 4]>::try_from(status.as_slice()) {
-            Ok(bytes) => decode_status(i32::from_ne_bytes(bytes)),
-            Err(_) => Ending::InitEnded(init_status),
-        })
+        Ok(<[u8; init::RECORD_LEN]>::try_from(record.as_slice())
+            .ok()
+            .and_then(|bytes| init::Record::decode(&bytes)))
     }
 }
 

@@ -42,13 +42,14 @@ pub enum Step {
     PlaceFds,
     CloseFds,
     ForkTarget,
+    WaitForTracer,
     Landlock,
     Seccomp,
     Exec,
 }
 
 impl Step {
-    pub const ALL: [Step; 38] = [
+    pub const ALL: [Step; 39] = [
         Step::ParentDeathSignal,
         Step::WaitForMaps,
         Step::CgroupNamespace,
@@ -84,6 +85,7 @@ impl Step {
         Step::PlaceFds,
         Step::CloseFds,
         Step::ForkTarget,
+        Step::WaitForTracer,
         Step::Landlock,
         Step::Seccomp,
         Step::Exec,
@@ -126,6 +128,7 @@ impl Step {
             Step::PlaceFds => "place_fds",
             Step::CloseFds => "close_fds",
             Step::ForkTarget => "fork_target",
+            Step::WaitForTracer => "wait_for_tracer",
             Step::Landlock => "landlock",
             Step::Seccomp => "seccomp",
             Step::Exec => "exec",

@@ -304,20 +304,6 @@ pub fn write_all(fd: RawFd, bytes: &[u8]) {
     }
 }
 
-/// `wait4(-1)`: reaps any child; returns its pid and wait status.
-pub fn wait_any() -> Result<(libc::pid_t, c_int), i32> {
-    let mut status: c_int = 0;
-    loop {
-        // SAFETY: `status` is a valid out pointer; no rusage is requested.
-        let ret = unsafe { libc::wait4(-1, &mut status, 0, std::ptr::null_mut()) };
-        match check(ret.into()) {
-            Ok(pid) => return Ok((pid as libc::pid_t, status)),
-            Err(libc::EINTR) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 /// `execveat(fd, "", argv, envp, AT_EMPTY_PATH)`; only returns on failure.
 ///
 /// # Safety
