@@ -166,6 +166,8 @@ fn ending_verdict(
             let text = format!("wall time {}", profile::units::format_duration(limit));
             return timed_out(v.because(Outcome::Timeout, text), TimeoutKind::Wall, limit);
         }
+        // The caller's watch ended it and explains why (plugin mode).
+        Some(Stopped::Watched) => return v,
         Some(Stopped::Signal(sig)) => {
             let mut v = Verdict::signaled(&opts.profile, command, sig);
             v.message = Some(format!(

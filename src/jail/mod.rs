@@ -16,6 +16,6 @@ pub mod target;
 pub mod template;
 
 pub use plan::{Plan, PlanError, build};
-pub use spawn::{Ending, Finished, Running, SpawnError, Stopped, block_stop_signals, start};
+pub use spawn::{Ending, Finished, Running, SpawnError, Stopped, Watch, block_stop_signals, start};
 pub use step::{Failure, Step};
 pub use target::{Target, TargetError};

@@ -90,6 +90,21 @@ pub enum Stopped {
     Deadline,
     /// plugjail itself received this signal (SIGINT, SIGTERM, SIGHUP).
     Signal(i32),
+    /// The caller's [`Watch`] asked for it (it knows why: a call deadline, a protocol
+    /// violation seen by the host, ...).
+    Watched,
+}
+
+/// Extra supervision a caller adds to [`Running::supervise_watched`]: a periodic look
+/// (plugin mode: the call/idle deadlines) and a descriptor that wakes the supervisor
+/// (plugin mode: the host thread reporting a protocol violation).
+pub trait Watch {
+    /// How often to call [`Watch::check`] at the least (None: only on wake-ups).
+    fn period(&self) -> Option<std::time::Duration>;
+    /// A descriptor whose readability calls [`Watch::check`]; `check` must drain it.
+    fn wake_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>>;
+    /// Looks; true ends the jail now ([`Stopped::Watched`]).
+    fn check(&mut self) -> bool;
 }
 
 /// The end of a run as the supervisor saw it.
@@ -277,18 +292,31 @@ impl Running {
     /// Waits for the jail to end, ending it first when `deadline` passes or plugjail is
     /// asked to stop through `stop` (a signalfd of [`STOP_SIGNALS`]).
     pub fn supervise(
-        mut self,
+        self,
         deadline: Option<Instant>,
         stop: Option<&nix::sys::signalfd::SignalFd>,
         cgroup: Option<&Cgroup>,
     ) -> Result<Finished, SpawnError> {
+        self.supervise_watched(deadline, stop, cgroup, None)
+    }
+
+    /// [`Running::supervise`], also ending the jail when `watch` says so.
+    pub fn supervise_watched(
+        mut self,
+        deadline: Option<Instant>,
+        stop: Option<&nix::sys::signalfd::SignalFd>,
+        cgroup: Option<&Cgroup>,
+        mut watch: Option<&mut dyn Watch>,
+    ) -> Result<Finished, SpawnError> {
         let setup = self.read_setup_record()?;
         let mut stopped = None;
         while stopped.is_none() {
-            match self.wait_event(deadline, stop)? {
+            let w = watch.as_mut().map(|w| &mut **w as &mut dyn Watch);
+            match self.wait_event(deadline, stop, w)? {
                 Event::Exited => break,
                 Event::Deadline => stopped = Some(Stopped::Deadline),
                 Event::Signal(sig) => stopped = Some(Stopped::Signal(sig)),
+                Event::Watched => stopped = Some(Stopped::Watched),
             }
             self.kill(cgroup);
         }
@@ -334,22 +362,29 @@ impl Running {
             .and_then(|bytes| Failure::decode(&bytes)))
     }
 
-    /// Sleeps until the init exits, the deadline passes or a stop signal arrives.
+    /// Sleeps until the init exits, the deadline passes, a stop signal arrives or the
+    /// watch asks to end the jail.
     fn wait_event(
         &self,
         deadline: Option<Instant>,
         stop: Option<&nix::sys::signalfd::SignalFd>,
+        mut watch: Option<&mut dyn Watch>,
     ) -> Result<Event, SpawnError> {
         use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
         use std::os::fd::AsFd;
+        let period = watch.as_ref().and_then(|w| w.period());
         loop {
-            let timeout = match deadline {
+            let mut wait = period;
+            if let Some(d) = deadline {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(Event::Deadline);
+                }
+                wait = Some(wait.map_or(left, |p| p.min(left)));
+            }
+            let timeout = match wait {
                 None => PollTimeout::NONE,
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Ok(Event::Deadline);
-                    }
+                Some(left) => {
                     // Round up so a wake-up never comes just before the deadline.
                     let ms = left.as_millis().saturating_add(1).min(i32::MAX as u128);
                     PollTimeout::try_from(ms as i32).unwrap_or(PollTimeout::MAX)
@@ -359,18 +394,31 @@ impl Running {
             if let Some(sfd) = stop {
                 fds.push(PollFd::new(sfd.as_fd(), PollFlags::POLLIN));
             }
-            match poll(&mut fds, timeout) {
-                Err(nix::errno::Errno::EINTR) | Ok(0) => continue,
+            let wake = watch.as_ref().and_then(|w| w.wake_fd());
+            if let Some(fd) = wake {
+                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+            }
+            let polled = poll(&mut fds, timeout);
+            let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+            let exited = ready(&fds[0]);
+            drop(fds);
+            match polled {
+                Err(nix::errno::Errno::EINTR) | Ok(_) => {}
                 Err(e) => {
                     return Err(SpawnError::Wait {
                         source: io::Error::from(e),
                     });
                 }
-                Ok(_) => {}
             }
-            let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
-            if ready(&fds[0]) {
+            if exited {
                 return Ok(Event::Exited);
+            }
+            // A look at every wake-up (period, wake fd, or a signal): cheap, and it keeps
+            // the period even when other descriptors are busy.
+            if let Some(w) = watch.as_deref_mut()
+                && w.check()
+            {
+                return Ok(Event::Watched);
             }
             if let Some(sfd) = stop
                 && let Ok(Some(info)) = sfd.read_signal()
@@ -420,6 +468,7 @@ enum Event {
     Exited,
     Deadline,
     Signal(i32),
+    Watched,
 }
 
 /// `CLONE_INTO_CGROUP` (linux/sched.h), not in the libc crate for every target.

@@ -1,4 +1,220 @@
-//! Plugin mode: the stub in the jail, hosting one plugin, with the host on the channel.
+//! Plugin mode: `plugjail-stub` in the jail, hosting one plugin, the host on the channel.
 //!
-//! - [`watch`]: the shared page behind `limits.call_time` and `limits.idle_time`.
+//! The stub runs exactly like `plugjail exec`'s program — copied into a sealed memfd above
+//! the jail's open-files limit, exec'd as the last step of the jail sequence — with the
+//! descriptors it needs placed at fixed numbers ([`Plan::place_fd`]):
+//!
+//! | jail fd | what |
+//! |---|---|
+//! | 0 | the plugin's memfd again (stdin reads end of file) |
+//! | 1, 2 | write end of the output pipe: the plugin's stdout/stderr, forwarded as LOG |
+//! | 3, 4 | the channel: frames from the host, frames to the host |
+//! | 5 | the verified plugin, a sealed memfd (dlopened as /proc/self/fd/5) |
+//! | 6 | the serve-phase BPF program, a sealed memfd |
+//! | 7 | read end of the output pipe |
+//! | 8 | the watch page ([`watch`]) |
+//!
+//! - [`watch`]: the shared page behind `limits.call_time` and `limits.idle_time`;
+//! - [`serve`]: `plugjail serve`, the helper host applications spawn;
+//! - [`call`]: `plugjail call`, one call from a shell or CI;
+//! - [`outcome`]: the plugin-mode reading of a run (stub exit codes, exit statuses).
+
+pub mod call;
+pub mod outcome;
+pub mod serve;
 pub mod watch;
+
+use std::ffi::OsString;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use crate::jail::{self, Plan, PlanError, TargetError};
+use crate::plugin_file::{self, PluginFileError};
+use crate::profile::Profile;
+use crate::seccomp::{self, SeccompError, SeccompPhase};
+use watch::{WatchError, Watcher};
+
+/// The channel's numbers in the jail (the hostile test plugin `channel_writer` knows 4).
+pub const JAIL_CHANNEL_IN: i32 = 3;
+pub const JAIL_CHANNEL_OUT: i32 = 4;
+const JAIL_PLUGIN: i32 = 5;
+const JAIL_FILTER: i32 = 6;
+const JAIL_OUTPUT: i32 = 7;
+const JAIL_WATCH: i32 = 8;
+
+/// The stub's file name, looked up next to the running plugjail.
+pub const STUB_NAME: &str = "plugjail-stub";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error(
+        "{path}: plugjail-stub is missing; it is built and installed next to the plugjail \
+         executable (cargo build --bins)"
+    )]
+    StubMissing { path: PathBuf },
+    #[error("cannot locate the running plugjail executable: {source}")]
+    CurrentExe { source: std::io::Error },
+    #[error(transparent)]
+    Stub(TargetError),
+    #[error(transparent)]
+    Plugin(#[from] PluginFileError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("the serve phase: {0}")]
+    ServeFilter(SeccompError),
+    #[error(transparent)]
+    Watch(#[from] WatchError),
+    #[error("pipe2 for the plugin's output: {source}")]
+    Pipe { source: std::io::Error },
+}
+
+impl PrepareError {
+    /// The verdict's step name.
+    pub fn step(&self) -> &'static str {
+        match self {
+            PrepareError::StubMissing { .. }
+            | PrepareError::CurrentExe { .. }
+            | PrepareError::Stub(_) => "open_stub",
+            PrepareError::Plugin(_) => "open_plugin",
+            PrepareError::Plan(_) => "plan",
+            PrepareError::ServeFilter(_) => "serve_filter",
+            PrepareError::Watch(_) => "watch_page",
+            PrepareError::Pipe { .. } => "pipe",
+        }
+    }
+
+    /// True when the plugin itself is refused (`plugin_rejected`), not the setup.
+    pub fn is_rejection(&self) -> bool {
+        matches!(self, PrepareError::Plugin(e) if e.is_rejection())
+    }
+}
+
+/// What was verified about the plugin, for the verdict.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PluginInfo {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+/// A plugin jail ready to start.
+#[derive(Debug)]
+pub struct PluginJail {
+    pub plan: Plan,
+    pub watcher: Watcher,
+    pub plugin: PluginInfo,
+    /// The stub that was copied into the memfd.
+    pub stub: PathBuf,
+}
+
+/// `plugjail-stub` next to the running executable.
+pub fn stub_path() -> Result<PathBuf, PrepareError> {
+    let exe = std::env::current_exe().map_err(|source| PrepareError::CurrentExe { source })?;
+    let path = exe
+        .parent()
+        .map_or_else(|| PathBuf::from(STUB_NAME), |d| d.join(STUB_NAME));
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(PrepareError::StubMissing { path })
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), PrepareError> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(PrepareError::Pipe {
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: pipe2 just created both descriptors; nothing else owns them.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Verifies the plugin, opens the stub, and plans the jail around them with the channel
+/// (`channel_in`: frames from the host; `channel_out`: frames to the host).
+pub fn prepare(
+    profile: &Profile,
+    plugin: &Path,
+    channel_in: BorrowedFd<'_>,
+    channel_out: BorrowedFd<'_>,
+) -> Result<PluginJail, PrepareError> {
+    // The plugin first: a refused plugin means nothing else is even looked at.
+    let verified = plugin_file::load(plugin, &profile.plugin)?;
+    let stub = stub_path()?;
+    let target = jail::target::open(stub.as_os_str()).map_err(PrepareError::Stub)?;
+    // The load phase must let the stub stack the serve filter (it can only tighten).
+    let mut load_profile = profile.clone();
+    load_profile
+        .seccomp
+        .load
+        .allow
+        .extend(crate::stub::load_phase_rules());
+    let max_message = u32::try_from(profile.limits.max_message).unwrap_or(u32::MAX);
+    let mut argv: Vec<OsString> = vec![
+        STUB_NAME.into(),
+        "--channel".into(),
+        format!("{JAIL_CHANNEL_IN},{JAIL_CHANNEL_OUT}").into(),
+        "--plugin-fd".into(),
+        JAIL_PLUGIN.to_string().into(),
+        "--output-fd".into(),
+        JAIL_OUTPUT.to_string().into(),
+        "--watch-fd".into(),
+        JAIL_WATCH.to_string().into(),
+        "--max-message".into(),
+        max_message.to_string().into(),
+    ];
+    let mut plan = jail::build(&load_profile, target, &[], |n| std::env::var_os(n))?;
+    // Without any seccomp (best_effort on a kernel that lacks it) there is no serve filter
+    // either; the verdict's `enforced.seccomp` is null then.
+    let filter = match &plan.seccomp {
+        Some(_) => {
+            let serve = seccomp::compile(&profile.seccomp, SeccompPhase::Serve, None)
+                .map_err(PrepareError::ServeFilter)?;
+            argv.extend(["--serve-filter-fd".into(), JAIL_FILTER.to_string().into()]);
+            Some(plugin_file::filter_memfd(serve.bpf())?)
+        }
+        None => {
+            argv.push("--no-serve-filter".into());
+            None
+        }
+    };
+    plan.argv = jail::plan::CStringArray::new(
+        argv.iter()
+            .map(|a| std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str())))
+            .collect::<Result<_, _>>()
+            .map_err(|_| PlanError::Nul {
+                what: "an argument",
+            })?,
+    );
+    let watcher = Watcher::new(profile.limits.call_time, profile.limits.idle_time)?;
+    let (out_r, out_w) = pipe()?;
+    let memfd = verified.memfd.as_fd();
+    let places: [(BorrowedFd<'_>, i32); 8] = [
+        (memfd, 0),
+        (out_w.as_fd(), 1),
+        (out_w.as_fd(), 2),
+        (channel_in, JAIL_CHANNEL_IN),
+        (channel_out, JAIL_CHANNEL_OUT),
+        (memfd, JAIL_PLUGIN),
+        (out_r.as_fd(), JAIL_OUTPUT),
+        (watcher.memfd().as_fd(), JAIL_WATCH),
+    ];
+    for (fd, target) in places {
+        plan.place_fd(fd, target)?;
+    }
+    if let Some(f) = &filter {
+        plan.place_fd(f.as_fd(), JAIL_FILTER)?;
+    }
+    Ok(PluginJail {
+        plan,
+        watcher,
+        plugin: PluginInfo {
+            path: plugin.to_path_buf(),
+            sha256: verified.sha256,
+            bytes: verified.len,
+        },
+        stub,
+    })
+}
