@@ -8,7 +8,7 @@
 
 use std::ffi::OsString;
 use std::os::fd::RawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::cgroup::{self, CgroupReport};
@@ -25,89 +25,176 @@ pub struct ExecOptions {
 }
 
 pub fn run(opts: ExecOptions) -> u8 {
-    let started = Instant::now();
     let command: Vec<String> = opts
         .command
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let failed = |outcome, step: &str, errno, message: String| {
-        Verdict::failed(outcome, &opts.profile, &command, step, errno, message)
-    };
-    let mut verdict = 'run: {
-        if let Some(fd) = opts.status_fd
-            && !fd_is_open(fd)
-        {
-            let msg = format!("--status-fd {fd} is not an open file descriptor");
-            break 'run failed(Outcome::SetupFailed, "status_fd", Some(libc::EBADF), msg);
+    let ctx = Context::new(&opts.profile, &command);
+    let verdict = 'run: {
+        if let Err(v) = ctx.check_status_fd(opts.status_fd) {
+            break 'run v;
         }
-        let profile = match profile::load(&opts.profile) {
+        let profile = match ctx.load_profile() {
             Ok(p) => p,
-            Err(errors) => {
-                eprint!("{errors}");
-                let msg = format!("the profile {} is not valid", opts.profile.display());
-                break 'run failed(Outcome::SetupFailed, "profile", None, msg);
-            }
+            Err(v) => break 'run v,
         };
         let Some(cmd) = opts.command.first() else {
             let msg = "no command given".to_owned();
-            break 'run failed(Outcome::SetupFailed, "command", None, msg);
+            break 'run ctx.failed(Outcome::SetupFailed, "command", None, msg);
         };
         let target = match jail::target::open(cmd) {
             Ok(t) => t,
-            Err(e) => break 'run target_failure(&e, &failed),
+            Err(e) => break 'run target_failure(&e, &|o, s: &str, e, m| ctx.failed(o, s, e, m)),
         };
         let target_path = target.path.clone();
         let mut plan = match jail::build(&profile, target, &opts.command, |n| std::env::var_os(n)) {
             Ok(p) => p,
-            Err(e) => break 'run failed(Outcome::SetupFailed, "plan", None, e.to_string()),
+            Err(e) => break 'run ctx.failed(Outcome::SetupFailed, "plan", None, e.to_string()),
         };
-        // Limits: a cgroup where the host allows one (stale ones from killed runs reaped
-        // first), rlimits always; fails closed when the profile requires what it cannot get.
-        let caps = crate::probe::cgroups();
-        cgroup::reap_stale(&caps);
-        let cgroup = match cgroup::prepare_profile(&profile, &caps).and_then(|p| {
-            add_rlimits(&mut plan, p.rlimits.as_slice());
-            p.create()
-        }) {
-            Ok(cg) => cg,
-            Err(e) => break 'run failed(Outcome::SetupFailed, "cgroup", None, e.to_string()),
-        };
-        let stop = jail::block_stop_signals().ok();
-        let deadline = profile.limits.wall_time.map(|d| started + d);
-        let finished = jail::start(&plan, Some(&cgroup))
-            .and_then(|running| running.supervise(deadline, stop.as_ref(), Some(&cgroup)));
-        let finished_naming = finished.as_ref().ok().map(|f| f.naming);
-        let report = cgroup.report();
-        if let Err(e) = cgroup.remove() {
-            eprintln!("plugjail: {e}");
-        }
-        let mut v = match finished {
-            Err(e) => failed(Outcome::SetupFailed, e.step(), e.errno(), e.to_string()),
-            Ok(f) => {
-                let v = ending_verdict(&f, &plan, &target_path, &profile, &report, &opts, &command);
-                Verdict {
-                    resources: Some(Resources {
-                        cpu_time_ms: f.cpu_usec / 1000,
-                        max_rss_bytes: f.max_rss,
-                        memory_peak_bytes: report.memory_peak,
-                    }),
-                    ..v
-                }
-            }
-        };
-        let naming = finished_naming.unwrap_or(Naming::NotWanted);
-        let mut enforced = enforced(&plan, profile.seccomp.default_action, naming);
-        enforced.cgroup = Some(report);
-        v.enforced = Some(enforced);
-        v
+        run_plan(&ctx, &profile, &mut plan, &target_path, &mut NoHooks)
     };
-    verdict.wall_time_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let status_fd = opts.status_fd.filter(|fd| fd_is_open(*fd));
-    for problem in verdict.deliver(opts.report.as_deref(), status_fd) {
-        eprintln!("plugjail: {problem}");
+    ctx.deliver(verdict, opts.report.as_deref(), opts.status_fd)
+}
+
+/// What every mode's verdict carries (profile path, the command shown) and when the run
+/// started. Shared by `exec`, `serve` and `call`.
+pub(crate) struct Context<'a> {
+    pub profile_path: &'a Path,
+    pub command: &'a [String],
+    pub started: Instant,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(profile_path: &'a Path, command: &'a [String]) -> Context<'a> {
+        Context {
+            profile_path,
+            command,
+            started: Instant::now(),
+        }
     }
-    verdict.exit_status
+
+    /// A verdict for a run that never started.
+    pub fn failed(
+        &self,
+        outcome: Outcome,
+        step: &str,
+        errno: Option<i32>,
+        message: String,
+    ) -> Verdict {
+        Verdict::failed(
+            outcome,
+            self.profile_path,
+            self.command,
+            step,
+            errno,
+            message,
+        )
+    }
+
+    /// A verdict can only be delivered on an open status fd: check it first.
+    pub fn check_status_fd(&self, fd: Option<RawFd>) -> Result<(), Verdict> {
+        match fd {
+            Some(fd) if !fd_is_open(fd) => {
+                let msg = format!("--status-fd {fd} is not an open file descriptor");
+                Err(self.failed(Outcome::SetupFailed, "status_fd", Some(libc::EBADF), msg))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Loads the profile; every problem goes to stderr, the verdict says which file.
+    pub fn load_profile(&self) -> Result<Profile, Verdict> {
+        profile::load(self.profile_path).map_err(|errors| {
+            eprint!("{errors}");
+            let msg = format!("the profile {} is not valid", self.profile_path.display());
+            self.failed(Outcome::SetupFailed, "profile", None, msg)
+        })
+    }
+
+    /// Stamps the wall time, delivers the verdict (stderr line, report file, status fd)
+    /// and returns plugjail's exit status.
+    pub fn deliver(
+        &self,
+        mut verdict: Verdict,
+        report: Option<&Path>,
+        status_fd: Option<RawFd>,
+    ) -> u8 {
+        verdict.wall_time_ms =
+            u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let status_fd = status_fd.filter(|fd| fd_is_open(*fd));
+        for problem in verdict.deliver(report, status_fd) {
+            eprintln!("plugjail: {problem}");
+        }
+        verdict.exit_status
+    }
+}
+
+/// What a mode adds to the shared run; every method has a do-nothing default.
+pub(crate) trait Hooks {
+    /// The jail has started. plugjail may start threads from here on (the single-threaded
+    /// clone is behind it), and should drop descriptors only the jail needs.
+    fn started(&mut self, _plan: &mut Plan) {}
+    /// Extra supervision next to the wall-time deadline and the stop signals.
+    fn watch(&mut self) -> Option<&mut dyn jail::Watch> {
+        None
+    }
+}
+
+/// `plugjail exec` adds nothing.
+struct NoHooks;
+impl Hooks for NoHooks {}
+
+/// Limits, start, supervision and the verdict of a planned jail: the one path `exec`,
+/// `serve` and `call` share. `target` is the program's host path (for messages).
+pub(crate) fn run_plan(
+    ctx: &Context,
+    profile: &Profile,
+    plan: &mut Plan,
+    target: &Path,
+    hooks: &mut dyn Hooks,
+) -> Verdict {
+    // Limits: a cgroup where the host allows one (stale ones from killed runs reaped
+    // first), rlimits always; fails closed when the profile requires what it cannot get.
+    let caps = crate::probe::cgroups();
+    cgroup::reap_stale(&caps);
+    let cgroup = match cgroup::prepare_profile(profile, &caps).and_then(|p| {
+        add_rlimits(plan, p.rlimits.as_slice());
+        p.create()
+    }) {
+        Ok(cg) => cg,
+        Err(e) => return ctx.failed(Outcome::SetupFailed, "cgroup", None, e.to_string()),
+    };
+    let stop = jail::block_stop_signals().ok();
+    let deadline = profile.limits.wall_time.map(|d| ctx.started + d);
+    let finished = jail::start(plan, Some(&cgroup)).and_then(|running| {
+        hooks.started(plan);
+        running.supervise_watched(deadline, stop.as_ref(), Some(&cgroup), hooks.watch())
+    });
+    let finished_naming = finished.as_ref().ok().map(|f| f.naming);
+    let report = cgroup.report();
+    if let Err(e) = cgroup.remove() {
+        eprintln!("plugjail: {e}");
+    }
+    let mut v = match finished {
+        Err(e) => ctx.failed(Outcome::SetupFailed, e.step(), e.errno(), e.to_string()),
+        Ok(f) => {
+            let v = ending_verdict(&f, plan, target, profile, &report, ctx);
+            Verdict {
+                resources: Some(Resources {
+                    cpu_time_ms: f.cpu_usec / 1000,
+                    max_rss_bytes: f.max_rss,
+                    memory_peak_bytes: report.memory_peak,
+                }),
+                ..v
+            }
+        }
+    };
+    let naming = finished_naming.unwrap_or(Naming::NotWanted);
+    let mut enforced = enforced(plan, profile.seccomp.default_action, naming);
+    enforced.cgroup = Some(report);
+    v.enforced = Some(enforced);
+    v
 }
 
 /// Adds the limits backend's rlimits (e.g. RLIMIT_AS standing in for a memory cgroup)
@@ -129,27 +216,26 @@ fn ending_verdict(
     target: &std::path::Path,
     profile: &Profile,
     cg: &CgroupReport,
-    opts: &ExecOptions,
-    command: &[String],
+    ctx: &Context,
 ) -> Verdict {
-    let failed = |outcome, step: &str, errno, message: String| {
-        Verdict::failed(outcome, &opts.profile, command, step, errno, message)
-    };
+    let failed =
+        |outcome, step: &str, errno, message: String| ctx.failed(outcome, step, errno, message);
+    let (profile_path, command) = (ctx.profile_path, ctx.command);
     let v = match f.ending {
-        Ending::Exited(code) => Verdict::exited(&opts.profile, command, code),
+        Ending::Exited(code) => Verdict::exited(profile_path, command, code),
         // A kill_process filter the init could not trace: the kill names no syscall.
         Ending::Signaled(libc::SIGSYS) if let Naming::Refused(errno) = f.naming => {
-            return Verdict::seccomp_violation_unnamed(&opts.profile, command, errno);
+            return Verdict::seccomp_violation_unnamed(profile_path, command, errno);
         }
-        Ending::Signaled(sig) => Verdict::signaled(&opts.profile, command, sig),
+        Ending::Signaled(sig) => Verdict::signaled(profile_path, command, sig),
         Ending::SeccompViolation(v) => {
-            return Verdict::seccomp_violation(&opts.profile, command, &v);
+            return Verdict::seccomp_violation(profile_path, command, &v);
         }
         Ending::Failed(failure) => {
             let (outcome, message) = describe_failure(plan, &failure, target);
             return failed(outcome, failure.step.name(), Some(failure.errno), message);
         }
-        Ending::InitEnded(status) => init_ended(status, &opts.profile, command, &failed),
+        Ending::InitEnded(status) => init_ended(status, profile_path, command, &failed),
     };
     let limits = &profile.limits;
     let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
@@ -169,7 +255,7 @@ fn ending_verdict(
         // The caller's watch ended it and explains why (plugin mode).
         Some(Stopped::Watched) => return v,
         Some(Stopped::Signal(sig)) => {
-            let mut v = Verdict::signaled(&opts.profile, command, sig);
+            let mut v = Verdict::signaled(profile_path, command, sig);
             v.message = Some(format!(
                 "plugjail received {} and ended the jail",
                 crate::verdict::Named::signal(sig).name

@@ -46,6 +46,16 @@ pub enum Outcome {
     /// The program made a syscall the profile's seccomp filter refuses, under
     /// `default_action: kill_process`; the jail was killed (`syscall` names it).
     SeccompViolation,
+    /// Plugin mode: the session ended cleanly (SHUTDOWN, or the host closed the channel
+    /// between calls).
+    Ok,
+    /// Plugin mode: the plugin was refused before any of its code ran (sha256 not in the
+    /// allowlist, not an ELF file, too large) or right after its entry function (wrong
+    /// ABI version or struct size); `message` says which.
+    PluginRejected,
+    /// Plugin mode: a frame broke the protocol (`message` says what was malformed); the
+    /// jail was killed.
+    ProtocolViolation,
 }
 
 impl Outcome {
@@ -60,6 +70,9 @@ impl Outcome {
             Outcome::Timeout => "timeout",
             Outcome::PidsLimit => "pids_limit",
             Outcome::SeccompViolation => "seccomp_violation",
+            Outcome::Ok => "ok",
+            Outcome::PluginRejected => "plugin_rejected",
+            Outcome::ProtocolViolation => "protocol_violation",
         }
     }
 }
@@ -178,6 +191,26 @@ impl fmt::Display for Syscall {
     }
 }
 
+/// Plugin mode: the plugin that was loaded (its bytes as verified, not its path again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PluginReport {
+    pub path: PathBuf,
+    /// Lowercase hex SHA-256 of the bytes that were checked and run.
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+/// Plugin mode (`plugjail call`): the plugin answered the call with ERROR. Not a jail
+/// failure: the outcome stays `ok`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallErrorReport {
+    /// `plugin`, `unknown_method`, `output_too_large`, `bad_call` (docs/protocol.md).
+    pub kind: &'static str,
+    /// call()'s return value.
+    pub status: i32,
+    pub message: String,
+}
+
 /// Which time limit ran out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -255,6 +288,15 @@ pub struct Verdict {
     /// The refused syscall (seccomp_violation).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub syscall: Option<Syscall>,
+    /// Plugin mode: calls the plugin answered (RESULT or ERROR).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calls: Option<u64>,
+    /// Plugin mode: the plugin's verified bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<PluginReport>,
+    /// `plugjail call`: the plugin's ERROR answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_error: Option<CallErrorReport>,
     /// plugjail's own exit status for this verdict.
     pub exit_status: u8,
     pub wall_time_ms: u64,
@@ -278,6 +320,9 @@ impl Verdict {
             message: None,
             timeout: None,
             syscall: None,
+            calls: None,
+            plugin: None,
+            call_error: None,
             exit_status: 0,
             wall_time_ms: 0,
             resources: None,
@@ -445,10 +490,31 @@ impl fmt::Display for Verdict {
                 }
                 write!(f, " after {ms} ms")
             }
-            Outcome::SetupFailed | Outcome::NotFound | Outcome::CannotExecute => {
+            Outcome::Ok => {
+                write!(f, "session ended cleanly")?;
+                if let Some(n) = self.calls {
+                    write!(f, " after {n} call{}", if n == 1 { "" } else { "s" })?;
+                }
+                if let Some(e) = &self.call_error {
+                    write!(f, "; the call failed ({} error): {}", e.kind, e.message)?;
+                }
+                write!(f, " ({ms} ms)")
+            }
+            Outcome::ProtocolViolation => {
+                write!(f, "protocol violation")?;
+                if let Some(m) = &self.message {
+                    write!(f, ": {m}")?;
+                }
+                write!(f, " after {ms} ms")
+            }
+            Outcome::SetupFailed
+            | Outcome::NotFound
+            | Outcome::CannotExecute
+            | Outcome::PluginRejected => {
                 let what = match self.outcome {
                     Outcome::SetupFailed => "could not set up the jail",
                     Outcome::NotFound => "command not found",
+                    Outcome::PluginRejected => "plugin rejected",
                     _ => "cannot execute the command",
                 };
                 write!(f, "{what}")?;
