@@ -1,0 +1,49 @@
+//! The plugjail benchmark program (`cargo bench --bench bench -- [--quick] [--json FILE]`;
+//! scripts/bench.sh builds and runs it). See docs/performance.md.
+
+#[path = "suite/mod.rs"]
+mod suite;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: bench [--quick] [--json FILE] [--cold-reps N]";
+
+fn main() -> ExitCode {
+    let mut opts = suite::Options::default();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => opts.quick = true,
+            "--json" => match args.next() {
+                Some(f) => opts.json = Some(PathBuf::from(f)),
+                None => return usage(),
+            },
+            "--cold-reps" => match args.next().and_then(|n| n.parse().ok()) {
+                Some(n) => opts.cold_reps = n,
+                None => return usage(),
+            },
+            // cargo bench passes --bench to every bench target.
+            "--bench" => {}
+            _ => return usage(),
+        }
+    }
+    let bins = suite::Binaries {
+        stub: PathBuf::from(env!("CARGO_BIN_EXE_plugjail-stub")),
+        plugjail: PathBuf::from(env!("CARGO_BIN_EXE_plugjail")),
+        root: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+        out: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench"),
+    };
+    match suite::run(&bins, &opts) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage() -> ExitCode {
+    eprintln!("{USAGE}");
+    ExitCode::from(2)
+}

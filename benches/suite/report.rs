@@ -1,0 +1,339 @@
+//! The results as JSON (every figure and ratio; null where a runner was left out) and as
+//! a table for people, built from that JSON so the two always agree.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::Path;
+
+use serde_json::{Map, Value, json};
+
+use super::calls::{SIZES, Samples};
+use super::memory::Memory;
+use super::stats::{Summary, ratio, round};
+
+/// Bumped when the JSON layout changes, so comparisons across commits can tell.
+pub const SCHEMA: &str = "plugjail-bench/1";
+
+pub const COLD_RUNNERS: [&str; 4] = ["floor", "unshare", "bwrap", "plugjail"];
+pub const CALL_CONTENDERS: [&str; 4] = ["raw_pipe", "floor", "floor_seccomp", "plugjail"];
+
+/// (ratio name, numerator, denominator, target for people, or "")
+const COLD_RATIOS: [(&str, &str, &str, &str); 4] = [
+    ("plugjail/floor", "plugjail", "floor", "<= 2.5"),
+    ("plugjail/bwrap", "plugjail", "bwrap", "<= 1.0"),
+    ("bwrap/floor", "bwrap", "floor", ""),
+    ("unshare/floor", "unshare", "floor", ""),
+];
+const CALL_RATIOS: [(&str, &str, &str); 3] = [
+    ("plugjail/raw_pipe", "plugjail", "raw_pipe"),
+    ("floor/raw_pipe", "floor", "raw_pipe"),
+    ("floor_seccomp/raw_pipe", "floor_seccomp", "raw_pipe"),
+];
+
+pub struct Inputs<'a> {
+    pub quick: bool,
+    pub root: &'a Path,
+    pub unavailable: &'a [(&'static str, String)],
+    pub cold: &'a BTreeMap<&'static str, Vec<f64>>,
+    pub calls: &'a Samples,
+    pub memory: &'a Memory,
+}
+
+fn summary_json(s: Option<Summary>, unit: f64) -> Value {
+    s.map_or(Value::Null, |s| s.json(unit))
+}
+
+fn ratio_json(a: Option<Summary>, b: Option<Summary>) -> Value {
+    let r = |f: fn(&Summary) -> f64| {
+        ratio(a.as_ref().map(f), b.as_ref().map(f)).map_or(Value::Null, |x| json!(round(x)))
+    };
+    json!({ "median": r(|s| s.median), "p99": r(|s| s.p99), "min": r(|s| s.min) })
+}
+
+pub fn json(i: &Inputs) -> Value {
+    let cold_sum = |name: &str| i.cold.get(name).and_then(|v| Summary::of(v));
+    let mut cold = Map::new();
+    for name in COLD_RUNNERS {
+        cold.insert(name.into(), summary_json(cold_sum(name), 1e6));
+    }
+    let mut ratios = Map::new();
+    for (label, a, b, _) in COLD_RATIOS {
+        ratios.insert(label.into(), ratio_json(cold_sum(a), cold_sum(b)));
+    }
+    cold.insert("ratios".into(), Value::Object(ratios));
+
+    let mut calls = Map::new();
+    for size in SIZES {
+        let sum = |name: &str| {
+            let key = (size, contender_key(name));
+            i.calls.calls.get(&key).and_then(|v| Summary::of(v))
+        };
+        let mut per = Map::new();
+        for name in CALL_CONTENDERS {
+            per.insert(name.into(), summary_json(sum(name), 1e3));
+        }
+        let mut ratios = Map::new();
+        for (label, a, b) in CALL_RATIOS {
+            ratios.insert(label.into(), ratio_json(sum(a), sum(b)));
+        }
+        per.insert("ratios".into(), Value::Object(ratios));
+        calls.insert(size.to_string(), Value::Object(per));
+    }
+
+    let mib = *SIZES.last().unwrap_or(&0);
+    let tput_sum = |name: &str| {
+        let key = (mib, contender_key(name));
+        i.calls.batches.get(&key).and_then(|v| Summary::of(v))
+    };
+    let mut tput = Map::new();
+    for name in CALL_CONTENDERS {
+        // Bytes per second → MB/s; for throughput the useful figures are median and min.
+        tput.insert(name.into(), summary_json(tput_sum(name), 1e6));
+    }
+    let med = |name: &str| tput_sum(name).map(|s| s.median);
+    let mut ratios = Map::new();
+    for (label, a, b) in CALL_RATIOS {
+        let r = ratio(med(a), med(b)).map_or(Value::Null, |x| json!(round(x)));
+        ratios.insert(label.into(), json!({ "median": r }));
+    }
+    tput.insert("ratios".into(), Value::Object(ratios));
+
+    let m = i.memory;
+    let kib = |b: Option<u64>| b.map_or(Value::Null, |b| json!(b / 1024));
+    let beyond = match (m.stub, m.plugin_host) {
+        (Some(s), Some(p)) => Some(s.saturating_sub(p)),
+        _ => None,
+    };
+    let memory = json!({
+        "plugjail_supervisor_peak_kib": kib(m.supervisor),
+        "plugjail_stub_peak_kib": kib(m.stub),
+        "plugjail_stub_beyond_plugin_kib": kib(beyond),
+        "floor_stub_peak_kib": kib(m.floor_stub),
+        "plugin_host_peak_kib": kib(m.plugin_host),
+    });
+
+    let unavailable: Map<String, Value> = i
+        .unavailable
+        .iter()
+        .map(|(n, why)| ((*n).to_string(), json!(why)))
+        .collect();
+    json!({
+        "schema": SCHEMA,
+        "mode": if i.quick { "quick" } else { "full" },
+        "commit": commit(i.root),
+        "unix_time": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        "machine": machine(),
+        "unavailable": unavailable,
+        "cold_start_ms": cold,
+        "call_us": calls,
+        "throughput_mb_s": tput,
+        "memory": memory,
+        "targets": {
+            "cold_start plugjail/bwrap": "<= 1.0",
+            "cold_start plugjail/floor": "<= 2.5",
+            "call 16 and 1024 plugjail/raw_pipe (median, p99)": "<= 1.3",
+            "throughput plugjail/raw_pipe": ">= 0.8",
+        },
+    })
+}
+
+/// The names the call samples are stored under (the session runners' names).
+fn contender_key(name: &str) -> &'static str {
+    CALL_CONTENDERS
+        .iter()
+        .find(|c| **c == name)
+        .copied()
+        .unwrap_or("")
+}
+
+fn commit(root: &Path) -> Value {
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or(Value::Null, |o| {
+            json!(String::from_utf8_lossy(&o.stdout).trim())
+        })
+}
+
+fn machine() -> Value {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let cpu = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string());
+    let mem_kib: Option<u64> = read("/proc/meminfo")
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok());
+    let cgroups = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "v2"
+    } else if Path::new("/sys/fs/cgroup/unified").exists() {
+        "v1 hybrid"
+    } else {
+        "v1"
+    };
+    let bwrap = std::process::Command::new("bwrap")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    json!({
+        "cpu": cpu,
+        "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "kernel": read("/proc/sys/kernel/osrelease").trim(),
+        "memory_mib": mem_kib.map(|k| k / 1024),
+        // SAFETY: getuid has no preconditions.
+        "uid": unsafe { libc::getuid() },
+        "cgroups": cgroups,
+        "bwrap": bwrap,
+    })
+}
+
+fn fig(v: &Value) -> String {
+    v.as_f64().map_or("-".into(), |x| {
+        if x >= 100.0 {
+            format!("{x:.0}")
+        } else if x >= 10.0 {
+            format!("{x:.1}")
+        } else {
+            format!("{x:.2}")
+        }
+    })
+}
+
+fn ratio_fig(v: &Value) -> String {
+    v.as_f64().map_or("-".into(), |x| format!("{x:.2}x"))
+}
+
+/// The table for people.
+pub fn table(j: &Value) -> String {
+    let mut t = String::new();
+    let m = &j["machine"];
+    let _ = writeln!(
+        t,
+        "plugjail bench ({}) at {} on {} x {}, kernel {}, cgroups {}, uid {}",
+        j["mode"].as_str().unwrap_or("?"),
+        j["commit"].as_str().unwrap_or("?"),
+        m["cpus"],
+        m["cpu"].as_str().unwrap_or("?"),
+        m["kernel"].as_str().unwrap_or("?"),
+        m["cgroups"].as_str().unwrap_or("?"),
+        m["uid"],
+    );
+    if let Some(u) = j["unavailable"].as_object() {
+        for (name, why) in u {
+            let _ = writeln!(t, "  left out: {name}: {}", why.as_str().unwrap_or(""));
+        }
+    }
+    let row = |t: &mut String, label: &str, s: &Value| {
+        let _ = writeln!(
+            t,
+            "  {label:<24} {:>9} {:>9} {:>9} {:>6}",
+            fig(&s["median"]),
+            fig(&s["p99"]),
+            fig(&s["min"]),
+            s["n"].as_u64().map_or("-".into(), |n| n.to_string()),
+        );
+    };
+    let ratio_row = |t: &mut String, label: &str, r: &Value, target: &str| {
+        let target = if target.is_empty() {
+            String::new()
+        } else {
+            format!("   target {target}")
+        };
+        let _ = writeln!(
+            t,
+            "  {label:<24} {:>9} {:>9} {:>9}{target}",
+            ratio_fig(&r["median"]),
+            ratio_fig(&r["p99"]),
+            ratio_fig(&r["min"]),
+        );
+    };
+
+    let _ = writeln!(
+        t,
+        "\ncold start, spawn to first result (ms)  median       p99       min      n"
+    );
+    let cold = &j["cold_start_ms"];
+    for name in COLD_RUNNERS {
+        row(&mut t, name, &cold[name]);
+    }
+    for (label, _, _, target) in COLD_RATIOS {
+        ratio_row(&mut t, label, &cold["ratios"][label], target);
+    }
+
+    let _ = writeln!(
+        t,
+        "\nwarm call round trip, echo (us)          median       p99       min      n"
+    );
+    for size in SIZES {
+        let c = &j["call_us"][size.to_string()];
+        let _ = writeln!(t, "  {}", size_name(size));
+        for name in CALL_CONTENDERS {
+            row(&mut t, &format!("  {name}"), &c[name]);
+        }
+        for (label, _, _) in CALL_RATIOS {
+            let target = if label == "plugjail/raw_pipe" && size <= 1024 {
+                "<= 1.3"
+            } else {
+                ""
+            };
+            ratio_row(&mut t, &format!("  {label}"), &c["ratios"][label], target);
+        }
+    }
+
+    let _ = writeln!(
+        t,
+        "\nthroughput, back-to-back 1 MiB calls (MB/s of input)  median    min"
+    );
+    let tp = &j["throughput_mb_s"];
+    for name in CALL_CONTENDERS {
+        let _ = writeln!(
+            t,
+            "  {name:<24} {:>9} {:>9}",
+            fig(&tp[name]["median"]),
+            fig(&tp[name]["min"]),
+        );
+    }
+    for (label, _, _) in CALL_RATIOS {
+        let target = if label == "plugjail/raw_pipe" {
+            "   target >= 0.8"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            t,
+            "  {label:<24} {:>9}{target}",
+            ratio_fig(&tp["ratios"][label]["median"])
+        );
+    }
+
+    let _ = writeln!(t, "\nmemory, peak resident set (KiB)");
+    if let Some(mem) = j["memory"].as_object() {
+        for (k, v) in mem {
+            let _ = writeln!(
+                t,
+                "  {:<24} {:>9}",
+                k.trim_end_matches("_kib"),
+                v.as_u64().map_or("-".into(), |x| x.to_string())
+            );
+        }
+    }
+    t
+}
+
+fn size_name(size: usize) -> String {
+    match size {
+        s if s >= 1 << 20 => format!("{} MiB", s >> 20),
+        s if s >= 1 << 10 => format!("{} KiB", s >> 10),
+        s => format!("{s} B"),
+    }
+}

@@ -1,0 +1,118 @@
+//! The benchmark in quick mode: it runs, and its JSON report holds every figure. Speed is
+//! never checked here (docs/performance.md); the numbers of a debug build mean nothing.
+
+#[path = "../benches/suite/mod.rs"]
+mod suite;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+fn strict() -> bool {
+    std::env::var("PLUGJAIL_TEST_STRICT").is_ok_and(|v| v == "1")
+}
+
+/// Every leaf of `v` with its path (`a.b.c`).
+fn leaves(v: &Value, path: String, out: &mut Vec<(String, Value)>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                leaves(x, format!("{path}.{k}"), out);
+            }
+        }
+        other => out.push((path, other.clone())),
+    }
+}
+
+#[test]
+fn quick_bench_reports_every_figure() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json_path = dir.path().join("bench.json");
+    let bins = suite::Binaries {
+        stub: PathBuf::from(env!("CARGO_BIN_EXE_plugjail-stub")),
+        plugjail: PathBuf::from(env!("CARGO_BIN_EXE_plugjail")),
+        root: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+        out: Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-smoke"),
+    };
+    let opts = suite::Options {
+        quick: true,
+        json: Some(json_path.clone()),
+        cold_reps: 3,
+    };
+    let returned = suite::run(&bins, &opts).unwrap_or_else(|e| panic!("bench: {e}"));
+    let text = std::fs::read_to_string(&json_path).expect("the JSON report was written");
+    let json: Value = serde_json::from_str(&text).expect("the JSON report parses");
+    assert_eq!(json, returned, "the file holds what run() returned");
+    assert_eq!(json["schema"], "plugjail-bench/1");
+    assert_eq!(json["mode"], "quick");
+
+    // The figures that must be there, whatever the machine.
+    let runners = ["floor", "unshare", "bwrap", "plugjail"];
+    let stats = ["n", "median", "p99", "min", "mean"];
+    for r in runners {
+        assert!(json["cold_start_ms"].get(r).is_some(), "cold_start_ms.{r}");
+    }
+    for size in ["16", "1024", "65536", "1048576"] {
+        for c in ["raw_pipe", "floor", "floor_seccomp", "plugjail"] {
+            assert!(json["call_us"][size].get(c).is_some(), "call_us.{size}.{c}");
+        }
+        let r = &json["call_us"][size]["ratios"]["plugjail/raw_pipe"];
+        for k in ["median", "p99", "min"] {
+            assert!(r.get(k).is_some(), "call_us.{size} ratio {k}");
+        }
+    }
+    for k in ["plugjail/floor", "plugjail/bwrap"] {
+        assert!(json["cold_start_ms"]["ratios"].get(k).is_some(), "{k}");
+    }
+    assert!(
+        json["throughput_mb_s"]["ratios"]["plugjail/raw_pipe"]
+            .get("median")
+            .is_some()
+    );
+    for k in [
+        "plugjail_supervisor_peak_kib",
+        "plugjail_stub_peak_kib",
+        "plugjail_stub_beyond_plugin_kib",
+        "floor_stub_peak_kib",
+        "plugin_host_peak_kib",
+    ] {
+        assert!(json["memory"].get(k).is_some(), "memory.{k}");
+    }
+    for section in ["cold_start_ms", "call_us"] {
+        let mut all = Vec::new();
+        leaves(&json[section], String::new(), &mut all);
+        for (path, v) in all
+            .iter()
+            .filter(|(p, _)| stats.iter().any(|s| p.ends_with(s)))
+        {
+            if let Some(n) = v.as_f64() {
+                assert!(n.is_finite() && n >= 0.0, "{section}{path} = {n}");
+            }
+        }
+    }
+
+    // A null figure is allowed only for a runner the bench could not start here, and
+    // only outside strict mode.
+    let unavailable = json["unavailable"].as_object().cloned().unwrap_or_default();
+    let mut all = Vec::new();
+    leaves(&json, String::new(), &mut all);
+    for (path, v) in &all {
+        if !v.is_null() || path.starts_with(".machine") || path == ".commit" {
+            continue;
+        }
+        assert!(
+            unavailable.keys().any(|r| path.contains(r.as_str())),
+            "{path} is null though no runner it depends on was left out"
+        );
+    }
+    for (runner, why) in &unavailable {
+        let msg = format!("bench smoke: {runner} not measured here: {why}");
+        assert!(!strict(), "{msg} (PLUGJAIL_TEST_STRICT=1)");
+        println!("skip: {msg}");
+    }
+    for (path, v) in &all {
+        if path.ends_with(".n") && !v.is_null() {
+            assert!(v.as_u64().is_some_and(|n| n > 0), "{path}");
+        }
+    }
+}
