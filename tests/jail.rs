@@ -66,14 +66,19 @@ fn label(profile: &str, args: &[&str]) -> String {
     format!("`attack {}` under {profile}", args.join(" "))
 }
 
-/// Runs an attack under every shipped profile in every mode and expects SIGSYS.
-fn killed_by_seccomp_everywhere(args: &[&str]) {
+/// Runs an attack under every shipped profile in every mode and expects a seccomp
+/// violation naming `syscall`.
+fn killed_by_seccomp_everywhere(syscall: &str, args: &[&str]) {
     let modes = jail_modes();
     let mut failures = Failures::default();
     for &mode in &modes {
         for profile in SHIPPED {
             let run = jail(mode, &profile_for(mode, profile), args);
-            failures.check(&label(profile, args), &run, run.check_sigsys());
+            failures.check(
+                &label(profile, args),
+                &run,
+                run.check_seccomp_violation(syscall),
+            );
         }
     }
     failures.finish();
@@ -263,82 +268,82 @@ fn failures_before_the_program_runs_have_their_own_statuses() {
 
 #[test]
 fn mount_is_killed_by_seccomp() {
-    killed_by_seccomp_everywhere(&["mount"]);
+    killed_by_seccomp_everywhere("mount", &["mount"]);
 }
 
 #[test]
 fn umount2_is_killed_by_seccomp() {
-    killed_by_seccomp_everywhere(&["umount2"]);
+    killed_by_seccomp_everywhere("umount2", &["umount2"]);
 }
 
 #[test]
 fn pivot_root_is_killed_by_seccomp() {
-    killed_by_seccomp_everywhere(&["pivot_root"]);
+    killed_by_seccomp_everywhere("pivot_root", &["pivot_root"]);
 }
 
 #[test]
 fn unshare_newuser_is_killed_by_seccomp() {
-    killed_by_seccomp_everywhere(&["unshare_user"]);
+    killed_by_seccomp_everywhere("unshare", &["unshare_user"]);
 }
 
 #[test]
 fn setns_is_killed_by_seccomp() {
-    killed_by_seccomp_everywhere(&["setns"]);
+    killed_by_seccomp_everywhere("setns", &["setns"]);
 }
 
 #[test]
 fn bpf_is_killed_by_seccomp() {
-    killed_by_seccomp_everywhere(&["bpf"]);
+    killed_by_seccomp_everywhere("bpf", &["bpf"]);
 }
 
 #[test]
 fn keyctl_is_killed_by_seccomp() {
-    killed_by_seccomp_everywhere(&["keyctl"]);
+    killed_by_seccomp_everywhere("keyctl", &["keyctl"]);
 }
 
 #[test]
 fn perf_event_open_is_killed_by_seccomp() {
-    killed_by_seccomp_everywhere(&["perf_event_open"]);
+    killed_by_seccomp_everywhere("perf_event_open", &["perf_event_open"]);
 }
 
 #[test]
 fn userfaultfd_is_killed_by_seccomp() {
-    killed_by_seccomp_everywhere(&["userfaultfd"]);
+    killed_by_seccomp_everywhere("userfaultfd", &["userfaultfd"]);
 }
 
 #[test]
 fn io_uring_setup_is_killed_by_seccomp() {
-    killed_by_seccomp_everywhere(&["io_uring_setup"]);
+    killed_by_seccomp_everywhere("io_uring_setup", &["io_uring_setup"]);
 }
 
 #[test]
 fn kexec_load_is_killed_by_seccomp() {
-    killed_by_seccomp_everywhere(&["kexec_load"]);
+    killed_by_seccomp_everywhere("kexec_load", &["kexec_load"]);
 }
 
 #[test]
 fn init_module_is_killed_by_seccomp() {
-    killed_by_seccomp_everywhere(&["init_module"]);
+    killed_by_seccomp_everywhere("init_module", &["init_module"]);
 }
 
 #[test]
 fn capset_is_killed_by_seccomp() {
-    killed_by_seccomp_everywhere(&["capset"]);
+    killed_by_seccomp_everywhere("capset", &["capset"]);
 }
 
 #[test]
 fn sethostname_is_killed_by_seccomp() {
-    killed_by_seccomp_everywhere(&["sethostname"]);
+    killed_by_seccomp_everywhere("sethostname", &["sethostname"]);
 }
 
 #[test]
 fn open_by_handle_at_is_killed_by_seccomp() {
-    killed_by_seccomp_everywhere(&["open_by_handle_at"]);
+    killed_by_seccomp_everywhere("open_by_handle_at", &["open_by_handle_at"]);
 }
 
 #[test]
 fn chroot_is_killed_by_seccomp() {
-    killed_by_seccomp_everywhere(&["chroot"]);
+    killed_by_seccomp_everywhere("chroot", &["chroot"]);
 }
 
 /// default and strict allow no exec: the program cannot start another host program.
@@ -350,7 +355,11 @@ fn exec_of_a_host_program_is_killed_where_the_profile_allows_no_exec() {
         for profile in ["default", "strict"] {
             let args = ["exec", "/usr/bin/echo"];
             let run = jail(mode, &profile_for(mode, profile), &args);
-            failures.check(&label(profile, &args), &run, run.check_sigsys());
+            failures.check(
+                &label(profile, &args),
+                &run,
+                run.check_seccomp_violation("execve"),
+            );
         }
     }
     failures.finish();
@@ -370,7 +379,7 @@ fn the_jails_own_exec_rule_cannot_be_reused() {
                 let n = n.to_string();
                 let args = ["exec_fd", &n, "/usr/bin/echo"];
                 let run = jail(mode, &profile_for(mode, profile), &args);
-                let check = run.check_sigsys().and_then(|()| {
+                let check = run.check_seccomp_violation("execveat").and_then(|()| {
                     if run.stdout.contains("escaped-exec") {
                         Err("/usr/bin/echo ran".into())
                     } else {
@@ -394,7 +403,11 @@ fn ptrace_attach_to_a_host_process_is_killed_by_seccomp() {
         for profile in SHIPPED {
             let args = ["ptrace_attach", &pid];
             let run = jail(mode, &profile_for(mode, profile), &args);
-            failures.check(&label(profile, &args), &run, run.check_sigsys());
+            failures.check(
+                &label(profile, &args),
+                &run,
+                run.check_seccomp_violation("ptrace"),
+            );
         }
         if !target.alive() {
             failures.fail(format!("[{}] the host sleep died", mode.name()));
@@ -408,24 +421,30 @@ fn process_vm_readv_of_the_host_is_killed_by_seccomp() {
     let pid = std::process::id().to_string();
     let addr = format!("{:#x}", SECRET.as_ptr() as usize);
     let len = SECRET.len().to_string();
-    killed_by_seccomp_everywhere(&["process_vm_readv", &pid, &addr, &len]);
+    killed_by_seccomp_everywhere("process_vm_readv", &["process_vm_readv", &pid, &addr, &len]);
 }
 
 /// `clone` is allowed for threads, and `clone3` hides its flags behind a pointer: neither
 /// may create a user namespace (which would hand the program every capability inside it).
+/// strict allows neither (a named violation); default and ci-tests allow `clone`, which the
+/// jail's user.max_user_namespaces = 0 refuses with ENOSPC, and `clone3`, which the traced
+/// filter answers with ENOSYS (its flags could hide CLONE_UNTRACED).
 #[test]
 fn clone_into_a_new_user_namespace_fails() {
     let modes = jail_modes();
     let mut failures = Failures::default();
     for &mode in &modes {
         for profile in SHIPPED {
-            for attack in ["clone_newuser", "clone3_newuser"] {
+            for (attack, syscall, errno) in [
+                ("clone_newuser", "clone", "ENOSPC"),
+                ("clone3_newuser", "clone3", "ENOSYS"),
+            ] {
                 let run = jail(mode, &profile_for(mode, profile), &[attack]);
-                // Where seccomp lets it through, the jail's user.max_user_namespaces is 0.
-                let check = run.check_sigsys().or_else(|sigsys| {
-                    run.check_denied(&["ENOSPC"])
-                        .map_err(|denied| format!("{sigsys}; or: {denied}"))
-                });
+                let check = if profile == "strict" {
+                    run.check_seccomp_violation(syscall)
+                } else {
+                    run.check_denied(&[errno])
+                };
                 failures.check(&label(profile, &[attack]), &run, check);
             }
         }
@@ -598,7 +617,7 @@ fn tiocsti_injects_nothing_into_the_terminal() {
                 .stdin(pty.slave_stdin())
                 .run();
             let check = if by_seccomp {
-                run.check_sigsys()
+                run.check_seccomp_violation("ioctl")
             } else {
                 run.check_denied(&[tiocsti_errno()])
             };
@@ -943,7 +962,11 @@ fn tcp_to_a_host_loopback_listener_fails() {
         for profile in ["default", "strict"] {
             // No socket syscalls at all.
             let run = jail(mode, &profile_for(mode, profile), &args);
-            failures.check(&label(profile, &args), &run, run.check_sigsys());
+            failures.check(
+                &label(profile, &args),
+                &run,
+                run.check_seccomp_violation("socket"),
+            );
         }
         // Landlock's tcp_connect list does not name the port.
         let run = jail(mode, &shipped_profile("ci-tests"), &args);
@@ -989,7 +1012,11 @@ fn a_host_abstract_unix_socket_is_unreachable() {
     for &mode in &modes {
         for profile in ["default", "strict"] {
             let run = jail(mode, &profile_for(mode, profile), &args);
-            failures.check(&label(profile, &args), &run, run.check_sigsys());
+            failures.check(
+                &label(profile, &args),
+                &run,
+                run.check_seccomp_violation("socket"),
+            );
         }
         // Abstract names live in the network namespace: the jail's has none of the host's.
         let run = jail(mode, &shipped_profile("ci-tests"), &args);
@@ -1042,7 +1069,7 @@ fn no_capability_can_be_regained() {
             failures.check(
                 &label(profile, &["ambient_raise"]),
                 &run,
-                run.check_sigsys(),
+                run.check_seccomp_violation("prctl"),
             );
         }
     }
@@ -1462,6 +1489,282 @@ fn controls_attacks_work_outside_the_jail() {
         failures.fail(format!(
             "control tiocsti: no injection seen (echo {echoed:?}, {queued} queued)"
         ));
+    }
+    failures.finish();
+}
+
+// ---------------------------------------------------------------------------------------
+// Naming the refused syscall (seccomp_violation)
+
+fn naming() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        build(
+            "naming",
+            Lang::C,
+            &["tests/hostile/naming.c"],
+            &["-pthread"],
+        )
+    })
+}
+
+/// Runs `naming ARGS...` under `profile` in `mode`.
+fn naming_run(mode: Mode, profile: &Path, args: &[&str]) -> Run {
+    Exec::new(mode, profile).cmd([naming()]).cmd(args).run()
+}
+
+fn naming_label(profile: &str, args: &[&str]) -> String {
+    format!("`naming {}` under {profile}", args.join(" "))
+}
+
+/// The issue's own example: `ptrace` under a kill_process profile names `ptrace`, with
+/// its x86_64 number, root and rootless.
+#[test]
+fn ptrace_is_a_named_seccomp_violation() {
+    let modes = jail_modes();
+    let mut failures = Failures::default();
+    for &mode in &modes {
+        for profile in SHIPPED {
+            let run = naming_run(mode, &profile_for(mode, profile), &["ptrace"]);
+            #[cfg(target_arch = "x86_64")]
+            let check = run.check_seccomp_number(Some("ptrace"), 101);
+            #[cfg(not(target_arch = "x86_64"))]
+            let check = run.check_seccomp_violation("ptrace");
+            failures.check(&naming_label(profile, &["ptrace"]), &run, check);
+        }
+    }
+    failures.finish();
+}
+
+/// A number that is no syscall (999), or beyond every table (just below the x32 bit), is
+/// still refused, and reported by number with a null name.
+#[test]
+fn an_unknown_syscall_number_is_reported_by_number() {
+    let modes = jail_modes();
+    let mut failures = Failures::default();
+    for &mode in &modes {
+        for profile in SHIPPED {
+            for (arg, nr) in [("nr999", 999), ("nr_huge", 0x3fff_ffff)] {
+                let run = naming_run(mode, &profile_for(mode, profile), &[arg]);
+                let check = run.check_seccomp_number(None, nr).and_then(|()| {
+                    let name = run.report.as_ref().and_then(|r| r.pointer("/syscall/name"));
+                    match name {
+                        Some(serde_json::Value::Null) => Ok(()),
+                        other => Err(format!("syscall.name is {other:?}, expected null")),
+                    }
+                });
+                failures.check(&naming_label(profile, &[arg]), &run, check);
+            }
+        }
+    }
+    failures.finish();
+}
+
+/// Every thread is traced from its first instruction: a refused syscall in a second
+/// thread is named like one in the main thread. strict allows no threads at all.
+#[test]
+fn a_refused_syscall_in_a_second_thread_is_named() {
+    let modes = jail_modes();
+    let mut failures = Failures::default();
+    for &mode in &modes {
+        for (profile, syscall) in [
+            ("default", "ptrace"),
+            ("ci-tests", "ptrace"),
+            ("strict", "clone3"),
+        ] {
+            let args = ["thread_ptrace"];
+            let run = naming_run(mode, &profile_for(mode, profile), &args);
+            let check = run.check_seccomp_violation(syscall);
+            failures.check(&naming_label(profile, &args), &run, check);
+        }
+    }
+    failures.finish();
+}
+
+/// Every child is traced from its first instruction: a refused syscall in a forked child
+/// is named, and ends the whole jail (the parent never reports). ci-tests allows fork and
+/// wait; strict allows no clone.
+#[test]
+fn a_refused_syscall_in_a_forked_child_is_named() {
+    let modes = jail_modes();
+    let mut failures = Failures::default();
+    for &mode in &modes {
+        for (profile, syscall) in [("ci-tests", "ptrace"), ("strict", "clone")] {
+            let args = ["fork_ptrace"];
+            let run = naming_run(mode, &profile_for(mode, profile), &args);
+            let check = run.check_seccomp_violation(syscall);
+            failures.check(&naming_label(profile, &args), &run, check);
+        }
+    }
+    failures.finish();
+}
+
+/// `clone(CLONE_UNTRACED)` would start a process the init does not trace, for which the
+/// filter's trace action means only ENOSYS: it is refused, named, and says why.
+#[test]
+fn an_untraced_clone_is_refused_and_named() {
+    let modes = jail_modes();
+    let mut failures = Failures::default();
+    for &mode in &modes {
+        for profile in SHIPPED {
+            let args = ["untraced_clone"];
+            let run = naming_run(mode, &profile_for(mode, profile), &args);
+            let check = run.check_seccomp_violation("clone").and_then(|()| {
+                let message = run.field("message").and_then(|m| m.as_str());
+                if message.is_some_and(|m| m.contains("CLONE_UNTRACED")) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "message {message:?} does not mention CLONE_UNTRACED"
+                    ))
+                }
+            });
+            failures.check(&naming_label(profile, &args), &run, check);
+        }
+    }
+    failures.finish();
+}
+
+/// Where the profile allows clone3, the traced filter answers it with ENOSYS (its flags
+/// are out of the filter's reach), and threads still work: the C library falls back to
+/// clone.
+#[test]
+fn clone3_is_enosys_and_threads_still_work() {
+    let modes = jail_modes();
+    let mut failures = Failures::default();
+    for &mode in &modes {
+        for profile in ["default", "ci-tests"] {
+            let path = profile_for(mode, profile);
+            let run = naming_run(mode, &path, &["clone3"]);
+            failures.check(
+                &naming_label(profile, &["clone3"]),
+                &run,
+                run.check_denied(&["ENOSYS"]),
+            );
+            let run = naming_run(mode, &path, &["threads"]);
+            failures.check(&naming_label(profile, &["threads"]), &run, run.check_safe());
+        }
+    }
+    failures.finish();
+}
+
+/// The tracer is invisible to a program that uses signals heavily: SIGUSR1 to itself in a
+/// loop (each handled), ignored SIGUSR2, queued realtime signals, SIGCHLD from children
+/// reaped with their exit codes, and a child that stops itself and is continued. The
+/// result line is the same on the host, traced (ci-tests) and untraced (ci-tests with
+/// `errno` as default action, which plugjail does not trace).
+#[test]
+fn signals_children_and_job_control_behave_as_untraced() {
+    let modes = jail_modes();
+    let args = ["signals", "2000"];
+    let host = Command::new(naming())
+        .args(args)
+        .output()
+        .expect("run naming on the host");
+    let host = String::from_utf8_lossy(&host.stdout).into_owned();
+    let expected = "result: usr1=2000 rt=8 sum=15 stopped=1 code=7 chld=1";
+    assert_eq!(host.trim_end(), expected, "on the host");
+    let dir = TempDir::new("profiles", 0o755);
+    let untraced = extend_profile(
+        &dir,
+        "ci-tests-errno",
+        "ci-tests",
+        "seccomp:\n  default_action: errno\n",
+    );
+    let mut failures = Failures::default();
+    for &mode in &modes {
+        for (name, profile, naming) in [
+            ("ci-tests", shipped_profile("ci-tests"), "ptrace"),
+            ("ci-tests with errno", untraced.clone(), "none"),
+        ] {
+            let run = naming_run(mode, &profile, &args);
+            let check = run.check_exited(0).and_then(|()| {
+                let got = run.report.as_ref().and_then(|r| {
+                    r.pointer("/enforced/seccomp/naming")
+                        .and_then(|n| n.as_str())
+                });
+                if run.result().map(|r| format!("result: {r}")).as_deref() != Some(expected) {
+                    Err(format!("expected `{expected}`"))
+                } else if got != Some(naming) {
+                    Err(format!("enforced.seccomp.naming is {got:?}, not {naming}"))
+                } else {
+                    Ok(())
+                }
+            });
+            failures.check(&naming_label(name, &args), &run, check);
+        }
+    }
+    failures.finish();
+}
+
+/// abort() under a traced profile still ends in SIGABRT (the signal is delivered, not
+/// swallowed by the tracer), not in a seccomp violation.
+#[test]
+fn abort_is_still_signaled_sigabrt() {
+    let modes = jail_modes();
+    let mut failures = Failures::default();
+    for &mode in &modes {
+        for profile in SHIPPED {
+            let run = naming_run(mode, &profile_for(mode, profile), &["abort"]);
+            let check = if run.code() != Some(128 + libc::SIGABRT) {
+                Err(format!("exit status {:?}, expected 134", run.code()))
+            } else if run.outcome() != Some("signaled") {
+                Err("report outcome is not `signaled`".into())
+            } else if run.report.as_ref().and_then(|r| r.pointer("/signal/name"))
+                != Some(&serde_json::json!("SIGABRT"))
+            {
+                Err("report signal is not SIGABRT".into())
+            } else {
+                Ok(())
+            };
+            failures.check(&naming_label(profile, &["abort"]), &run, check);
+        }
+    }
+    failures.finish();
+}
+
+/// Where ptrace is refused (here: a seccomp filter around plugjail, as a container may
+/// have), the jail falls back to the plain kill_process filter — never weaker — and the
+/// verdict says the syscall is not known and why.
+#[test]
+fn without_ptrace_the_kill_is_a_seccomp_violation_without_a_name() {
+    let modes = jail_modes();
+    let mut failures = Failures::default();
+    for &mode in &modes {
+        for profile in SHIPPED {
+            let run = Exec::new(mode, &profile_for(mode, profile))
+                .cmd([naming()])
+                .cmd(["ptrace"])
+                .deny_ptrace()
+                .run();
+            let report = run.report.clone().unwrap_or_default();
+            let check = if run.result().is_some() {
+                Err("the program survived the refused syscall".to_string())
+            } else if run.code() != Some(128 + libc::SIGSYS) {
+                Err(format!("exit status {:?}, expected 159", run.code()))
+            } else if run.outcome() != Some("seccomp_violation") {
+                Err("report outcome is not `seccomp_violation`".into())
+            } else if report.get("syscall")
+                != Some(&serde_json::json!({"name": null, "number": null, "arch": null}))
+            {
+                Err("syscall is not all null".into())
+            } else if report.pointer("/enforced/seccomp/naming") != Some(&"none".into()) {
+                Err("enforced.seccomp.naming is not \"none\"".into())
+            } else if !report["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("EPERM"))
+            {
+                Err("the message does not say ptrace was refused with EPERM".into())
+            } else if !run
+                .stderr
+                .contains("plugjail: seccomp violation: an unknown syscall (ptrace was refused")
+            {
+                Err("no human line for the unknown syscall".into())
+            } else {
+                Ok(())
+            };
+            failures.check(&naming_label(profile, &["ptrace"]), &run, check);
+        }
     }
     failures.finish();
 }

@@ -402,6 +402,7 @@ pub struct Exec {
     fds: Vec<(OwnedFd, RawFd)>,
     report: bool,
     timeout: Duration,
+    deny_ptrace: bool,
 }
 
 impl Exec {
@@ -415,6 +416,7 @@ impl Exec {
             fds: vec![],
             report: true,
             timeout: Duration::from_secs(30),
+            deny_ptrace: false,
         }
     }
 
@@ -455,6 +457,13 @@ impl Exec {
 
     pub fn timeout(mut self, timeout: Duration) -> Exec {
         self.timeout = timeout;
+        self
+    }
+
+    /// Runs plugjail under a seccomp filter that fails every `ptrace` with EPERM, as a
+    /// container runtime's filter may: the jail cannot trace, so it must fall back.
+    pub fn deny_ptrace(mut self) -> Exec {
+        self.deny_ptrace = true;
         self
     }
 
@@ -503,6 +512,27 @@ impl Exec {
                 });
             }
         }
+        if self.deny_ptrace {
+            // Built before fork: the closure below only makes two syscalls.
+            let filter = deny_ptrace_filter();
+            // SAFETY: the closure runs in the forked child before exec and only calls prctl
+            // and seccomp (async-signal-safe) with a program that lives in the parent's
+            // copied memory for the whole call.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let prog = libc::sock_fprog {
+                        len: filter.len() as u16,
+                        filter: filter.as_ptr().cast_mut(),
+                    };
+                    if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                        || libc::syscall(libc::SYS_seccomp, 1, 0, &prog as *const _) != 0
+                    {
+                        return Err(io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let description = format!("{:?}", cmd);
         let start = Instant::now();
         let child = cmd
@@ -527,6 +557,31 @@ impl Exec {
             elapsed,
         }
     }
+}
+
+/// `ptrace` fails with EPERM, everything else is allowed (no arch check: a test filter
+/// for this machine's own syscalls only).
+fn deny_ptrace_filter() -> [libc::sock_filter; 4] {
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    [
+        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
+        libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_ptrace as u32,
+        },
+        stmt(
+            libc::BPF_RET | libc::BPF_K,
+            libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+        ),
+        stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
+    ]
 }
 
 /// Waits for `child`, killing it (by its pid, which we own) after `timeout`.
@@ -645,9 +700,21 @@ impl Run {
         self.check_report("exited", "exit_code", code)
     }
 
-    /// Checks that the jailed program was killed by SIGSYS (a seccomp `kill_process`):
-    /// exit status 159 and a `signaled` verdict with signal 31, before it printed a result.
-    pub fn check_sigsys(&self) -> Result<(), String> {
+    /// Checks that the seccomp filter refused `syscall` under `kill_process` and the
+    /// jail named it: exit status 159 (128 + SIGSYS, as for the kernel's own kill), a
+    /// `seccomp_violation` verdict naming the syscall, its number on this architecture and
+    /// the architecture, named through ptrace — before the program printed a result.
+    pub fn check_seccomp_violation(&self, syscall: &str) -> Result<(), String> {
+        let arch = plugjail::sysnames::Arch::native();
+        let Some(number) = plugjail::sysnames::number(arch, syscall) else {
+            return Err(format!("{syscall} is not a syscall on {arch}"));
+        };
+        self.check_seccomp_number(Some(syscall), number)
+    }
+
+    /// [`Run::check_seccomp_violation`] by number: `name` is None for a number that is in
+    /// no syscall table (the verdict's name is null then).
+    pub fn check_seccomp_number(&self, name: Option<&str>, number: u32) -> Result<(), String> {
         if self.timed_out {
             return Err("timed out".into());
         }
@@ -664,7 +731,34 @@ impl Run {
                 128 + sigsys
             ));
         }
-        self.check_report("signaled", "signal", sigsys)
+        let Some(report) = &self.report else {
+            return Err("no JSON report was written".into());
+        };
+        if self.outcome() != Some("seccomp_violation") {
+            return Err("report outcome is not `seccomp_violation`".into());
+        }
+        let arch = plugjail::sysnames::Arch::native().name();
+        let expected = serde_json::json!({"name": name, "number": number, "arch": arch});
+        if report.get("syscall") != Some(&expected) {
+            return Err(format!("report `syscall` is not {expected}"));
+        }
+        if report.get("signal").is_some() || report.get("exit_code").is_some() {
+            return Err("a seccomp_violation report has a signal or exit code".into());
+        }
+        let naming = report.pointer("/enforced/seccomp/naming");
+        if naming.and_then(|n| n.as_str()) != Some("ptrace") {
+            return Err(format!(
+                "enforced.seccomp.naming is {naming:?}, not \"ptrace\""
+            ));
+        }
+        let line = match name {
+            Some(n) => format!("plugjail: seccomp violation: {n} ({number}, {arch})"),
+            None => format!("plugjail: seccomp violation: syscall {number} ({arch})"),
+        };
+        if !self.stderr.lines().any(|l| l.starts_with(&line)) {
+            return Err(format!("stderr has no line starting with `{line}`"));
+        }
+        Ok(())
     }
 
     fn check_report(&self, outcome: &str, key: &str, value: i32) -> Result<(), String> {
