@@ -746,6 +746,93 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn only_kill_process_has_a_traced_variant_and_it_never_kills() {
+        for action in [Action::Trap, Action::Errno, Action::Log] {
+            let p = profile(action, libc::EPERM, vec![rule(&["exit_group"], &[])]);
+            assert!(!load(&p, None).has_traced_variant(), "{action:?}");
+        }
+        let p = profile(
+            Action::KillProcess,
+            libc::EPERM,
+            vec![rule(&["exit_group", "clone", "clone3"], &[])],
+        );
+        for arch in Arch::ALL {
+            let prog = compile_for(arch, &p, SeccompPhase::Load, Extras::default()).unwrap();
+            let traced = prog.bpf_traced().expect("traced variant");
+            let ret = (libc::BPF_RET | libc::BPF_K) as u16;
+            let returns: Vec<u32> = traced
+                .iter()
+                .filter(|i| i.code == ret)
+                .map(|i| i.k)
+                .collect();
+            let trace = |d: TraceData| libc::SECCOMP_RET_TRACE | d as u32;
+            assert!(!returns.contains(&libc::SECCOMP_RET_KILL_PROCESS), "{arch}");
+            assert!(returns.contains(&trace(TraceData::NotAllowed)), "{arch}");
+            assert!(returns.contains(&trace(TraceData::ForeignArch)), "{arch}");
+            assert!(returns.contains(&trace(TraceData::UntracedClone)), "{arch}");
+            assert!(returns.contains(&(libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32)));
+            assert_eq!(
+                returns.contains(&trace(TraceData::X32)),
+                arch == Arch::X86_64,
+                "{arch}"
+            );
+            // The plain filter is untouched: it kills, and never traces.
+            assert!(
+                prog.bpf().iter().all(|i| i.code != ret
+                    || i.k & libc::SECCOMP_RET_ACTION_FULL != libc::SECCOMP_RET_TRACE)
+            );
+        }
+        // clone3 is only turned into ENOSYS where the profile allows it.
+        let p = profile(
+            Action::KillProcess,
+            libc::EPERM,
+            vec![rule(&["exit_group"], &[])],
+        );
+        let prog = load(&p, None);
+        let enosys = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+        assert!(prog.bpf_traced().unwrap().iter().all(|i| i.k != enosys));
+    }
+
+    /// Why the traced variant is only installed under a tracer: without one, the kernel
+    /// answers `RET_TRACE` with ENOSYS and the program goes on.
+    #[test]
+    fn traced_variant_without_a_tracer_is_only_enosys() {
+        let p = profile(
+            Action::KillProcess,
+            libc::EPERM,
+            vec![rule(&["exit_group", "clone3"], &[])],
+        );
+        let prog = load(&p, None);
+        let end = run_in_child(|| {
+            if !no_new_privs() || prog.install_for(true).is_err() {
+                return 2;
+            }
+            // SAFETY: getppid takes no arguments.
+            if unsafe { libc::syscall(libc::SYS_getppid) } != -1 || errno() != libc::ENOSYS {
+                return 3;
+            }
+            // SAFETY: clone3 with a null pointer never reads memory here: the filter
+            // answers before the kernel looks at the arguments.
+            let r = unsafe { libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0) };
+            if r != -1 || errno() != libc::ENOSYS {
+                return 4;
+            }
+            0
+        });
+        assert_eq!(end, Exit::Code(0));
+        // install_for(false) is the plain kill.
+        let end = run_in_child(|| {
+            if !no_new_privs() || prog.install_for(false).is_err() {
+                return 2;
+            }
+            // SAFETY: getppid takes no arguments; the filter kills here.
+            unsafe { libc::syscall(libc::SYS_getppid) };
+            3
+        });
+        assert_eq!(end, Exit::Signal(libc::SIGSYS));
+    }
+
+    #[test]
     fn errno_action_returns_the_profile_errno() {
         let p = profile(
             Action::Errno,
