@@ -425,6 +425,10 @@ impl Echo {
         })
     }
 
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
     pub fn call(&mut self, msg: &[u8]) -> Result<(), BenchError> {
         let io = |source| BenchError::Io {
             what: "raw pipe ping-pong",

@@ -147,6 +147,11 @@ pub fn run(bins: &Binaries, opts: &Options) -> Result<serde_json::Value, BenchEr
         lives.push(launch::start(&env, runner)?);
     }
     let calls = calls::run(&built.floor, env.cap, &mut lives, rounds, opts.quick)?;
+    for p in calls::PLACEMENTS {
+        if !calls.cpus.contains_key(&p) {
+            unavailable.push((p.name(), "this process may use one CPU only".to_string()));
+        }
+    }
     let mem = memory::measure(&built, &lives)?;
     for live in lives {
         live.finish()?;

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
-use super::calls::{SIZES, Samples};
+use super::calls::{PLACEMENTS, Placement, SIZES, Samples};
 use super::memory::Memory;
 use super::stats::{Summary, ratio, round};
 
@@ -63,40 +63,17 @@ pub fn json(i: &Inputs) -> Value {
     cold.insert("ratios".into(), Value::Object(ratios));
 
     let mut calls = Map::new();
-    for size in SIZES {
-        let sum = |name: &str| {
-            let key = (size, contender_key(name));
-            i.calls.calls.get(&key).and_then(|v| Summary::of(v))
-        };
-        let mut per = Map::new();
-        for name in CALL_CONTENDERS {
-            per.insert(name.into(), summary_json(sum(name), 1e3));
-        }
-        let mut ratios = Map::new();
-        for (label, a, b) in CALL_RATIOS {
-            ratios.insert(label.into(), ratio_json(sum(a), sum(b)));
-        }
-        per.insert("ratios".into(), Value::Object(ratios));
-        calls.insert(size.to_string(), Value::Object(per));
-    }
-
-    let mib = *SIZES.last().unwrap_or(&0);
-    let tput_sum = |name: &str| {
-        let key = (mib, contender_key(name));
-        i.calls.batches.get(&key).and_then(|v| Summary::of(v))
-    };
     let mut tput = Map::new();
-    for name in CALL_CONTENDERS {
-        // Bytes per second → MB/s; for throughput the useful figures are median and min.
-        tput.insert(name.into(), summary_json(tput_sum(name), 1e6));
+    for placement in PLACEMENTS {
+        calls.insert(placement.name().into(), call_json(i.calls, placement));
+        tput.insert(placement.name().into(), tput_json(i.calls, placement));
     }
-    let med = |name: &str| tput_sum(name).map(|s| s.median);
-    let mut ratios = Map::new();
-    for (label, a, b) in CALL_RATIOS {
-        let r = ratio(med(a), med(b)).map_or(Value::Null, |x| json!(round(x)));
-        ratios.insert(label.into(), json!({ "median": r }));
-    }
-    tput.insert("ratios".into(), Value::Object(ratios));
+    let cpus: Map<String, Value> = i
+        .calls
+        .cpus
+        .iter()
+        .map(|(p, (h, s))| (p.name().to_string(), json!({ "host": h, "server": s })))
+        .collect();
 
     let m = i.memory;
     let kib = |b: Option<u64>| b.map_or(Value::Null, |b| json!(b / 1024));
@@ -127,6 +104,7 @@ pub fn json(i: &Inputs) -> Value {
         "machine": machine(),
         "unavailable": unavailable,
         "cold_start_ms": cold,
+        "call_cpus": cpus,
         "call_us": calls,
         "throughput_mb_s": tput,
         "memory": memory,
@@ -137,6 +115,49 @@ pub fn json(i: &Inputs) -> Value {
             "throughput plugjail/raw_pipe": ">= 0.8",
         },
     })
+}
+
+/// Round trips per payload size in one placement (µs), with the ratios.
+fn call_json(samples: &Samples, placement: Placement) -> Value {
+    let mut calls = Map::new();
+    for size in SIZES {
+        let sum = |name: &str| {
+            let key = (placement, size, contender_key(name));
+            samples.calls.get(&key).and_then(|v| Summary::of(v))
+        };
+        let mut per = Map::new();
+        for name in CALL_CONTENDERS {
+            per.insert(name.into(), summary_json(sum(name), 1e3));
+        }
+        let mut ratios = Map::new();
+        for (label, a, b) in CALL_RATIOS {
+            ratios.insert(label.into(), ratio_json(sum(a), sum(b)));
+        }
+        per.insert("ratios".into(), Value::Object(ratios));
+        calls.insert(size.to_string(), Value::Object(per));
+    }
+    Value::Object(calls)
+}
+
+/// Back-to-back 1 MiB calls in one placement: MB/s of input per batch.
+fn tput_json(samples: &Samples, placement: Placement) -> Value {
+    let mib = *SIZES.last().unwrap_or(&0);
+    let tput_sum = |name: &str| {
+        let key = (placement, mib, contender_key(name));
+        samples.batches.get(&key).and_then(|v| Summary::of(v))
+    };
+    let mut tput = Map::new();
+    for name in CALL_CONTENDERS {
+        tput.insert(name.into(), summary_json(tput_sum(name), 1e6));
+    }
+    let med = |name: &str| tput_sum(name).map(|s| s.median);
+    let mut ratios = Map::new();
+    for (label, a, b) in CALL_RATIOS {
+        let r = ratio(med(a), med(b)).map_or(Value::Null, |x| json!(round(x)));
+        ratios.insert(label.into(), json!({ "median": r }));
+    }
+    tput.insert("ratios".into(), Value::Object(ratios));
+    Value::Object(tput)
 }
 
 /// The names the call samples are stored under (the session runners' names).
@@ -270,50 +291,56 @@ pub fn table(j: &Value) -> String {
         ratio_row(&mut t, label, &cold["ratios"][label], target);
     }
 
-    let _ = writeln!(
-        t,
-        "\nwarm call round trip, echo (us)          median       p99       min      n"
-    );
-    for size in SIZES {
-        let c = &j["call_us"][size.to_string()];
-        let _ = writeln!(t, "  {}", size_name(size));
+    for placement in PLACEMENTS {
+        let p = placement.name();
+        let cpus = &j["call_cpus"][p];
+        let _ = writeln!(
+            t,
+            "\nwarm call round trip, {p} (host cpu {}, server cpu {}) (us)",
+            cpus["host"], cpus["server"]
+        );
+        let _ = writeln!(t, "{:<40} median       p99       min      n", "");
+        for size in SIZES {
+            let c = &j["call_us"][p][size.to_string()];
+            let _ = writeln!(t, "  {}", size_name(size));
+            for name in CALL_CONTENDERS {
+                row(&mut t, &format!("  {name}"), &c[name]);
+            }
+            for (label, _, _) in CALL_RATIOS {
+                let target = if label == "plugjail/raw_pipe" && size <= 1024 {
+                    "<= 1.3"
+                } else {
+                    ""
+                };
+                ratio_row(&mut t, &format!("  {label}"), &c["ratios"][label], target);
+            }
+        }
+
+        let _ = writeln!(
+            t,
+            "\nthroughput, back-to-back 1 MiB calls, {p} (MB/s of input)  median    min"
+        );
+        let tp = &j["throughput_mb_s"][p];
         for name in CALL_CONTENDERS {
-            row(&mut t, &format!("  {name}"), &c[name]);
+            let _ = writeln!(
+                t,
+                "  {name:<24} {:>9} {:>9}",
+                fig(&tp[name]["median"]),
+                fig(&tp[name]["min"]),
+            );
         }
         for (label, _, _) in CALL_RATIOS {
-            let target = if label == "plugjail/raw_pipe" && size <= 1024 {
-                "<= 1.3"
+            let target = if label == "plugjail/raw_pipe" {
+                "   target >= 0.8"
             } else {
                 ""
             };
-            ratio_row(&mut t, &format!("  {label}"), &c["ratios"][label], target);
+            let _ = writeln!(
+                t,
+                "  {label:<24} {:>9}{target}",
+                ratio_fig(&tp["ratios"][label]["median"])
+            );
         }
-    }
-
-    let _ = writeln!(
-        t,
-        "\nthroughput, back-to-back 1 MiB calls (MB/s of input)  median    min"
-    );
-    let tp = &j["throughput_mb_s"];
-    for name in CALL_CONTENDERS {
-        let _ = writeln!(
-            t,
-            "  {name:<24} {:>9} {:>9}",
-            fig(&tp[name]["median"]),
-            fig(&tp[name]["min"]),
-        );
-    }
-    for (label, _, _) in CALL_RATIOS {
-        let target = if label == "plugjail/raw_pipe" {
-            "   target >= 0.8"
-        } else {
-            ""
-        };
-        let _ = writeln!(
-            t,
-            "  {label:<24} {:>9}{target}",
-            ratio_fig(&tp["ratios"][label]["median"])
-        );
     }
 
     let _ = writeln!(t, "\nmemory, peak resident set (KiB)");
