@@ -82,6 +82,77 @@ enum Command {
         #[arg(required = true, last = true, value_name = "CMD")]
         command: Vec<OsString>,
     },
+    /// Host one plugin for an application: the helper a host spawns (see docs/protocol.md).
+    ///
+    /// The plugin is verified (profile's sha256 allowlist), sealed into a memfd and loaded
+    /// by plugjail-stub inside the jail. The host speaks the protocol to the stub directly
+    /// over the channel: by default this process's stdin (frames from the host) and stdout
+    /// (frames to the host), or the inherited descriptors given with --fds. plugjail
+    /// enforces the profile's limits, including limits.call_time and limits.idle_time, and
+    /// writes the verdict (JSON) at the end to --status-fd and/or --report, with one summary
+    /// line on stderr. Exit status: 0 ok, 3 plugin_rejected, 4 protocol_violation,
+    /// 5 timeout, 6 oom, 7 pids_limit, 8 seccomp_violation, 9 the stub exited early,
+    /// 125 setup_failed, 128+N the plugin crashed with signal N.
+    Serve {
+        /// The profile to run under.
+        #[arg(long, value_name = "PROFILE")]
+        profile: PathBuf,
+        /// The plugin (a shared object built against include/plugjail.h).
+        #[arg(long, value_name = "SO")]
+        plugin: PathBuf,
+        /// The channel as two inherited descriptors: IN carries frames from the host, OUT
+        /// frames to the host. Default: 0,1 (stdin, stdout).
+        #[arg(long, value_name = "IN,OUT", value_parser = parse_fd_pair)]
+        fds: Option<(RawFd, RawFd)>,
+        /// Write the verdict (JSON) to this inherited file descriptor at the end.
+        #[arg(long, value_name = "N")]
+        status_fd: Option<RawFd>,
+        /// Write the verdict (JSON) to this file at the end.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+    },
+    /// Call one method of a plugin once, in the jail: for the shell and CI.
+    ///
+    /// The input is read from FILE (or stdin with `-`; none: empty input), the result
+    /// bytes go to stdout, the plugin's log lines and output to stderr, and a one-line
+    /// verdict summary to stderr (the full JSON with --report). Exit status: 0 the plugin
+    /// answered; 1 the plugin answered with an error (reported on stderr and as
+    /// `call_error` in the verdict, whose outcome stays `ok`: not a jail failure);
+    /// otherwise as for `serve`: 3 plugin_rejected, 4 protocol_violation, 5 timeout, 6 oom,
+    /// 7 pids_limit, 8 seccomp_violation, 9 the stub exited early, 125 setup_failed,
+    /// 128+N the plugin crashed with signal N.
+    Call {
+        /// The profile to run under.
+        #[arg(long, value_name = "PROFILE")]
+        profile: PathBuf,
+        /// The plugin (a shared object built against include/plugjail.h).
+        #[arg(long, value_name = "SO")]
+        plugin: PathBuf,
+        /// The method to call (the plugin lists its methods in its HELLO).
+        #[arg(long, value_name = "M")]
+        method: String,
+        /// Where the input comes from: a file, or `-` for stdin. Default: empty input.
+        #[arg(long, value_name = "FILE|-")]
+        input: Option<PathBuf>,
+        /// Write the verdict (JSON) to this file.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+    },
+}
+
+/// `IN,OUT` descriptor numbers.
+fn parse_fd_pair(s: &str) -> Result<(RawFd, RawFd), String> {
+    let (a, b) = s
+        .split_once(',')
+        .ok_or_else(|| format!("{s:?}: expected IN,OUT (two descriptor numbers)"))?;
+    let n = |v: &str| {
+        v.trim()
+            .parse::<RawFd>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| format!("{v:?} is not a descriptor number"))
+    };
+    Ok((n(a)?, n(b)?))
 }
 
 fn main() -> ExitCode {
@@ -102,5 +173,35 @@ fn main() -> ExitCode {
             status_fd,
             command,
         })),
+        Command::Serve {
+            profile,
+            plugin,
+            fds,
+            status_fd,
+            report,
+        } => ExitCode::from(plugjail::plugin_mode::serve::run(
+            plugjail::plugin_mode::serve::ServeOptions {
+                profile,
+                plugin,
+                fds,
+                status_fd,
+                report,
+            },
+        )),
+        Command::Call {
+            profile,
+            plugin,
+            method,
+            input,
+            report,
+        } => ExitCode::from(plugjail::plugin_mode::call::run(
+            plugjail::plugin_mode::call::CallOptions {
+                profile,
+                plugin,
+                method,
+                input,
+                report,
+            },
+        )),
     }
 }

@@ -401,6 +401,8 @@ impl Running {
             let polled = poll(&mut fds, timeout);
             let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
             let exited = ready(&fds[0]);
+            // The signalfd blocks: read it only when poll says a signal is there.
+            let signalled = stop.is_some() && fds.get(1).is_some_and(ready);
             drop(fds);
             match polled {
                 Err(nix::errno::Errno::EINTR) | Ok(_) => {}
@@ -421,6 +423,7 @@ impl Running {
                 return Ok(Event::Watched);
             }
             if let Some(sfd) = stop
+                && signalled
                 && let Ok(Some(info)) = sfd.read_signal()
             {
                 return Ok(Event::Signal(info.ssi_signo as i32));

@@ -1,1 +1,183 @@
-//! (in progress)
+//! `plugjail serve`: the helper a host application spawns for one plugin session.
+//!
+//! The channel is a pair of descriptors plugjail inherits (default: stdin for frames from
+//! the host, stdout for frames to it). They go to the stub in the jail as they are: the
+//! host talks to the stub directly, and plugjail keeps no copy (so the host sees end of
+//! file the moment the jail ends). plugjail only watches — process exit, limits, wall
+//! time, and the call/idle deadlines through the watch page — and delivers the verdict at
+//! the end on `--status-fd` and/or `--report`, with a summary line on stderr. It never
+//! writes to its stdout: that may be the channel.
+
+use std::os::fd::{BorrowedFd, RawFd};
+use std::path::PathBuf;
+
+use super::outcome::{HostStop, SessionFacts, plugin_verdict};
+use super::watch::Watcher;
+use super::{PrepareError, PrepareError as E, prepare};
+use crate::exec::{Context, Hooks, run_plan};
+use crate::jail::{Plan, Watch};
+use crate::verdict::{Outcome, PluginReport, Verdict};
+
+pub struct ServeOptions {
+    pub profile: PathBuf,
+    pub plugin: PathBuf,
+    /// (frames from the host, frames to the host); default (0, 1).
+    pub fds: Option<(RawFd, RawFd)>,
+    pub status_fd: Option<RawFd>,
+    pub report: Option<PathBuf>,
+}
+
+pub fn run(opts: ServeOptions) -> u8 {
+    let command = vec![opts.plugin.display().to_string()];
+    let ctx = Context::new(&opts.profile, &command);
+    let (fd_in, fd_out) = opts.fds.unwrap_or((0, 1));
+    let verdict = 'run: {
+        if let Err(v) = ctx.check_status_fd(opts.status_fd) {
+            break 'run v;
+        }
+        if let Err(v) = check_channel(&ctx, fd_in, fd_out, opts.status_fd) {
+            break 'run v;
+        }
+        let profile = match ctx.load_profile() {
+            Ok(p) => p,
+            Err(v) => break 'run v,
+        };
+        // SAFETY: check_channel made sure both are open; they stay open (plugjail's own
+        // inherited descriptors) until `ChannelHooks::started` lets go of them.
+        let (chan_in, chan_out) = unsafe {
+            (
+                BorrowedFd::borrow_raw(fd_in),
+                BorrowedFd::borrow_raw(fd_out),
+            )
+        };
+        let mut jail = match prepare(&profile, &opts.plugin, chan_in, chan_out) {
+            Ok(j) => j,
+            Err(e) => break 'run prepare_failure(&ctx, &e),
+        };
+        let plugin = report(&jail.plugin);
+        let mut hooks = ServeHooks {
+            watcher: &mut jail.watcher,
+            stop: None,
+            release: [fd_in, fd_out],
+        };
+        let v = run_plan(&ctx, &profile, &mut jail.plan, &jail.stub, &mut hooks);
+        let stop = hooks.stop.take();
+        let facts = SessionFacts {
+            stop,
+            calls: jail.watcher.calls(),
+            in_call: jail.watcher.in_call(),
+            plugin: Some(plugin),
+        };
+        plugin_verdict(&ctx, v, facts)
+    };
+    ctx.deliver(verdict, opts.report.as_deref(), opts.status_fd)
+}
+
+/// The channel descriptors must be open, distinct, and not the status fd.
+fn check_channel(
+    ctx: &Context,
+    fd_in: RawFd,
+    fd_out: RawFd,
+    status: Option<RawFd>,
+) -> Result<(), Verdict> {
+    let bad = |msg: String| ctx.failed(Outcome::SetupFailed, "fds", Some(libc::EBADF), msg);
+    for fd in [fd_in, fd_out] {
+        // SAFETY: F_GETFD only queries the descriptor table.
+        if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(bad(format!("--fds: descriptor {fd} is not open")));
+        }
+    }
+    if fd_in == fd_out || status.is_some_and(|s| s == fd_in || s == fd_out) {
+        return Err(bad(
+            "--fds: the two channel descriptors and --status-fd must all differ".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// The verdict when the jail could not be prepared.
+pub(crate) fn prepare_failure(ctx: &Context, e: &PrepareError) -> Verdict {
+    let outcome = if e.is_rejection() {
+        Outcome::PluginRejected
+    } else {
+        Outcome::SetupFailed
+    };
+    let errno = match e {
+        E::Plugin(crate::plugin_file::PluginFileError::Open { source, .. }) => {
+            source.raw_os_error()
+        }
+        _ => None,
+    };
+    let mut v = ctx.failed(outcome, e.step(), errno, e.to_string());
+    v.exit_status = super::outcome::exit_status(&v);
+    v
+}
+
+pub(crate) fn report(p: &super::PluginInfo) -> PluginReport {
+    PluginReport {
+        path: p.path.clone(),
+        sha256: p.sha256.clone(),
+        bytes: p.bytes,
+    }
+}
+
+/// Lets go of descriptors only the jail needs, once it runs.
+pub(crate) fn release(plan: &mut Plan, fds: &[RawFd]) {
+    plan.release_fds();
+    for &fd in fds {
+        if fd <= 2 {
+            // Keep stdio numbers taken (nothing must land on them by accident), but not
+            // by the channel: /dev/null instead.
+            if let Ok(null) = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+            {
+                // SAFETY: dup2 onto our own stdio number; `null` closes when dropped.
+                unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd) };
+            }
+        } else {
+            // SAFETY: the channel descriptor was inherited for the jail; nothing in this
+            // process uses it after this point.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+struct ServeHooks<'a> {
+    watcher: &'a mut Watcher,
+    stop: Option<HostStop>,
+    release: [RawFd; 2],
+}
+
+impl Hooks for ServeHooks<'_> {
+    fn started(&mut self, plan: &mut Plan) {
+        release(plan, &self.release);
+        self.watcher.reset();
+    }
+
+    fn watch(&mut self) -> Option<&mut dyn Watch> {
+        Some(self)
+    }
+}
+
+impl Watch for ServeHooks<'_> {
+    fn period(&self) -> Option<std::time::Duration> {
+        self.watcher.period()
+    }
+
+    fn wake_fd(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+
+    fn check(&mut self) -> bool {
+        match self.watcher.check() {
+            Some(kind) => {
+                let limit = self.watcher.limit(kind).unwrap_or_default();
+                self.stop = Some(HostStop::Timeout(kind, limit));
+                true
+            }
+            None => false,
+        }
+    }
+}

@@ -177,6 +177,11 @@ impl Watcher {
         self.page.seq().load(Ordering::Acquire) / 2
     }
 
+    /// Whether the page says a call is in flight.
+    pub fn in_call(&self) -> bool {
+        self.page.seq().load(Ordering::Acquire) % 2 == 1
+    }
+
     /// The limit of `kind`, for the verdict.
     pub fn limit(&self, kind: TimeoutKind) -> Option<Duration> {
         match kind {
