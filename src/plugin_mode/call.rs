@@ -136,8 +136,15 @@ pub fn run(opts: CallOptions) -> u8 {
             end,
             Some(HostEnd::Answered | HostEnd::Failed { .. })
         ));
+        // What the host saw wins even when the stub ended before the supervisor heard of
+        // it (half a frame, then exit).
+        let seen = match &end {
+            Some(HostEnd::Protocol(what)) => Some(HostStop::Protocol(what.clone())),
+            Some(HostEnd::Timeout(after)) => Some(HostStop::Timeout(TimeoutKind::Call, *after)),
+            _ => None,
+        };
         let facts = SessionFacts {
-            stop: hooks.stop.take(),
+            stop: hooks.stop.take().or(seen),
             calls,
             in_call: jail.watcher.in_call(),
             plugin: Some(plugin),

@@ -77,6 +77,18 @@ fn reading(ctx: &Context, v: Verdict, facts: &SessionFacts) -> Verdict {
         }
         None => {}
     }
+    // The serve-phase filter kills with SIGSYS and is not traced (the jail's init names
+    // load-phase refusals only), so its kills arrive as a plain signal.
+    if v.outcome == Outcome::Signaled && v.signal.as_ref().map(|s| s.number) == Some(libc::SIGSYS) {
+        let mut v = v.because(
+            Outcome::SeccompViolation,
+            "killed by SIGSYS: a syscall the serve-phase seccomp filter refuses (not named: \
+             only load-phase refusals are traced)"
+                .to_owned(),
+        );
+        v.syscall = Some(crate::verdict::Syscall::unknown());
+        return v;
+    }
     if v.outcome != Outcome::Exited {
         return v;
     }
