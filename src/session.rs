@@ -207,6 +207,8 @@ pub struct Session {
     calls: u64,
     fault: Option<HostFault>,
     report: Option<PathBuf>,
+    /// The most the channel's read buffer ever reserved.
+    peak_buffer: usize,
 }
 
 impl std::fmt::Debug for Session {
@@ -335,6 +337,7 @@ impl Session {
             calls: 0,
             fault: None,
             report: opts.report.clone(),
+            peak_buffer: 0,
         })
     }
 
@@ -386,8 +389,16 @@ impl Session {
         self.call_timeout
     }
 
+    /// The most memory the host side ever reserved for reading frames: never more than
+    /// the profile's max_message, whatever the plugin sends.
+    pub fn peak_buffer(&self) -> usize {
+        let now = self.channel.as_ref().map_or(0, Channel::read_capacity);
+        self.peak_buffer.max(now)
+    }
+
     /// Turns a channel error into a call error; a fatal one ends the session.
     fn fail(&mut self, e: ChannelError) -> CallError {
+        self.peak_buffer = self.peak_buffer();
         let err = match e {
             ChannelError::Remote {
                 kind,

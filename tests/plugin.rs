@@ -1,0 +1,635 @@
+//! Plugin mode through the real jail: `plugjail call`, `plugjail serve` and the Rust
+//! `Session`, as root and rootless, with the example plugins and the hostile ones in
+//! tests/plugins/. Every verdict is checked, not just the exit status.
+
+mod common;
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use common::{Mode, TempDir, extend_profile, jail_modes, manifest_dir, plugjail, target_tmp};
+use plugjail::{CallError, Session, SessionOptions, SessionVerdict};
+
+/// Builds a plugin from tests/plugins or examples/plugins once per test process, into a
+/// directory uid 65534 can read.
+fn plugin(name: &str) -> PathBuf {
+    static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    let built = built.get_or_insert_with(HashMap::new);
+    if let Some(p) = built.get(name) {
+        return p.clone();
+    }
+    let src = ["tests/plugins", "examples/plugins"]
+        .iter()
+        .map(|d| manifest_dir().join(d).join(format!("{name}.cpp")))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("no source for plugin {name}"));
+    let dir = target_tmp().join("plugjail-test-plugins");
+    std::fs::create_dir_all(&dir).expect("mkdir plugin dir");
+    common::chmod(&dir, 0o755);
+    let out = dir.join(format!("{name}-{}.so", std::process::id()));
+    let status = Command::new("c++")
+        .args(["-std=c++17", "-O1", "-shared", "-fPIC", "-I"])
+        .arg(manifest_dir().join("include"))
+        .arg("-o")
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("run c++");
+    assert!(status.success(), "building {name}: {status}");
+    common::chmod(&out, 0o644);
+    built.insert(name.to_string(), out.clone());
+    out
+}
+
+fn default_profile() -> PathBuf {
+    common::shipped_profile("default")
+}
+
+/// What one `plugjail call` did.
+struct Called {
+    mode: Mode,
+    code: Option<i32>,
+    stdout: Vec<u8>,
+    stderr: String,
+    report: serde_json::Value,
+    elapsed: Duration,
+}
+
+impl Called {
+    fn outcome(&self) -> &str {
+        self.report["outcome"].as_str().unwrap_or("<none>")
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "[{}] status {:?} after {:?}\n  stdout: {}\n  stderr: {}\n  report: {}",
+            self.mode.name(),
+            self.code,
+            self.elapsed,
+            String::from_utf8_lossy(&self.stdout),
+            self.stderr.trim_end(),
+            self.report
+        )
+    }
+}
+
+/// Runs `plugjail call` in `mode`, killing it (by pid) after 60 s.
+fn call(mode: Mode, profile: &Path, so: &Path, method: &str, input: Option<&[u8]>) -> Called {
+    let dir = TempDir::in_system_tmp("call", 0o777);
+    let report = dir.join("verdict.json");
+    let mut cmd = mode.command(plugjail());
+    cmd.arg("call")
+        .arg("--profile")
+        .arg(profile)
+        .arg("--plugin")
+        .arg(so)
+        .arg("--method")
+        .arg(method)
+        .arg("--report")
+        .arg(&report);
+    if input.is_some() {
+        cmd.args(["--input", "-"]);
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = cmd.spawn().expect("spawn plugjail call");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let data = input.unwrap_or_default().to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let deadline = start + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break child.wait().expect("wait killed");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let elapsed = start.elapsed();
+    let _ = writer.join();
+    let stdout = reader.join().unwrap_or_default();
+    let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
+    let report = std::fs::read_to_string(&report)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    Called {
+        mode,
+        code: status.code(),
+        stdout,
+        stderr,
+        report,
+        elapsed,
+    }
+}
+
+/// Session options for `mode`: rootless sessions run `plugjail serve` through a small
+/// wrapper script that drops to uid 65534 (setpriv keeps the inherited descriptors).
+fn session_opts(mode: Mode, profile: &Path, so: &Path) -> SessionOptions {
+    SessionOptions {
+        profile: profile.to_path_buf(),
+        plugin: so.to_path_buf(),
+        plugjail: Some(plugjail_for(mode)),
+        ..SessionOptions::default()
+    }
+}
+
+fn plugjail_for(mode: Mode) -> PathBuf {
+    if mode == Mode::Root || !common::probe::is_root() {
+        return plugjail().to_path_buf();
+    }
+    static WRAPPER: OnceLock<PathBuf> = OnceLock::new();
+    WRAPPER
+        .get_or_init(|| {
+            let dir = target_tmp().join("plugjail-test-wrappers");
+            let _ = std::fs::create_dir_all(&dir);
+            let path = dir.join(format!("plugjail-as-nobody-{}", std::process::id()));
+            let script = format!(
+                "#!/bin/sh\nexec setpriv --reuid={n} --regid={n} --clear-groups -- {} \"$@\"\n",
+                plugjail().display(),
+                n = common::NOBODY
+            );
+            std::fs::write(&path, script).expect("write wrapper");
+            common::chmod(&path, 0o755);
+            path
+        })
+        .clone()
+}
+
+fn spawn(opts: &SessionOptions) -> Session {
+    Session::spawn(opts).unwrap_or_else(|e| panic!("spawn session: {e}"))
+}
+
+fn expect(v: &SessionVerdict, outcome: &str, what: &str) {
+    assert_eq!(v.outcome, outcome, "{what}: {:#}", v.json);
+}
+
+#[test]
+fn hello_round_trip_through_plugjail_call() {
+    let so = plugin("hello");
+    for mode in jail_modes() {
+        let c = call(mode, &default_profile(), &so, "greet", Some(b"world"));
+        assert_eq!(c.code, Some(0), "{}", c.describe());
+        assert_eq!(c.stdout, b"hello, world", "{}", c.describe());
+        assert_eq!(c.outcome(), "ok", "{}", c.describe());
+        assert_eq!(c.report["calls"], 1, "{}", c.describe());
+        assert_eq!(
+            c.report["plugin"]["bytes"],
+            std::fs::metadata(&so).unwrap().len()
+        );
+        assert!(
+            c.stderr.contains("plugin info: hello plugin ready"),
+            "{}",
+            c.describe()
+        );
+        // An ERROR answer is the plugin's, not the jail's: exit 1, outcome ok.
+        let f = call(mode, &default_profile(), &so, "fail", None);
+        assert_eq!(f.code, Some(1), "{}", f.describe());
+        assert_eq!(f.outcome(), "ok", "{}", f.describe());
+        assert_eq!(f.report["call_error"]["kind"], "plugin", "{}", f.describe());
+        assert_eq!(f.report["call_error"]["status"], 7, "{}", f.describe());
+        assert_eq!(f.report["call_error"]["message"], "asked to fail");
+        let u = call(mode, &default_profile(), &so, "nope", None);
+        assert_eq!(u.code, Some(1), "{}", u.describe());
+        assert_eq!(u.report["call_error"]["kind"], "unknown_method");
+    }
+}
+
+#[test]
+fn csv2json_through_plugjail_call() {
+    let so = plugin("csv2json");
+    for mode in jail_modes() {
+        let csv = b"name,lang\nada,\"C++, mostly\"\n";
+        let c = call(mode, &default_profile(), &so, "convert", Some(csv));
+        assert_eq!(c.code, Some(0), "{}", c.describe());
+        let json: serde_json::Value = serde_json::from_slice(&c.stdout).expect("JSON");
+        assert_eq!(
+            json,
+            serde_json::json!([{"name": "ada", "lang": "C++, mostly"}])
+        );
+    }
+}
+
+#[test]
+fn hello_round_trip_through_a_session() {
+    let so = plugin("hello");
+    for mode in jail_modes() {
+        let mut s = spawn(&session_opts(mode, &default_profile(), &so));
+        let h = s.hello().expect("hello").clone();
+        assert_eq!((h.name.as_str(), h.version.as_str()), ("hello", "1.0.0"));
+        assert_eq!(h.methods, ["greet", "echo", "fail"]);
+        assert_eq!(s.call("greet", b"rust").expect("greet"), b"hello, rust");
+        match s.call("fail", b"") {
+            Err(CallError::Failed {
+                status: 7, message, ..
+            }) => assert_eq!(message, "asked to fail"),
+            other => panic!("[{}] fail: {other:?}", mode.name()),
+        }
+        assert_eq!(s.call("echo", b"still here").expect("echo"), b"still here");
+        // The profile's call_time (30s in the default profile) is the deadline.
+        assert_eq!(s.call_timeout(), Duration::from_secs(30));
+        let v = s.close();
+        expect(&v, "ok", mode.name());
+        assert_eq!(v.calls, 3);
+        assert_eq!(v.json["enforced"]["rootless"], mode == Mode::Rootless);
+    }
+}
+
+#[test]
+fn ten_thousand_sequential_calls_in_one_session() {
+    let so = plugin("hello");
+    let Some(&mode) = jail_modes().first() else {
+        return;
+    };
+    let mut s = spawn(&session_opts(mode, &default_profile(), &so));
+    s.hello().expect("hello");
+    let start = Instant::now();
+    for i in 0..10_000u32 {
+        let input = format!("caller {i}");
+        let out = s.call("greet", input.as_bytes()).expect("greet");
+        assert_eq!(out, format!("hello, {input}").as_bytes(), "call {i}");
+    }
+    let took = start.elapsed();
+    eprintln!(
+        "10000 calls through the jail in {took:?} ({:.1} us per call)",
+        took.as_secs_f64() * 1e6 / 10_000.0
+    );
+    let v = s.close();
+    expect(&v, "ok", "10000 calls");
+    assert_eq!(v.calls, 10_000);
+    // The supervisor's own count (from the watch page) agrees.
+    assert!(v.json["calls"] == 10_000);
+}
+
+#[test]
+fn crashes_are_signaled_and_the_next_session_works() {
+    let crash = plugin("crash");
+    let hello = plugin("hello");
+    for mode in jail_modes() {
+        for (method, signal) in [
+            ("segv", libc::SIGSEGV),
+            ("abort", libc::SIGABRT),
+            ("throw", libc::SIGABRT),
+        ] {
+            let mut s = spawn(&session_opts(mode, &default_profile(), &crash));
+            s.hello().expect("hello");
+            match s.call(method, b"") {
+                Err(CallError::Ended) => {}
+                other => panic!("[{}] {method}: {other:?}", mode.name()),
+            }
+            let v = s.close();
+            expect(&v, "signaled", method);
+            assert_eq!(v.signal, Some(signal), "{method}: {:#}", v.json);
+            assert_eq!(v.json["exit_status"], 128 + signal);
+        }
+        let mut s = spawn(&session_opts(mode, &default_profile(), &hello));
+        assert_eq!(
+            s.call("greet", b"survivor").expect("greet"),
+            b"hello, survivor"
+        );
+        expect(&s.close(), "ok", "after the crashes");
+    }
+}
+
+#[test]
+fn bytes_the_plugin_writes_to_the_channel_are_protocol_violations() {
+    let so = plugin("channel_writer");
+    let cap = 1 << 20;
+    let dir = TempDir::new("proto", 0o755);
+    // A 1 MiB frame cap: whatever the plugin claims, the host reserves no more.
+    let profile = extend_profile(&dir, "cap", "default", "limits:\n  max_message: 1M\n");
+    for mode in jail_modes() {
+        for (method, says) in [
+            ("garbage", "unknown frame type"),
+            (
+                "huge_length",
+                "4294967295 bytes exceeds the maximum message size",
+            ),
+            ("half_frame", "channel closed after 26 of the 116 bytes"),
+        ] {
+            let mut s = spawn(&session_opts(mode, &profile, &so));
+            s.hello().expect("hello");
+            match s.call(method, b"") {
+                Err(CallError::Protocol(e)) => assert!(e.to_string().contains(says), "{e}"),
+                other => panic!("[{}] {method}: {other:?}", mode.name()),
+            }
+            assert!(
+                s.peak_buffer() <= cap,
+                "{method}: host buffer {}",
+                s.peak_buffer()
+            );
+            let v = s.close();
+            expect(&v, "protocol_violation", method);
+            assert!(
+                v.message.as_deref().unwrap_or("").contains(says),
+                "{:#}",
+                v.json
+            );
+            // The same through `plugjail call`: plugjail itself is the host there.
+            let c = call(mode, &profile, &so, method, None);
+            assert_eq!(c.code, Some(4), "{}", c.describe());
+            assert_eq!(c.outcome(), "protocol_violation", "{}", c.describe());
+            assert!(
+                c.report["resources"]["max_rss_bytes"].as_u64().unwrap_or(0) < 64 << 20,
+                "{}",
+                c.describe()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_forbidden_syscall_in_a_constructor_is_stopped_by_the_load_filter() {
+    let so = plugin("ctor_socket");
+    for mode in jail_modes() {
+        let c = call(mode, &default_profile(), &so, "run", None);
+        assert_eq!(c.code, Some(8), "{}", c.describe());
+        assert_eq!(c.outcome(), "seccomp_violation", "{}", c.describe());
+        // Named by the jail's init when it could trace the jail.
+        if c.report["enforced"]["seccomp"]["naming"] == "ptrace" {
+            assert_eq!(c.report["syscall"]["name"], "socket", "{}", c.describe());
+        }
+        assert_eq!(c.report["calls"], 0);
+    }
+}
+
+#[test]
+fn execve_during_a_call_is_stopped_by_the_serve_filter() {
+    let so = plugin("escape");
+    for mode in jail_modes() {
+        for method in ["shell", "mkdir"] {
+            let c = call(mode, &default_profile(), &so, method, None);
+            assert_eq!(c.code, Some(8), "{method}: {}", c.describe());
+            assert_eq!(c.outcome(), "seccomp_violation", "{}", c.describe());
+            assert_eq!(
+                c.report["signal"]["number"],
+                libc::SIGSYS,
+                "{}",
+                c.describe()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_wrong_abi_is_rejected_and_the_plugin_never_runs() {
+    let so = plugin("wrong_abi");
+    for mode in jail_modes() {
+        // A directory the jail may write to, and the marker the plugin would leave there
+        // from init() or call().
+        let dir = TempDir::new("abi", 0o777);
+        let marker = dir.join("ran");
+        let body = format!(
+            "filesystem:\n  read_write: [{d}]\nlandlock:\n  read: [{d}]\n  write: [{d}]\n\
+             environment:\n  set: {{ PLUGJAIL_TEST_MARKER: {m} }}\n",
+            d = dir.path().display(),
+            m = marker.display()
+        );
+        let profile = extend_profile(&dir, "marker", "default", &body);
+        let c = call(mode, &profile, &so, "run", None);
+        assert_eq!(c.code, Some(3), "{}", c.describe());
+        assert_eq!(c.outcome(), "plugin_rejected", "{}", c.describe());
+        let msg = c.report["message"].as_str().unwrap_or("");
+        assert!(msg.contains("ABI version 999"), "{}", c.describe());
+        assert!(!marker.exists(), "the plugin's init or call ran");
+        let mut s = spawn(&session_opts(mode, &profile, &so));
+        assert!(matches!(s.hello(), Err(CallError::Startup { .. })));
+        expect(&s.close(), "plugin_rejected", "wrong ABI via Session");
+        assert!(!marker.exists(), "the plugin's init or call ran");
+    }
+}
+
+#[test]
+fn a_plugin_outside_the_allowlist_is_rejected_before_anything_runs() {
+    let so = plugin("hello");
+    let dir = TempDir::new("allow", 0o755);
+    let other = "ab".repeat(32);
+    let profile = extend_profile(
+        &dir,
+        "allow",
+        "default",
+        &format!("plugin:\n  sha256: [{other}]\n"),
+    );
+    for mode in jail_modes() {
+        let c = call(mode, &profile, &so, "greet", Some(b"x"));
+        assert_eq!(c.code, Some(3), "{}", c.describe());
+        assert_eq!(c.outcome(), "plugin_rejected", "{}", c.describe());
+        assert_eq!(c.report["step"], "open_plugin");
+        assert!(c.stdout.is_empty());
+        // Nothing ran: no jail was built, so nothing was enforced or measured.
+        assert!(c.report.get("enforced").is_none(), "{}", c.describe());
+        assert!(c.report.get("resources").is_none(), "{}", c.describe());
+    }
+}
+
+#[test]
+fn a_noisy_plugin_cannot_flood_the_host() {
+    let so = plugin("noisy");
+    for mode in jail_modes() {
+        let c = call(mode, &default_profile(), &so, "flood", None);
+        assert_eq!(c.code, Some(0), "{}", c.describe());
+        assert_eq!(c.stdout, b"done");
+        // 16 MiB were written to stdout, stderr and the log; the host got the budgets.
+        let bound = plugjail::stub::sink::LOG_BUDGET + 3 * plugjail::stub::sink::OUTPUT_BUDGET;
+        assert!(
+            c.stderr.len() < bound + (64 << 10),
+            "{} bytes on stderr",
+            c.stderr.len()
+        );
+        assert!(
+            c.stderr.contains("dropped"),
+            "{}",
+            &c.stderr[c.stderr.len().saturating_sub(500)..]
+        );
+    }
+}
+
+/// Starts `plugjail serve` on stdin/stdout with `--status-fd 3`; returns the child, the
+/// status pipe's read end.
+fn raw_serve(mode: Mode, profile: &Path, so: &Path) -> (std::process::Child, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: room for two descriptors.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: pipe2 just created them.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let mut cmd = mode.command(plugjail());
+    let args: Vec<OsString> = vec![
+        "serve".into(),
+        "--profile".into(),
+        profile.into(),
+        "--plugin".into(),
+        so.into(),
+        "--status-fd".into(),
+        "3".into(),
+    ];
+    cmd.args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let src = w.as_raw_fd();
+    // SAFETY: dup2 only (async-signal-safe, no allocation) in the child before exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(src, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().expect("spawn plugjail serve");
+    drop(w);
+    (child, r)
+}
+
+/// The next frame that is not a LOG.
+fn next_frame(r: &mut impl Read) -> Option<(u16, Vec<u8>)> {
+    loop {
+        let f = read_frame(r)?;
+        if f.0 != 5 {
+            return Some(f);
+        }
+    }
+}
+
+fn read_frame(r: &mut impl Read) -> Option<(u16, Vec<u8>)> {
+    let mut h = [0u8; 16];
+    r.read_exact(&mut h).ok()?;
+    let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+    let kind = u16::from_le_bytes([h[4], h[5]]);
+    let mut p = vec![0; len];
+    r.read_exact(&mut p).ok()?;
+    Some((kind, p))
+}
+
+fn call_frame(id: u64, method: &str, input: &[u8]) -> Vec<u8> {
+    let mut payload = vec![method.len() as u8];
+    payload.extend_from_slice(method.as_bytes());
+    payload.extend_from_slice(input);
+    let mut f = (payload.len() as u32).to_le_bytes().to_vec();
+    f.extend_from_slice(&2u16.to_le_bytes());
+    f.extend_from_slice(&0u16.to_le_bytes());
+    f.extend_from_slice(&id.to_le_bytes());
+    f.extend_from_slice(&payload);
+    f
+}
+
+fn status_verdict(r: OwnedFd) -> serde_json::Value {
+    let mut text = String::new();
+    let _ = std::fs::File::from(r).read_to_string(&mut text);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("status fd: {e}: {text:?}"))
+}
+
+#[test]
+fn a_spinning_call_is_ended_at_call_time_even_by_a_host_that_just_waits() {
+    let so = plugin("crash");
+    let dir = TempDir::new("calltime", 0o755);
+    let profile = extend_profile(&dir, "ct", "default", "limits:\n  call_time: 1s\n");
+    for mode in jail_modes() {
+        let (mut child, status) = raw_serve(mode, &profile, &so);
+        let mut out = child.stdout.take().expect("stdout");
+        let mut inp = child.stdin.take().expect("stdin");
+        let (kind, _) = next_frame(&mut out).expect("HELLO");
+        assert_eq!(kind, 1, "the first frame is HELLO");
+        inp.write_all(&call_frame(1, "hang", b"")).expect("CALL");
+        let sent = Instant::now();
+        // The naive host: no deadline of its own, it reads until end of file.
+        let mut rest = Vec::new();
+        let _ = out.read_to_end(&mut rest);
+        let ended = sent.elapsed();
+        let exit = child.wait().expect("wait serve");
+        let v = status_verdict(status);
+        assert_eq!(v["outcome"], "timeout", "[{}] {v:#}", mode.name());
+        assert_eq!(v["timeout"]["kind"], "call", "{v:#}");
+        assert_eq!(v["timeout"]["limit_ms"], 1000, "{v:#}");
+        assert_eq!(exit.code(), Some(5));
+        // The supervisor looks every 250 ms: the call ends between 1 s and ~1.25 s.
+        assert!(
+            ended >= Duration::from_millis(990) && ended < Duration::from_millis(2000),
+            "[{}] ended after {ended:?}",
+            mode.name()
+        );
+        eprintln!(
+            "[{}] call_time 1s: the jail ended {ended:?} after the CALL",
+            mode.name()
+        );
+    }
+}
+
+#[test]
+fn serve_delivers_the_verdict_on_the_status_fd() {
+    let so = plugin("hello");
+    for mode in jail_modes() {
+        let (mut child, status) = raw_serve(mode, &default_profile(), &so);
+        let mut out = child.stdout.take().expect("stdout");
+        let mut inp = child.stdin.take().expect("stdin");
+        assert_eq!(next_frame(&mut out).expect("HELLO").0, 1);
+        inp.write_all(&call_frame(7, "greet", b"fd")).expect("CALL");
+        let (kind, payload) = next_frame(&mut out).expect("reply");
+        assert_eq!((kind, payload.as_slice()), (3, &b"hello, fd"[..]));
+        // The host closing the channel between calls ends the session cleanly.
+        drop(inp);
+        let exit = child.wait().expect("wait serve");
+        let v = status_verdict(status);
+        assert_eq!(v["outcome"], "ok", "[{}] {v:#}", mode.name());
+        assert_eq!(v["calls"], 1, "{v:#}");
+        assert_eq!(exit.code(), Some(0));
+    }
+}
+
+#[test]
+fn the_c_host_example_runs_against_plugjail_serve() {
+    let Some(&mode) = jail_modes().first() else {
+        return;
+    };
+    let host = common::build("c-host", common::Lang::C, &["examples/host/host.c"], &[]);
+    let so = plugin("hello");
+    let dir = TempDir::new("chost", 0o755);
+    let input = dir.write("in.txt", "from C", 0o644);
+    let out = mode
+        .command(&host)
+        .arg("greet")
+        .arg(&input)
+        .arg("--")
+        .arg(plugjail())
+        .args(["serve", "--profile"])
+        .arg(default_profile())
+        .arg("--plugin")
+        .arg(&so)
+        .output()
+        .expect("run the C host");
+    assert!(
+        out.status.success(),
+        "{:?}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"hello, from C");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("session ended cleanly after 1 call"), "{err}");
+}
