@@ -301,6 +301,11 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
         Ok(0) => sys::close(init_sock),
         Ok(target) => {
             sys::close(target_sock);
+            // The init needs none of the program's placed descriptors; a channel end kept
+            // here would only delay the host's end of file.
+            for placed in &plan.fds {
+                sys::close(placed.target);
+            }
             init::run(target, fds, init_sock, trace)
         }
     }
