@@ -371,25 +371,39 @@ fn describe_failure(plan: &Plan, f: &Failure, target: &std::path::Path) -> (Outc
     (Outcome::SetupFailed, format!("{detail}: {}", errno.desc()))
 }
 
-fn enforced(plan: &Plan, default_action: Action, naming: Naming) -> Enforced {
+/// What a compiled seccomp program enforces, for the verdict.
+pub(crate) fn seccomp_report(
+    s: &crate::seccomp::SeccompProgram,
+    default_action: Action,
+    naming: &'static str,
+) -> SeccompReport {
     let action = match default_action {
         Action::KillProcess => "kill_process",
         Action::Trap => "trap",
         Action::Errno => "errno",
         Action::Log => "log",
     };
+    SeccompReport {
+        phase: s.phase().name(),
+        default_action: action,
+        instructions: s.instructions(),
+        allowed_syscalls: s.allowed_syscalls(),
+        absent: s.absent().to_vec(),
+        naming,
+    }
+}
+
+fn enforced(plan: &Plan, default_action: Action, naming: Naming) -> Enforced {
+    let naming = crate::verdict::naming_name(naming);
     Enforced {
         namespaces: plan.namespaces.unshared.clone(),
         namespaces_dropped: plan.namespaces.dropped.clone(),
         landlock: plan.landlock.as_ref().map(|l| l.report().clone()),
-        seccomp: plan.seccomp.as_ref().map(|s| SeccompReport {
-            phase: s.phase().name(),
-            default_action: action,
-            instructions: s.instructions(),
-            allowed_syscalls: s.allowed_syscalls(),
-            absent: s.absent().to_vec(),
-            naming: crate::verdict::naming_name(naming),
-        }),
+        seccomp: plan
+            .seccomp
+            .as_ref()
+            .map(|s| seccomp_report(s, default_action, naming)),
+        seccomp_serve: None,
         rootless: plan.rootless,
         uid_map: plan.ids.uid_map.clone(),
         gid_map: plan.ids.gid_map.clone(),

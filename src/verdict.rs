@@ -253,6 +253,10 @@ pub struct Enforced {
     pub landlock: Option<LandlockReport>,
     /// `None`: no seccomp filter (best_effort on a kernel without seccomp).
     pub seccomp: Option<SeccompReport>,
+    /// Plugin mode: the serve-phase filter the stub stacked on the load phase once the
+    /// plugin was initialised (its kills are not named).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seccomp_serve: Option<SeccompReport>,
     /// Whether plugjail ran without root (the jail is rootless either way inside).
     pub rootless: bool,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -5,6 +5,7 @@ need_tools() {
   local missing=()
   command -v cc >/dev/null || missing+=(gcc)
   command -v c++ >/dev/null || missing+=(g++)
+  command -v make >/dev/null || missing+=(make)
   command -v setpriv >/dev/null || missing+=(util-linux)
   command -v cargo >/dev/null || { echo "plugjail: cargo is needed (install Rust)" >&2; exit 1; }
   if ((${#missing[@]})); then

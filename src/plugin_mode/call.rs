@@ -148,6 +148,7 @@ pub fn run(opts: CallOptions) -> u8 {
             calls,
             in_call: jail.watcher.in_call(),
             plugin: Some(plugin),
+            serve_filter: jail.serve_filter.take(),
         };
         let mut v = plugin_verdict(&ctx, v, facts);
         match end {

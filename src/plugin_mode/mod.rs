@@ -103,6 +103,8 @@ pub struct PluginJail {
     pub plan: Plan,
     pub watcher: Watcher,
     pub plugin: PluginInfo,
+    /// The serve-phase filter handed to the stub, for the verdict.
+    pub serve_filter: Option<crate::verdict::SeccompReport>,
     /// The stub that was copied into the memfd.
     pub stub: PathBuf,
 }
@@ -168,11 +170,17 @@ pub fn prepare(
     let mut plan = jail::build(&load_profile, target, &[], |n| std::env::var_os(n))?;
     // Without any seccomp (best_effort on a kernel that lacks it) there is no serve filter
     // either; the verdict's `enforced.seccomp` is null then.
+    let mut serve_filter = None;
     let filter = match &plan.seccomp {
         Some(_) => {
             let serve = seccomp::compile(&profile.seccomp, SeccompPhase::Serve, None)
                 .map_err(PrepareError::ServeFilter)?;
             argv.extend(["--serve-filter-fd".into(), JAIL_FILTER.to_string().into()]);
+            serve_filter = Some(crate::exec::seccomp_report(
+                &serve,
+                profile.seccomp.default_action,
+                "none",
+            ));
             Some(plugin_file::filter_memfd(serve.bpf())?)
         }
         None => {
@@ -215,6 +223,7 @@ pub fn prepare(
             sha256: verified.sha256,
             bytes: verified.len,
         },
+        serve_filter,
         stub,
     })
 }

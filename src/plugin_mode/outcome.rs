@@ -42,6 +42,8 @@ pub struct SessionFacts {
     /// A call was in flight when the stub ended.
     pub in_call: bool,
     pub plugin: Option<PluginReport>,
+    /// The serve-phase filter, for `enforced.seccomp_serve`.
+    pub serve_filter: Option<crate::verdict::SeccompReport>,
 }
 
 /// Turns the shared run's verdict into the plugin-mode one.
@@ -49,6 +51,9 @@ pub(crate) fn plugin_verdict(ctx: &Context, v: Verdict, facts: SessionFacts) -> 
     let mut v = reading(ctx, v, &facts);
     v.calls = Some(facts.calls);
     v.plugin = facts.plugin;
+    if let Some(e) = v.enforced.as_mut() {
+        e.seccomp_serve = facts.serve_filter;
+    }
     v.exit_status = exit_status(&v);
     v
 }

@@ -67,6 +67,7 @@ pub fn run(opts: ServeOptions) -> u8 {
             calls: jail.watcher.calls(),
             in_call: jail.watcher.in_call(),
             plugin: Some(plugin),
+            serve_filter: jail.serve_filter.take(),
         };
         plugin_verdict(&ctx, v, facts)
     };
