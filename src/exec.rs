@@ -33,11 +33,11 @@ pub fn run(opts: ExecOptions) -> u8 {
     let ctx = Context::new(&opts.profile, &command);
     let verdict = 'run: {
         if let Err(v) = ctx.check_status_fd(opts.status_fd) {
-            break 'run v;
+            break 'run *v;
         }
         let profile = match ctx.load_profile() {
             Ok(p) => p,
-            Err(v) => break 'run v,
+            Err(v) => break 'run *v,
         };
         let Some(cmd) = opts.command.first() else {
             let msg = "no command given".to_owned();
@@ -93,22 +93,27 @@ impl<'a> Context<'a> {
     }
 
     /// A verdict can only be delivered on an open status fd: check it first.
-    pub fn check_status_fd(&self, fd: Option<RawFd>) -> Result<(), Verdict> {
+    pub fn check_status_fd(&self, fd: Option<RawFd>) -> Result<(), Box<Verdict>> {
         match fd {
             Some(fd) if !fd_is_open(fd) => {
                 let msg = format!("--status-fd {fd} is not an open file descriptor");
-                Err(self.failed(Outcome::SetupFailed, "status_fd", Some(libc::EBADF), msg))
+                Err(Box::new(self.failed(
+                    Outcome::SetupFailed,
+                    "status_fd",
+                    Some(libc::EBADF),
+                    msg,
+                )))
             }
             _ => Ok(()),
         }
     }
 
     /// Loads the profile; every problem goes to stderr, the verdict says which file.
-    pub fn load_profile(&self) -> Result<Profile, Verdict> {
+    pub fn load_profile(&self) -> Result<Profile, Box<Verdict>> {
         profile::load(self.profile_path).map_err(|errors| {
             eprint!("{errors}");
             let msg = format!("the profile {} is not valid", self.profile_path.display());
-            self.failed(Outcome::SetupFailed, "profile", None, msg)
+            Box::new(self.failed(Outcome::SetupFailed, "profile", None, msg))
         })
     }
 

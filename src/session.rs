@@ -345,10 +345,10 @@ impl Session {
     pub fn hello(&mut self) -> Result<&Hello, CallError> {
         let timeout = self.handshake_timeout;
         let chan = self.channel.as_mut().ok_or(CallError::Ended)?;
-        if chan.hello().is_none() {
-            if let Err(e) = chan.handshake(timeout) {
-                return Err(self.fail(e));
-            }
+        if chan.hello().is_none()
+            && let Err(e) = chan.handshake(timeout)
+        {
+            return Err(self.fail(e));
         }
         let chan = self.channel.as_ref().ok_or(CallError::Ended)?;
         chan.hello().ok_or(CallError::Ended)

@@ -67,7 +67,7 @@ pub fn run(opts: CallOptions) -> u8 {
     let verdict = 'run: {
         let profile = match ctx.load_profile() {
             Ok(p) => p,
-            Err(v) => break 'run v,
+            Err(v) => break 'run *v,
         };
         let max = profile.limits.max_message;
         let input = match read_input(opts.input.as_ref(), max) {

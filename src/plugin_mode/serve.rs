@@ -33,14 +33,14 @@ pub fn run(opts: ServeOptions) -> u8 {
     let (fd_in, fd_out) = opts.fds.unwrap_or((0, 1));
     let verdict = 'run: {
         if let Err(v) = ctx.check_status_fd(opts.status_fd) {
-            break 'run v;
+            break 'run *v;
         }
         if let Err(v) = check_channel(&ctx, fd_in, fd_out, opts.status_fd) {
-            break 'run v;
+            break 'run *v;
         }
         let profile = match ctx.load_profile() {
             Ok(p) => p,
-            Err(v) => break 'run v,
+            Err(v) => break 'run *v,
         };
         // SAFETY: check_channel made sure both are open; they stay open (plugjail's own
         // inherited descriptors) until `ChannelHooks::started` lets go of them.
@@ -80,8 +80,9 @@ fn check_channel(
     fd_in: RawFd,
     fd_out: RawFd,
     status: Option<RawFd>,
-) -> Result<(), Verdict> {
-    let bad = |msg: String| ctx.failed(Outcome::SetupFailed, "fds", Some(libc::EBADF), msg);
+) -> Result<(), Box<Verdict>> {
+    let bad =
+        |msg: String| Box::new(ctx.failed(Outcome::SetupFailed, "fds", Some(libc::EBADF), msg));
     for fd in [fd_in, fd_out] {
         // SAFETY: F_GETFD only queries the descriptor table.
         if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
