@@ -34,17 +34,29 @@ fn plugin(name: &str) -> PathBuf {
     let dir = target_tmp().join("plugjail-test-plugins");
     std::fs::create_dir_all(&dir).expect("mkdir plugin dir");
     common::chmod(&dir, 0o755);
-    let out = dir.join(format!("{name}-{}.so", std::process::id()));
+    // Named after the source's contents: rebuilt only when it changes, never piling up.
+    let text = std::fs::read(&src).expect("read plugin source");
+    let hash = text.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let out = dir.join(format!("{name}-{hash:016x}.so"));
+    if out.exists() {
+        built.insert(name.to_string(), out.clone());
+        return out;
+    }
+    // Built under a private name, then renamed: other test binaries may build it too.
+    let tmp = dir.join(common::unique(&format!(".{name}")));
     let status = Command::new("c++")
         .args(["-std=c++17", "-O1", "-shared", "-fPIC", "-I"])
         .arg(manifest_dir().join("include"))
         .arg("-o")
-        .arg(&out)
+        .arg(&tmp)
         .arg(&src)
         .status()
         .expect("run c++");
     assert!(status.success(), "building {name}: {status}");
-    common::chmod(&out, 0o644);
+    common::chmod(&tmp, 0o644);
+    std::fs::rename(&tmp, &out).expect("rename plugin");
     built.insert(name.to_string(), out.clone());
     out
 }
@@ -169,14 +181,16 @@ fn plugjail_for(mode: Mode) -> PathBuf {
         .get_or_init(|| {
             let dir = target_tmp().join("plugjail-test-wrappers");
             let _ = std::fs::create_dir_all(&dir);
-            let path = dir.join(format!("plugjail-as-nobody-{}", std::process::id()));
+            let path = dir.join("plugjail-as-nobody");
+            let tmp = dir.join(common::unique(".wrapper"));
             let script = format!(
                 "#!/bin/sh\nexec setpriv --reuid={n} --regid={n} --clear-groups -- {} \"$@\"\n",
                 plugjail().display(),
                 n = common::NOBODY
             );
-            std::fs::write(&path, script).expect("write wrapper");
-            common::chmod(&path, 0o755);
+            std::fs::write(&tmp, script).expect("write wrapper");
+            common::chmod(&tmp, 0o755);
+            std::fs::rename(&tmp, &path).expect("rename wrapper");
             path
         })
         .clone()
@@ -258,6 +272,52 @@ fn hello_round_trip_through_a_session() {
         expect(&v, "ok", mode.name());
         assert_eq!(v.calls, 3);
         assert_eq!(v.json["enforced"]["rootless"], mode == Mode::Rootless);
+    }
+}
+
+#[test]
+fn a_session_ends_a_call_at_its_own_deadline_and_says_so() {
+    let so = plugin("crash");
+    for mode in jail_modes() {
+        let mut opts = session_opts(mode, &default_profile(), &so);
+        // Shorter than the profile's call_time (30 s): the host's own deadline acts.
+        opts.call_timeout = Some(Duration::from_millis(300));
+        let mut s = spawn(&opts);
+        s.hello().expect("hello");
+        let t = Instant::now();
+        match s.call("hang", b"") {
+            Err(CallError::Timeout { after }) => assert_eq!(after, Duration::from_millis(300)),
+            other => panic!("[{}] hang: {other:?}", mode.name()),
+        }
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        assert!(matches!(s.call("segv", b""), Err(CallError::Ended)));
+        let v = s.close();
+        expect(&v, "timeout", "host deadline");
+        assert_eq!(v.timeout_kind.as_deref(), Some("call"), "{:#}", v.json);
+        assert_eq!(v.json["timeout"]["limit_ms"], 300);
+    }
+}
+
+#[test]
+fn a_session_with_a_plugin_outside_the_allowlist_reports_the_rejection() {
+    let so = plugin("hello");
+    let dir = TempDir::new("allow-session", 0o755);
+    let pin = format!("plugin:\n  sha256: [{}]\n", "cd".repeat(32));
+    let profile = extend_profile(&dir, "allow", "default", &pin);
+    for mode in jail_modes() {
+        let mut s = spawn(&session_opts(mode, &profile, &so));
+        assert!(
+            matches!(s.hello(), Err(CallError::Ended)),
+            "[{}]",
+            mode.name()
+        );
+        let v = s.close();
+        expect(&v, "plugin_rejected", "allowlist via Session");
+        let msg = v.message.unwrap_or_default();
+        assert!(
+            msg.contains("is not in the profile's plugin.sha256 allowlist"),
+            "{msg}"
+        );
     }
 }
 
