@@ -642,6 +642,33 @@ fn a_spinning_call_is_ended_at_call_time_even_by_a_host_that_just_waits() {
 }
 
 #[test]
+fn an_idle_session_is_ended_at_idle_time() {
+    let so = plugin("hello");
+    let dir = TempDir::new("idle", 0o755);
+    let profile = extend_profile(&dir, "idle", "default", "limits:\n  idle_time: 500ms\n");
+    for mode in jail_modes() {
+        let (mut child, status) = raw_serve(mode, &profile, &so);
+        let mut out = child.stdout.take().expect("stdout");
+        let inp = child.stdin.take().expect("stdin");
+        assert_eq!(next_frame(&mut out).expect("HELLO").0, 1);
+        let t = Instant::now();
+        let mut rest = Vec::new();
+        let _ = out.read_to_end(&mut rest);
+        let waited = t.elapsed();
+        drop(inp);
+        child.wait().expect("wait serve");
+        let v = status_verdict(status);
+        assert_eq!(v["outcome"], "timeout", "[{}] {v:#}", mode.name());
+        assert_eq!(v["timeout"]["kind"], "idle", "{v:#}");
+        assert!(
+            waited < Duration::from_secs(2),
+            "[{}] {waited:?}",
+            mode.name()
+        );
+    }
+}
+
+#[test]
 fn serve_delivers_the_verdict_on_the_status_fd() {
     let so = plugin("hello");
     for mode in jail_modes() {

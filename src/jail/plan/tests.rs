@@ -189,3 +189,28 @@ fn relative_or_dotdot_paths_are_refused() {
     assert!(check_path(Path::new("usr")).is_err());
     assert!(check_path(Path::new("/usr/lib")).is_ok());
 }
+
+#[test]
+fn placed_descriptors_are_copied_above_the_range_and_checked() {
+    use std::os::fd::{AsFd, AsRawFd};
+    let p = profile("limits:\n  open_files: 64\n");
+    let target = super::super::target::open(std::ffi::OsStr::new("/bin/true")).unwrap();
+    let mut plan = build(&p, target, &[OsString::from("true")], |_| None).unwrap();
+    let file = std::fs::File::open("/dev/null").unwrap();
+    plan.place_fd(file.as_fd(), 3).unwrap();
+    plan.place_fd(file.as_fd(), 1).unwrap();
+    assert!(
+        plan.fds
+            .iter()
+            .all(|f| f.source.as_raw_fd() > MAX_PLACED_FD)
+    );
+    assert_eq!(
+        plan.fds.iter().map(|f| f.target).collect::<Vec<_>>(),
+        [3, 1]
+    );
+    let twice = plan.place_fd(file.as_fd(), 3).unwrap_err();
+    assert!(twice.to_string().contains("given twice"), "{twice}");
+    assert!(plan.place_fd(file.as_fd(), 64).is_err());
+    plan.release_fds();
+    assert!(plan.fds.is_empty());
+}
