@@ -52,23 +52,29 @@ fn quick_bench_reports_every_figure() {
     for r in runners {
         assert!(json["cold_start_ms"].get(r).is_some(), "cold_start_ms.{r}");
     }
-    for size in ["16", "1024", "65536", "1048576"] {
-        for c in ["raw_pipe", "floor", "floor_seccomp", "plugjail"] {
-            assert!(json["call_us"][size].get(c).is_some(), "call_us.{size}.{c}");
+    for place in ["same_cpu", "cross_cpu"] {
+        let calls = &json["call_us"][place];
+        for size in ["16", "1024", "65536", "1048576"] {
+            for c in ["raw_pipe", "floor", "floor_seccomp", "plugjail"] {
+                assert!(calls[size].get(c).is_some(), "call_us.{place}.{size}.{c}");
+            }
+            let r = &calls[size]["ratios"]["plugjail/raw_pipe"];
+            for k in ["median", "p99", "min"] {
+                assert!(r.get(k).is_some(), "call_us.{place}.{size} ratio {k}");
+            }
         }
-        let r = &json["call_us"][size]["ratios"]["plugjail/raw_pipe"];
-        for k in ["median", "p99", "min"] {
-            assert!(r.get(k).is_some(), "call_us.{size} ratio {k}");
+        let tput = &json["throughput_mb_s"][place];
+        for c in ["raw_pipe", "plugjail"] {
+            assert!(tput.get(c).is_some(), "throughput_mb_s.{place}.{c}");
         }
+        assert!(
+            tput["ratios"]["plugjail/raw_pipe"].get("median").is_some(),
+            "throughput_mb_s.{place} ratio"
+        );
     }
     for k in ["plugjail/floor", "plugjail/bwrap"] {
         assert!(json["cold_start_ms"]["ratios"].get(k).is_some(), "{k}");
     }
-    assert!(
-        json["throughput_mb_s"]["ratios"]["plugjail/raw_pipe"]
-            .get("median")
-            .is_some()
-    );
     for k in [
         "plugjail_supervisor_peak_kib",
         "plugjail_stub_peak_kib",
