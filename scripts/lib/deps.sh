@@ -7,6 +7,7 @@ need_tools() {
   command -v c++ >/dev/null || missing+=(g++)
   command -v make >/dev/null || missing+=(make)
   command -v setpriv >/dev/null || missing+=(util-linux)
+  command -v bwrap >/dev/null || missing+=(bubblewrap)
   command -v cargo >/dev/null || { echo "plugjail: cargo is needed (install Rust)" >&2; exit 1; }
   if ((${#missing[@]})); then
     if [ "$(id -u)" != 0 ]; then
