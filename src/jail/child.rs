@@ -319,6 +319,17 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
     };
     sys::close(target_sock);
 
+    // 26c. Keep the descriptor that matches the tracing: a later filter the program
+    //      stacks itself (plugin mode's serve phase) must be the traced variant exactly
+    //      when the load phase is, or its kills would go unnamed (traced) or turn into
+    //      ENOSYS (untraced: weaker than the profile's kill).
+    if let Some((alternative, slot)) = plan.traced_alternative {
+        if traced {
+            step!(Step::PlaceFds, sys::dup2(alternative, slot));
+        }
+        sys::close(alternative);
+    }
+
     // 27. Landlock (target only; the init stays outside its domain, so the target can
     //     neither ptrace nor signal it).
     if let Some(landlock) = &plan.landlock

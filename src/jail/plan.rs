@@ -122,6 +122,12 @@ pub struct Plan {
     /// Descriptors the program starts with besides stdio (plugin mode: the channel, the
     /// plugin's memfd, ...), placed by the child just before it closes everything else.
     pub fds: Vec<PlacedFd>,
+    /// `(alternative, slot)`: two placed descriptors, of which the program keeps one at
+    /// `slot`: the alternative when the jail's init traces it, the original otherwise (the
+    /// alternative's number is closed either way). Plugin mode uses it to hand the stub the
+    /// serve-phase filter that matches how the load phase was installed (see child step
+    /// 26c).
+    pub traced_alternative: Option<(RawFd, RawFd)>,
     pub seccomp: Option<SeccompProgram>,
     pub landlock: Option<LandlockPlan>,
     /// Forbid user namespaces inside the jail's own (only when it has one: the setting is
@@ -281,6 +287,7 @@ pub fn build(
         env: CStringArray::new(environment(profile, env)?),
         target,
         fds: Vec::new(),
+        traced_alternative: None,
         seccomp,
         landlock,
         rootless: euid != 0,

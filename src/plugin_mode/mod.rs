@@ -41,6 +41,9 @@ const JAIL_PLUGIN: i32 = 5;
 const JAIL_FILTER: i32 = 6;
 const JAIL_OUTPUT: i32 = 7;
 const JAIL_WATCH: i32 = 8;
+/// The serve filter's traced variant; the jail moves it onto [`JAIL_FILTER`] when its init
+/// traces the stub (`Plan::traced_alternative`).
+const JAIL_FILTER_TRACED: i32 = 9;
 
 /// The stub's file name, looked up next to the running plugjail.
 pub const STUB_NAME: &str = "plugjail-stub";
@@ -171,16 +174,21 @@ pub fn prepare(
     // Without any seccomp (best_effort on a kernel that lacks it) there is no serve filter
     // either; the verdict's `enforced.seccomp` is null then.
     let mut serve_filter = None;
+    let mut traced_filter = None;
     let filter = match &plan.seccomp {
         Some(_) => {
             let serve = seccomp::compile(&profile.seccomp, SeccompPhase::Serve, None)
                 .map_err(PrepareError::ServeFilter)?;
             argv.extend(["--serve-filter-fd".into(), JAIL_FILTER.to_string().into()]);
+            // Naming is known once the jail ran; outcome.rs copies the load phase's.
             serve_filter = Some(crate::exec::seccomp_report(
                 &serve,
                 profile.seccomp.default_action,
                 "none",
             ));
+            if let Some(traced) = serve.bpf_traced() {
+                traced_filter = Some(plugin_file::filter_memfd(traced)?);
+            }
             Some(plugin_file::filter_memfd(serve.bpf())?)
         }
         None => {
@@ -214,6 +222,10 @@ pub fn prepare(
     }
     if let Some(f) = &filter {
         plan.place_fd(f.as_fd(), JAIL_FILTER)?;
+    }
+    if let Some(f) = &traced_filter {
+        plan.place_fd(f.as_fd(), JAIL_FILTER_TRACED)?;
+        plan.traced_alternative = Some((JAIL_FILTER_TRACED, JAIL_FILTER));
     }
     Ok(PluginJail {
         plan,

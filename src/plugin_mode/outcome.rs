@@ -53,6 +53,11 @@ pub(crate) fn plugin_verdict(ctx: &Context, v: Verdict, facts: SessionFacts) -> 
     v.plugin = facts.plugin;
     if let Some(e) = v.enforced.as_mut() {
         e.seccomp_serve = facts.serve_filter;
+        // The stub stacks the serve filter that matches the load phase's (jail step 26c),
+        // so both are named the same way.
+        if let (Some(load), Some(serve)) = (&e.seccomp, e.seccomp_serve.as_mut()) {
+            serve.naming = load.naming;
+        }
     }
     v.exit_status = exit_status(&v);
     v
@@ -82,13 +87,14 @@ fn reading(ctx: &Context, v: Verdict, facts: &SessionFacts) -> Verdict {
         }
         None => {}
     }
-    // The serve-phase filter kills with SIGSYS and is not traced (the jail's init names
-    // load-phase refusals only), so its kills arrive as a plain signal.
+    // Traced, the init names serve-phase refusals like load-phase ones. Untraced (the
+    // jail could not trace, or a kill_process filter the plugin stacked itself), a kill
+    // arrives as a plain SIGSYS.
     if v.outcome == Outcome::Signaled && v.signal.as_ref().map(|s| s.number) == Some(libc::SIGSYS) {
         let mut v = v.because(
             Outcome::SeccompViolation,
-            "killed by SIGSYS: a syscall the serve-phase seccomp filter refuses (not named: \
-             only load-phase refusals are traced)"
+            "killed by SIGSYS: a syscall a seccomp filter refuses (not named: the jail \
+             could not trace it)"
                 .to_owned(),
         );
         v.syscall = Some(crate::verdict::Syscall::unknown());
