@@ -9,7 +9,8 @@
 //!
 //! [`FrameReader`] reads one frame at a time into a buffer it keeps between frames. It
 //! checks the header before it reserves anything, and reserves exactly the payload length,
-//! so its buffer never holds more than `cap` bytes of payload whatever the peer sends.
+//! so its buffer never holds more than `cap` bytes of payload whatever the peer sends
+//! (plus a fixed 4 KiB read-ahead, so a small frame costs one `read`).
 
 use std::io;
 
@@ -72,11 +73,25 @@ pub enum ReadError {
     Io(io::Error),
 }
 
+/// Bytes of read-ahead: one `read` fetches a small frame whole (header and payload)
+/// instead of one `read` for the header and one for the payload. A fixed size, allocated
+/// once, whatever the peer sends.
+pub const READ_AHEAD: usize = 4096;
+
 /// Reads frames with a reused buffer that never exceeds the cap.
+///
+/// Bytes come in through a fixed read-ahead buffer: a frame that fits in it costs one
+/// `read`, and bytes of the next frame that arrived with it stay there for the next call.
+/// Payload remainders of at least [`READ_AHEAD`] bytes are read straight into the
+/// payload buffer, so large frames are not copied twice.
 #[derive(Debug)]
 pub struct FrameReader {
     buf: Vec<u8>,
     cap: u32,
+    ahead: Box<[u8]>,
+    /// `ahead[lo..hi]` is read but not yet consumed.
+    lo: usize,
+    hi: usize,
 }
 
 impl FrameReader {
@@ -84,7 +99,16 @@ impl FrameReader {
         FrameReader {
             buf: Vec::new(),
             cap,
+            ahead: vec![0u8; READ_AHEAD].into_boxed_slice(),
+            lo: 0,
+            hi: 0,
         }
+    }
+
+    /// Bytes already read from the source but not yet returned as (part of) a frame:
+    /// when nonzero, the next [`FrameReader::read`] may not need the source at all.
+    pub fn buffered(&self) -> usize {
+        self.hi - self.lo
     }
 
     pub fn cap(&self) -> u32 {
@@ -103,36 +127,103 @@ impl FrameReader {
     }
 
     /// Reads one frame. `read` is `read(2)`-like: fills a prefix of the slice and returns
-    /// how many bytes, 0 at end of input.
-    pub fn read<R>(&mut self, mut read: R) -> Result<Frame<'_>, ReadError>
+    /// how many bytes, 0 at end of input. It is called only when the read-ahead does not
+    /// already hold what is needed.
+    ///
+    /// After an error the stream's position is unknown: the read-ahead is emptied, so a
+    /// reader never hands out bytes that followed a failure.
+    pub fn read<R>(&mut self, read: R) -> Result<Frame<'_>, ReadError>
     where
         R: FnMut(&mut [u8]) -> io::Result<usize>,
     {
-        let mut head = [0u8; HEADER_LEN];
-        let got = fill(&mut read, &mut head)?;
+        match self.read_frame(read) {
+            Ok(h) => Ok(Frame {
+                kind: h.kind,
+                id: h.id,
+                payload: &self.buf[..h.len as usize],
+            }),
+            Err(e) => {
+                (self.lo, self.hi) = (0, 0);
+                Err(e)
+            }
+        }
+    }
+
+    /// [`FrameReader::read`] without the clean-up; returns the header, the payload is
+    /// `buf[..len]`.
+    fn read_frame<R>(&mut self, mut read: R) -> Result<Header, ReadError>
+    where
+        R: FnMut(&mut [u8]) -> io::Result<usize>,
+    {
+        while self.buffered() < HEADER_LEN {
+            if self.refill(&mut read)? == 0 {
+                break;
+            }
+        }
+        let got = self.buffered();
         if got == 0 {
             return Err(ReadError::Eof);
         }
         if got < HEADER_LEN {
             return Err(truncated(got, HEADER_LEN));
         }
+        let mut head = [0u8; HEADER_LEN];
+        head.copy_from_slice(&self.ahead[self.lo..self.lo + HEADER_LEN]);
+        // The cap is checked here, before anything is reserved for the payload.
         let h = decode_header(&head, self.cap)?;
+        self.lo += HEADER_LEN;
         let len = h.len as usize;
         if self.buf.len() < len {
             // Exactly the payload length (at most the cap): `resize` alone may double.
             self.buf.reserve_exact(len - self.buf.len());
             self.buf.resize(len, 0);
         }
-        let payload = &mut self.buf[..len];
-        let got = fill(&mut read, payload)?;
-        if got < len {
-            return Err(truncated(HEADER_LEN + got, HEADER_LEN + len));
+        let mut done = self.take(0, len);
+        while done < len {
+            let n = if len - done >= READ_AHEAD {
+                // The read-ahead is empty (take() emptied it): big remainders go
+                // straight into the payload buffer, one copy less.
+                read_some(&mut read, &mut self.buf[done..len])?
+            } else {
+                let n = self.refill(&mut read)?;
+                if n > 0 {
+                    self.take(done, len) - done
+                } else {
+                    0
+                }
+            };
+            if n == 0 {
+                return Err(truncated(HEADER_LEN + done, HEADER_LEN + len));
+            }
+            done += n;
         }
-        Ok(Frame {
-            kind: h.kind,
-            id: h.id,
-            payload: &self.buf[..len],
-        })
+        Ok(h)
+    }
+
+    /// Moves read-ahead bytes into `buf[from..to]`; returns the new end of what `buf`
+    /// holds.
+    fn take(&mut self, from: usize, to: usize) -> usize {
+        let n = self.buffered().min(to - from);
+        self.buf[from..from + n].copy_from_slice(&self.ahead[self.lo..self.lo + n]);
+        self.lo += n;
+        from + n
+    }
+
+    /// One `read` into the free end of the read-ahead (moving unconsumed bytes to the
+    /// front first); returns the bytes read, 0 at end of input.
+    fn refill<R>(&mut self, read: &mut R) -> Result<usize, ReadError>
+    where
+        R: FnMut(&mut [u8]) -> io::Result<usize>,
+    {
+        if self.lo == self.hi {
+            (self.lo, self.hi) = (0, 0);
+        } else if self.lo > 0 {
+            self.ahead.copy_within(self.lo..self.hi, 0);
+            (self.lo, self.hi) = (0, self.hi - self.lo);
+        }
+        let n = read_some(read, &mut self.ahead[self.hi..])?;
+        self.hi += n;
+        Ok(n)
     }
 }
 
@@ -140,21 +231,20 @@ fn truncated(got: usize, want: usize) -> ReadError {
     ReadError::Protocol(ProtocolError::Truncated { got, want })
 }
 
-/// Reads until `buf` is full or the source ends; returns the bytes read.
-fn fill<R>(read: &mut R, buf: &mut [u8]) -> Result<usize, ReadError>
+/// One `read` (retried on EINTR); returns the bytes read, 0 at end of input. Callers
+/// only ask with a non-empty `buf`.
+fn read_some<R>(read: &mut R, buf: &mut [u8]) -> Result<usize, ReadError>
 where
     R: FnMut(&mut [u8]) -> io::Result<usize>,
 {
-    let mut done = 0;
-    while done < buf.len() {
-        match read(&mut buf[done..]) {
-            Ok(0) => break,
-            Ok(n) => done += n.min(buf.len() - done),
+    loop {
+        match read(buf) {
+            // A source that claims more than it was given cannot overrun the buffer.
+            Ok(n) => return Ok(n.min(buf.len())),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(ReadError::Io(e)),
         }
     }
-    Ok(done)
 }
 
 /// Builds frames in a reused buffer: header space first, payload appended, length patched
@@ -204,6 +294,26 @@ impl FrameWriter {
     /// Drops payload bytes after `len` (to undo a partial payload).
     pub fn truncate_payload(&mut self, len: usize) {
         self.buf.truncate(HEADER_LEN + len);
+    }
+
+    /// Patches the length as if `extra` more payload bytes followed, and returns the
+    /// frame's start (header and payload so far): for a caller that sends the rest from
+    /// where it lies (`writev`) instead of copying it in. Refuses past the cap.
+    pub fn finish_with(&mut self, extra: usize) -> Result<&[u8], ProtocolError> {
+        let len = self.payload_len().saturating_add(extra);
+        let len =
+            u32::try_from(len)
+                .ok()
+                .filter(|&l| l <= self.cap)
+                .ok_or(ProtocolError::TooLarge {
+                    len: u32::try_from(len).unwrap_or(u32::MAX),
+                    cap: self.cap,
+                })?;
+        if self.buf.len() < HEADER_LEN {
+            return Ok(&[]);
+        }
+        self.buf[0..4].copy_from_slice(&len.to_le_bytes());
+        Ok(&self.buf)
     }
 
     /// Patches the length and returns the whole frame.

@@ -79,6 +79,34 @@ fn bad_type_flags_and_truncation_are_typed_errors() {
     ));
 }
 
+/// A small frame costs one read; frames that arrived together need no further read; a
+/// big payload is read straight into the payload buffer.
+#[test]
+fn read_ahead_saves_reads() {
+    let mut bytes = frame(FrameType::Log, 1, b"first");
+    bytes.extend(frame(FrameType::Result, 1, b"second"));
+    let big = vec![7u8; 3 * super::frame::READ_AHEAD];
+    bytes.extend(frame(FrameType::Result, 2, &big));
+    let mut src = source(&bytes, usize::MAX);
+    let mut reads = Vec::new();
+    let mut counted = |b: &mut [u8]| {
+        let n = src(b)?;
+        reads.push((b.len(), n));
+        Ok(n)
+    };
+    let mut r = FrameReader::new(1 << 20);
+    assert_eq!(r.read(&mut counted).unwrap().payload, b"first");
+    assert_eq!(r.read(&mut counted).unwrap().payload, b"second");
+    assert_eq!(r.read(&mut counted).unwrap().payload, &big[..]);
+    assert!(matches!(r.read(&mut counted), Err(ReadError::Eof)));
+    // One read for both small frames and the start of the big one, one for the rest of
+    // the big payload (asked for exactly what is missing), one for the end of input.
+    assert_eq!(reads.len(), 3, "{reads:?}");
+    let first = reads[0].1;
+    assert_eq!(reads[1].0, bytes.len() - first);
+    assert_eq!(r.capacity(), big.len());
+}
+
 #[test]
 fn payloads_round_trip() {
     let mut w = FrameWriter::new(4096);
