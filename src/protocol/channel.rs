@@ -79,6 +79,8 @@ pub struct Channel {
     hello: Option<Hello>,
     broken: bool,
     on_log: LogHandler,
+    /// Length of the last call's output, which stays in the reader's buffer.
+    last_output: usize,
 }
 
 impl std::fmt::Debug for Channel {
@@ -117,6 +119,7 @@ impl Channel {
             hello: None,
             broken: false,
             on_log: Box::new(|_, _| {}),
+            last_output: 0,
         })
     }
 
@@ -199,20 +202,29 @@ impl Channel {
         if self.hello.is_none() {
             return Err(ChannelError::NotReady);
         }
+        self.last_output = 0;
         let id = self.next_id;
         self.next_id += 1;
-        if let Err(e) = payload::write_call(&mut self.writer, id, method, input) {
+        // The header and method name are built in the writer; the input is sent from
+        // where it lies (writev), not copied into the frame first.
+        let too_large = |cap| ChannelError::InputTooLarge {
+            len: input.len() + method.len() + 1,
+            cap,
+        };
+        if let Err(e) = payload::write_call(&mut self.writer, id, method, &[]) {
             return Err(match e {
-                ProtocolError::TooLarge { cap, .. } => ChannelError::InputTooLarge {
-                    len: input.len() + method.len() + 1,
-                    cap,
-                },
+                ProtocolError::TooLarge { cap, .. } => too_large(cap),
                 other => ChannelError::Protocol(other),
             });
         }
+        let head = match self.writer.finish_with(input.len()) {
+            Ok(head) => head,
+            Err(ProtocolError::TooLarge { cap, .. }) => return Err(too_large(cap)),
+            Err(other) => return Err(ChannelError::Protocol(other)),
+        };
         let deadline = Instant::now() + timeout;
         let fd = self.write.as_raw_fd();
-        if let Err(e) = write_before(fd, self.writer.finish(), deadline) {
+        if let Err(e) = write_before(fd, head, input, deadline) {
             self.broken = true;
             return Err(match e.kind() {
                 io::ErrorKind::TimedOut => ChannelError::Timeout { after: timeout },
@@ -224,7 +236,10 @@ impl Channel {
             });
         }
         match self.await_reply(id, timeout, deadline) {
-            Ok(len) => Ok(self.reader_payload(len)),
+            Ok(len) => {
+                self.last_output = len;
+                Ok(self.reader_payload(len))
+            }
             Err(e) => {
                 if !e.is_call_error() {
                     self.broken = true;
@@ -292,6 +307,12 @@ impl Channel {
         self.reader.last_payload(len)
     }
 
+    /// The output of the last successful [`Channel::call`] (empty before the first): for
+    /// callers that had to drop the borrow `call` returned.
+    pub fn last_output(&self) -> &[u8] {
+        self.reader.last_payload(self.last_output)
+    }
+
     /// Asks the stub to finish (best effort) and closes the channel.
     pub fn shutdown(mut self) {
         if self.broken {
@@ -299,7 +320,7 @@ impl Channel {
         }
         self.writer.begin(FrameType::Shutdown, 0);
         let deadline = Instant::now() + Duration::from_secs(1);
-        let _ = write_before(self.write.as_raw_fd(), self.writer.finish(), deadline);
+        let _ = write_before(self.write.as_raw_fd(), self.writer.finish(), &[], deadline);
     }
 }
 
@@ -372,12 +393,28 @@ fn read_before(fd: RawFd, buf: &mut [u8], deadline: Instant) -> io::Result<usize
     }
 }
 
-fn write_before(fd: RawFd, mut buf: &[u8], deadline: Instant) -> io::Result<()> {
-    while !buf.is_empty() {
-        // SAFETY: `buf` is a valid readable slice; the fd is non-blocking.
-        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+/// Writes `head` then `tail` (one `writev` when the pipe takes both), waiting for room
+/// until `deadline`.
+fn write_before(fd: RawFd, mut head: &[u8], mut tail: &[u8], deadline: Instant) -> io::Result<()> {
+    while !head.is_empty() || !tail.is_empty() {
+        let iov = [
+            libc::iovec {
+                iov_base: head.as_ptr().cast_mut().cast(),
+                iov_len: head.len(),
+            },
+            libc::iovec {
+                iov_base: tail.as_ptr().cast_mut().cast(),
+                iov_len: tail.len(),
+            },
+        ];
+        // SAFETY: two iovecs over live slices that outlive the call; the kernel only
+        // reads through them (writev); the fd is non-blocking.
+        let n = unsafe { libc::writev(fd, iov.as_ptr(), 2) };
         if n >= 0 {
-            buf = &buf[n as usize..];
+            let n = n as usize;
+            let from_head = n.min(head.len());
+            head = &head[from_head..];
+            tail = &tail[(n - from_head).min(tail.len())..];
             continue;
         }
         let e = io::Error::last_os_error();
