@@ -367,13 +367,33 @@ impl Session {
         input: &[u8],
         timeout: Duration,
     ) -> Result<Vec<u8>, CallError> {
+        self.call_ref_with_timeout(method, input, timeout)
+            .map(<[u8]>::to_vec)
+    }
+
+    /// Like [`Session::call`], but the output is borrowed from the session's read buffer
+    /// (valid until the next call) instead of copied into a new `Vec`: for hosts that
+    /// consume the output at once, one copy of it less.
+    pub fn call_ref(&mut self, method: &str, input: &[u8]) -> Result<&[u8], CallError> {
+        let timeout = self.call_timeout;
+        self.call_ref_with_timeout(method, input, timeout)
+    }
+
+    /// [`Session::call_ref`] with its own deadline.
+    pub fn call_ref_with_timeout(
+        &mut self,
+        method: &str,
+        input: &[u8],
+        timeout: Duration,
+    ) -> Result<&[u8], CallError> {
         self.hello()?;
         let chan = self.channel.as_mut().ok_or(CallError::Ended)?;
         match chan.call(method, input, timeout) {
-            Ok(out) => {
-                let out = out.to_vec();
+            Ok(_) => {
                 self.calls += 1;
-                Ok(out)
+                // Borrowed again: the first borrow could not outlive the error arm.
+                let chan = self.channel.as_ref().ok_or(CallError::Ended)?;
+                Ok(chan.last_output())
             }
             Err(e) => {
                 if matches!(e, ChannelError::Remote { .. }) {

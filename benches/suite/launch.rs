@@ -116,8 +116,8 @@ impl Live {
         best.map(|(pid, _)| pid)
     }
 
-    /// One call; `check` judges the output where it lies (no copy for the stub runners;
-    /// `Session::call` returns its own copy).
+    /// One call; `check` judges the output where it lies (no copy: `Channel::call` and
+    /// `Session::call_ref` both lend it from their read buffer).
     pub fn call(
         &mut self,
         method: &str,
@@ -131,8 +131,8 @@ impl Live {
                     .map_err(|source| BenchError::Channel { runner, source })?,
             ),
             Live::Plugjail { session, .. } => check(
-                &session
-                    .call_with_timeout(method, input, TIMEOUT)
+                session
+                    .call_ref_with_timeout(method, input, TIMEOUT)
                     .map_err(|source| BenchError::Call { source })?,
             ),
         };
