@@ -99,14 +99,17 @@ impl Channel {
     /// Takes the host's ends of the two pipes: `read` receives the stub's frames, `write`
     /// carries CALLs. `max_message` is the profile's `limits.max_message` (payload bytes);
     /// values above u32::MAX are clamped. The write end becomes non-blocking so a stub that
-    /// stops reading cannot hold a call past its deadline; both pipes are enlarged
+    /// stops reading cannot hold a call past its deadline, and the read end so a read can
+    /// be tried before polling (a waiting reply costs one syscall); both pipes are enlarged
     /// (best effort) to hold a whole frame when the system allows.
     pub fn new(read: OwnedFd, write: OwnedFd, max_message: u64) -> Result<Channel, ChannelError> {
         let cap = u32::try_from(max_message).unwrap_or(u32::MAX);
-        set_nonblocking(write.as_raw_fd()).map_err(|source| ChannelError::Io {
-            syscall: "fcntl(F_SETFL)",
-            source,
-        })?;
+        for fd in [&write, &read] {
+            set_nonblocking(fd.as_raw_fd()).map_err(|source| ChannelError::Io {
+                syscall: "fcntl(F_SETFL)",
+                source,
+            })?;
+        }
         let want = (cap as usize).saturating_add(HEADER_LEN);
         size_pipe(read.as_raw_fd(), want);
         size_pipe(write.as_raw_fd(), want);
@@ -382,14 +385,26 @@ fn wait(fd: RawFd, events: libc::c_short, deadline: Instant) -> io::Result<()> {
     }
 }
 
+/// Reads what is there (the fd is non-blocking) and polls only when nothing is: a reply
+/// that is already waiting costs one syscall, not two. The deadline is checked on every
+/// attempt (a clock read, no syscall), so a stub that never stops sending cannot hold
+/// the host past it.
 fn read_before(fd: RawFd, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
-    wait(fd, libc::POLLIN, deadline)?;
-    // SAFETY: `buf` is a valid writable slice of buf.len() bytes.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
+    loop {
+        if Instant::now() >= deadline {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        // SAFETY: `buf` is a valid writable slice of buf.len() bytes.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock => wait(fd, libc::POLLIN, deadline)?,
+            io::ErrorKind::Interrupted => {}
+            _ => return Err(e),
+        }
     }
 }
 
