@@ -278,10 +278,11 @@ fn ending_verdict(
         let text = format!("pids limit {}", limits.pids.unwrap_or_default());
         return v.because(Outcome::PidsLimit, text);
     }
-    // RLIMIT_CPU: SIGXCPU at the limit (SIGKILL if the program ignored it). The CPU time
-    // is per process, so one process at its limit is enough.
+    // RLIMIT_CPU: SIGXCPU at the limit, SIGKILL a second later if the program ignored it
+    // (then it has used more than the limit). The CPU time is per process, so one process
+    // at its limit is enough.
     if let (Some(limit), Some(sig)) = (limits.cpu_time, v.signal.as_ref().map(|s| s.number))
-        && (sig == libc::SIGXCPU || sig == libc::SIGKILL && f.cpu_usec >= limit.as_micros() as u64)
+        && (sig == libc::SIGXCPU || sig == libc::SIGKILL && f.cpu_usec > limit.as_micros() as u64)
     {
         let text = format!("cpu time {}", profile::units::format_duration(limit));
         return timed_out(v.because(Outcome::Timeout, text), TimeoutKind::Cpu, limit);

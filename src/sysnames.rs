@@ -204,13 +204,14 @@ pub const GROUPS: &[Group] = &[
     },
     Group {
         name: "@signals",
-        about: "handle signals and signal the program itself (abort, raise)",
+        about: "handle and wait for signals, signal the program itself (abort, raise)",
         syscalls: &[
             "rt_sigaction",
             "rt_sigprocmask",
             "rt_sigreturn",
             "rt_sigsuspend",
             "rt_sigtimedwait",
+            "pause",
             "sigaltstack",
             "kill",
             "tgkill",

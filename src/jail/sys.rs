@@ -212,10 +212,22 @@ pub fn sethostname(name: &CStr) -> Result<(), i32> {
 }
 
 pub fn setrlimit(resource: u32, value: u64) -> Result<(), i32> {
-    let lim = libc::rlimit {
+    let mut lim = libc::rlimit {
         rlim_cur: value,
         rlim_max: value,
     };
+    // RLIMIT_CPU: SIGXCPU at the limit tells the verdict why the program died; the hard
+    // limit a second later (SIGKILL) ends one that ignores SIGXCPU. Never above the
+    // current hard limit, which only privilege could raise.
+    if resource == libc::RLIMIT_CPU {
+        let mut cur = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `cur` is a valid out pointer on the stack.
+        check(unsafe { libc::getrlimit(resource as _, &mut cur) }.into())?;
+        lim.rlim_max = value.saturating_add(1).min(cur.rlim_max);
+    }
     // SAFETY: `lim` is a valid rlimit on the stack.
     check(unsafe { libc::setrlimit(resource as _, &lim) }.into()).map(drop)
 }
