@@ -73,13 +73,6 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
         Err(errno) => fail(fds, Step::WaitForMaps, errno, NO_ITEM),
     }
 
-    // 2b. The cgroup namespace, now that the supervisor has put us in the jail's cgroup
-    //     (v1 cannot clone into a cgroup): rooted there, the jail sees its own cgroup as
-    //     `/` and nothing of the host's cgroup tree or the supervisor's name.
-    if plan.cgroup_namespace {
-        step!(Step::CgroupNamespace, sys::unshare(libc::CLONE_NEWCGROUP));
-    }
-
     // 3. Default signal dispositions and an empty signal mask: an ignored signal survives
     //    exec, and plugjail (like every Rust program) ignores SIGPIPE, as may whoever
     //    started it (nohup); the program must start as if exec'd by a plain shell.
@@ -243,6 +236,26 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
     // 19. Resource limits (lowered only; no core dumps).
     for &(resource, value) in &plan.rlimits {
         step!(Step::Rlimits, sys::setrlimit(resource, value));
+    }
+
+    // 19b. Wait for the cgroup: a second byte on the sync pipe once the supervisor has
+    //      put us in the jail's cgroup. On cgroup v1 that write to cgroup.procs can wait
+    //      for an RCU grace period (milliseconds); the supervisor released us first so
+    //      steps 3-19 overlap it. Only this setup code (ours) ran outside the cgroup: the
+    //      target is forked in step 26, after this. EOF: the supervisor died or gave up.
+    //      It comes before the capability drop because step 19c needs CAP_SYS_ADMIN, and
+    //      steps 20-25 take microseconds.
+    match sys::read_byte(fds.sync_r) {
+        Ok(true) => {}
+        Ok(false) => sys::exit(SETUP_FAILED),
+        Err(errno) => fail(fds, Step::WaitForCgroup, errno, NO_ITEM),
+    }
+
+    // 19c. The cgroup namespace, now that we are in the jail's cgroup (v1 cannot clone
+    //      into a cgroup): rooted there, the jail sees its own cgroup as `/` and nothing
+    //      of the host's cgroup tree or the supervisor's name.
+    if plan.cgroup_namespace {
+        step!(Step::CgroupNamespace, sys::unshare(libc::CLONE_NEWCGROUP));
     }
 
     if plan.drop_caps {

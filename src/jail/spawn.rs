@@ -240,28 +240,44 @@ pub fn start(plan: &Plan, cgroup: Option<&Cgroup>) -> Result<Running, SpawnError
         err_r: File::from(err_r),
         status_r: File::from(status_r),
     };
-    if let Some(cg) = cgroup
-        && cg.dir_fd().is_none()
-        && cg.backend() != Backend::None
-        && let Err(e) = cg.add(pid)
-    {
-        running.kill_and_reap();
-        return Err(e.into());
-    }
+    // On cgroup v1 the child is added to its cgroup after it is released (the "G"): the
+    // write to cgroup.procs may wait for an RCU grace period, and the child's mounts
+    // overlap it. The child waits for the second byte ("C", child step 19b) before it
+    // forks the target, so no process of the program ever runs outside the cgroup.
+    let attach = cgroup.filter(|cg| cg.dir_fd().is_none() && cg.backend() != Backend::None);
     if let Err(e) = plan.ids.write(pid) {
         running.kill_and_reap();
         return Err(e.into());
     }
-    if let Err(e) = nix::unistd::write(&running.sync_w, b"G") {
-        running.kill_and_reap();
-        return Err(SpawnError::Release {
-            source: io::Error::from(e),
-        });
+    let release: &[u8] = if attach.is_some() { b"G" } else { b"GC" };
+    running.release(release)?;
+    if let Some(cg) = attach {
+        if let Err(e) = cg.add(pid) {
+            running.kill_and_reap();
+            return Err(e.into());
+        }
+        running.release(b"C")?;
     }
     Ok(running)
 }
 
 impl Running {
+    /// Sends release bytes on the sync pipe (a failure kills and reaps the child).
+    fn release(&self, bytes: &[u8]) -> Result<(), SpawnError> {
+        match nix::unistd::write(&self.sync_w, bytes) {
+            Ok(n) if n == bytes.len() => Ok(()),
+            other => {
+                self.kill_and_reap();
+                Err(SpawnError::Release {
+                    source: match other {
+                        Err(e) => io::Error::from(e),
+                        Ok(_) => io::ErrorKind::WriteZero.into(),
+                    },
+                })
+            }
+        }
+    }
+
     fn kill_and_reap(&self) {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), Signal::SIGKILL);
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None);

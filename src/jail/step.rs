@@ -9,7 +9,6 @@
 pub enum Step {
     ParentDeathSignal = 1,
     WaitForMaps,
-    CgroupNamespace,
     ResetSignals,
     Securebits,
     SetIds,
@@ -34,6 +33,8 @@ pub enum Step {
     Hostname,
     Loopback,
     Rlimits,
+    WaitForCgroup,
+    CgroupNamespace,
     DropBounding,
     ClearAmbient,
     DropCapabilities,
@@ -49,10 +50,9 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 39] = [
+    pub const ALL: [Step; 40] = [
         Step::ParentDeathSignal,
         Step::WaitForMaps,
-        Step::CgroupNamespace,
         Step::ResetSignals,
         Step::Securebits,
         Step::SetIds,
@@ -77,6 +77,8 @@ impl Step {
         Step::Hostname,
         Step::Loopback,
         Step::Rlimits,
+        Step::WaitForCgroup,
+        Step::CgroupNamespace,
         Step::DropBounding,
         Step::ClearAmbient,
         Step::DropCapabilities,
@@ -96,6 +98,7 @@ impl Step {
             Step::ParentDeathSignal => "parent_death_signal",
             Step::WaitForMaps => "wait_for_maps",
             Step::CgroupNamespace => "cgroup_namespace",
+            Step::WaitForCgroup => "wait_for_cgroup",
             Step::ResetSignals => "reset_signals",
             Step::MakeRootPrivate => "make_root_private",
             Step::MountBase => "mount_base",
