@@ -61,9 +61,10 @@ fn cpuacct_base(caps: &Cgroups) -> Option<PathBuf> {
         .own
         .iter()
         .find(|o| o.controllers.iter().any(|c| c == "cpuacct"))?;
-    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let mounts = parse::mountinfo(&text);
-    let mount = parse::pick(mounts.iter().filter(|m| m.has_v1("cpuacct")), &own.path)?;
+    let mount = parse::pick(
+        caps.mounts.iter().filter(|m| m.has_v1("cpuacct")),
+        &own.path,
+    )?;
     parse::cgroup_dir(mount, &own.path).ok()
 }
 

@@ -89,6 +89,7 @@ fn v2_caps(tree: &Tree, own_path: &str) -> Cgroups {
         swap_accounting: Some(true),
         host_swap: false,
         error: None,
+        mounts: Vec::new(),
     }
 }
 
@@ -252,6 +253,7 @@ fn v1_caps(tree: &Tree, writable: &[Controller]) -> Cgroups {
         swap_accounting: Some(true),
         host_swap: true,
         error: None,
+        mounts: Vec::new(),
     }
 }
 
@@ -368,6 +370,7 @@ fn no_cgroups_at_all() {
         swap_accounting: None,
         host_swap: false,
         error: None,
+        mounts: Vec::new(),
     };
     let plan = prepare(&limits(), &[], Level::BestEffort, &caps).unwrap();
     assert_eq!(plan.backend, Backend::None);
@@ -422,6 +425,7 @@ fn swap_without_host_swap_holds_anyway() {
         swap_accounting: None,
         host_swap: false,
         error: None,
+        mounts: Vec::new(),
     };
     let l = Limits {
         memory: None,

@@ -143,19 +143,14 @@ pub(super) fn plan(
     }
 }
 
-fn mounts() -> Vec<parse::Mount> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .map(|t| parse::mountinfo(&t))
-        .unwrap_or_default()
-}
-
 fn cpu_has_cpuacct(caps: &Cgroups) -> bool {
     let cpu_mount = caps
         .v1
         .iter()
         .find(|h| h.controller == "cpu")
         .and_then(|h| h.mount.clone());
-    mounts().iter().any(|m| {
+    // The probe's copy of mountinfo: read once per run.
+    caps.mounts.iter().any(|m| {
         m.has_v1("cpu") && m.has_v1("cpuacct") && Some(&m.mount_point) == cpu_mount.as_ref()
     })
 }
@@ -166,8 +161,10 @@ fn cpuacct_dir(caps: &Cgroups) -> Option<PathBuf> {
         .own
         .iter()
         .find(|o| o.controllers.iter().any(|c| c == "cpuacct"))?;
-    let mounts = mounts();
-    let mount = parse::pick(mounts.iter().filter(|m| m.has_v1("cpuacct")), &own.path)?;
+    let mount = parse::pick(
+        caps.mounts.iter().filter(|m| m.has_v1("cpuacct")),
+        &own.path,
+    )?;
     let dir = parse::cgroup_dir(mount, &own.path).ok()?;
     sys::can_write(&dir, true).then_some(dir)
 }

@@ -98,6 +98,10 @@ pub struct Cgroups {
     /// Reading /proc/self/cgroup or mountinfo failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
+    /// The mounts of /proc/self/mountinfo as read for this probe, so the cgroup setup
+    /// that follows (stale reaping, the v1 cpuacct checks) need not read it again.
+    #[serde(skip)]
+    pub mounts: Vec<Mount>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -223,6 +227,7 @@ pub fn cgroups() -> Cgroups {
         swap_accounting,
         host_swap: host_swap(),
         error,
+        mounts,
     }
 }
 
