@@ -258,12 +258,6 @@ impl Session {
     /// Starts `plugjail serve` for the plugin. Returns once the process runs; the jail is
     /// built and the plugin loaded in the background ([`Session::hello`] waits for it).
     pub fn spawn(opts: &SessionOptions) -> Result<Session, SessionError> {
-        // Read here too: the host needs max_message and call_time, and a broken profile
-        // is best reported before anything starts.
-        let prof = profile::load(&opts.profile).map_err(|e| SessionError::Profile {
-            path: opts.profile.clone(),
-            errors: e.to_string(),
-        })?;
         let plugjail = match &opts.plugjail {
             Some(p) => p.clone(),
             None => find_plugjail()?,
@@ -315,11 +309,26 @@ impl Session {
                 Ok(())
             });
         }
-        let child = cmd.spawn().map_err(|source| SessionError::Spawn {
+        let mut child = cmd.spawn().map_err(|source| SessionError::Spawn {
             path: plugjail.clone(),
             source,
         })?;
         drop((to_stub_r, from_stub_w, status_w));
+        // The host needs max_message and call_time. Read the profile while `plugjail
+        // serve` starts (and reads it too) on another CPU: off the cold start's critical
+        // path. A broken profile stops that process before it is reported.
+        let prof = match profile::load(&opts.profile) {
+            Ok(p) => p,
+            Err(e) => {
+                // Our own child, by its handle: it fails on the same profile anyway.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(SessionError::Profile {
+                    path: opts.profile.clone(),
+                    errors: e.to_string(),
+                });
+            }
+        };
         let mut channel = Channel::new(from_stub_r, to_stub_w, prof.limits.max_message)?;
         if let Some(f) = opts.on_log.clone() {
             channel.set_log_handler(Box::new(move |level, text| f(level, text)));
