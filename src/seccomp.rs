@@ -8,7 +8,9 @@
 //! The program is seccompiler's allowlist (mismatch = the profile's default action, match =
 //! allow) with one addition: on x86_64, x32 syscall numbers are killed outright, right after
 //! seccompiler's architecture check, so that no default action (`log`, `errno`) ever lets a
-//! syscall through the x32 table.
+//! syscall through the x32 table. Then seccompiler's linear list of syscall comparisons is
+//! replaced by a binary search over syscall numbers ([`search`]): a third of the
+//! instructions, cheaper to install, and about log2 of the comparisons per syscall.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,6 +25,8 @@ use seccompiler::{
 use crate::profile::resolve::{expand_names, resolve};
 use crate::profile::{Action, ArgCondition, CmpOp, Phase, Seccomp};
 use crate::sysnames::{self, Arch};
+
+mod search;
 
 /// Which of the profile's two filters to compile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,11 +183,30 @@ pub fn compile_with(
     compile_for(Arch::native(), seccomp, phase, extras)
 }
 
+/// The shape of the compiled program: seccompiler's linear list, or the binary search
+/// built from it (what plugjail installs; the linear form is kept for comparison).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    #[cfg_attr(not(test), allow(dead_code))]
+    Linear,
+    Search,
+}
+
 fn compile_for(
     arch: Arch,
     seccomp: &Seccomp,
     phase: SeccompPhase,
     extras: Extras,
+) -> Result<SeccompProgram, SeccompError> {
+    compile_form(arch, seccomp, phase, extras, Form::Search)
+}
+
+fn compile_form(
+    arch: Arch,
+    seccomp: &Seccomp,
+    phase: SeccompPhase,
+    extras: Extras,
+    form: Form,
 ) -> Result<SeccompProgram, SeccompError> {
     let rules = match phase {
         SeccompPhase::Load => &seccomp.load,
@@ -214,10 +237,20 @@ fn compile_for(
         Arch::X86_64 => TargetArch::x86_64,
         Arch::Aarch64 => TargetArch::aarch64,
     };
-    let filter = SeccompFilter::new(map, mismatch, SeccompAction::Allow, target).map_err(build)?;
+    let rules = (form == Form::Search).then(|| map.clone());
+    let filter =
+        SeccompFilter::new(map, mismatch.clone(), SeccompAction::Allow, target).map_err(build)?;
     let mut bpf: seccompiler::BpfProgram = filter.try_into().map_err(build)?;
     if arch == Arch::X86_64 {
         reject_x32(&mut bpf);
+    }
+    if let Some(rules) = rules {
+        // After the architecture check (3 instructions) and, on x86_64, the x32 check (3),
+        // seccompiler loads the syscall number: the search starts there.
+        let load_nr = if arch == Arch::X86_64 { 6 } else { 3 };
+        if let Some(searched) = search::build(&bpf, load_nr, &rules, &mismatch, target) {
+            bpf = searched;
+        }
     }
     let traced = (seccomp.default_action == Action::KillProcess)
         .then(|| traced_variant(arch, &bpf, clone3_allowed));
@@ -1093,10 +1126,18 @@ pub(crate) mod tests {
                 rule(&["ioctl", "open", "exit_group"], &[]),
             ],
         );
-        let x86 =
-            compile_for(Arch::X86_64, &p, SeccompPhase::Load, Extras::default()).expect("x86_64");
-        let arm =
-            compile_for(Arch::Aarch64, &p, SeccompPhase::Load, Extras::default()).expect("aarch64");
+        // The linear form, whose layout the counts below describe.
+        let linear = |arch| {
+            compile_form(
+                arch,
+                &p,
+                SeccompPhase::Load,
+                Extras::default(),
+                Form::Linear,
+            )
+            .expect("compiles")
+        };
+        let (x86, arm) = (linear(Arch::X86_64), linear(Arch::Aarch64));
         assert_eq!(x86.allowed_syscalls(), 3);
         assert!(x86.absent().is_empty());
         assert_eq!(arm.allowed_syscalls(), 2);
@@ -1105,6 +1146,104 @@ pub(crate) mod tests {
         // 3 x32 checks, 1 load, 5 per unconditional syscall, 1 default.
         assert_eq!(x86.instructions(), 3 + 3 + 1 + 3 * 5 + 1);
         assert_eq!(arm.instructions(), 3 + 1 + 2 * 5 + 1);
+        // The search form: the same checks and load, then one return per interval and one
+        // comparison per boundary. On aarch64 ioctl is 29 and exit_group 94: refused
+        // below 29, 29 allowed, refused to 93, 94 allowed, refused above: 5 intervals.
+        let search =
+            compile_for(Arch::Aarch64, &p, SeccompPhase::Load, Extras::default()).expect("aarch64");
+        assert_eq!(search.instructions(), 3 + 1 + 4 + 5);
+    }
+
+    /// The search form allows, refuses and traces exactly what the linear form does: every
+    /// syscall number up to past the highest one, with argument values that meet and miss
+    /// every condition, for every shipped profile, both phases, with the runner's extras.
+    #[test]
+    fn search_form_decides_exactly_as_the_linear_form() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+        let audit_x86_64 = 0xC000_003E;
+        let max = sysnames::number(Arch::X86_64, "clone3").unwrap_or(435) + 64;
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).expect("profiles/") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
+            let p = crate::profile::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            for phase in [SeccompPhase::Load, SeccompPhase::Serve] {
+                let extras = Extras {
+                    exec_fd: Some(3),
+                    allow_stacking: true,
+                };
+                let form = |f| compile_form(Arch::X86_64, &p.seccomp, phase, extras, f).unwrap();
+                let (linear, search) = (form(Form::Linear), form(Form::Search));
+                assert!(
+                    search.instructions() < linear.instructions(),
+                    "{}: {} vs {}",
+                    path.display(),
+                    search.instructions(),
+                    linear.instructions()
+                );
+                eprintln!(
+                    "{} {phase:?}: {} instructions linear, {} search",
+                    path.display(),
+                    linear.instructions(),
+                    search.instructions()
+                );
+                // Argument vectors: nothing, everything, and every constant either program
+                // compares with, alone and with the upper half set.
+                let mut values: Vec<u64> = vec![0, u64::MAX, 3];
+                for ins in linear.bpf() {
+                    let k = u64::from(ins.k);
+                    values.extend([k, k | 0xffff_ffff_0000_0000, k.wrapping_add(1)]);
+                }
+                values.sort();
+                values.dedup();
+                let pairs = [
+                    (linear.bpf(), search.bpf()),
+                    (
+                        linear.bpf_traced().unwrap_or_default(),
+                        search.bpf_traced().unwrap_or_default(),
+                    ),
+                ];
+                for (a, b) in pairs.iter().filter(|(a, _)| !a.is_empty()) {
+                    let (a, b) = (to_seccompiler(a), to_seccompiler(b));
+                    let numbers = (0..=max).chain([X32_SYSCALL_BIT, X32_SYSCALL_BIT | 1, u32::MAX]);
+                    for nr in numbers {
+                        for &v in &values {
+                            let args = [v; 6];
+                            let (x, y) = (
+                                search::tests::run(&a, nr, audit_x86_64, &args),
+                                search::tests::run(&b, nr, audit_x86_64, &args),
+                            );
+                            assert_eq!(x, y, "{} {phase:?}: nr {nr}, args {v:#x}", path.display());
+                        }
+                        // Another architecture's number space is refused before either.
+                        let args = [0; 6];
+                        assert_eq!(
+                            search::tests::run(&a, nr, 0x4000_0003, &args),
+                            search::tests::run(&b, nr, 0x4000_0003, &args)
+                        );
+                    }
+                }
+                checked += 1;
+            }
+        }
+        assert!(
+            checked >= 8,
+            "expected the four shipped profiles in {}",
+            dir.display()
+        );
+    }
+
+    fn to_seccompiler(prog: &[libc::sock_filter]) -> Vec<seccompiler::sock_filter> {
+        prog.iter()
+            .map(|i| seccompiler::sock_filter {
+                code: i.code,
+                jt: i.jt,
+                jf: i.jf,
+                k: i.k,
+            })
+            .collect()
     }
 
     #[test]
