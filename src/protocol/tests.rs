@@ -240,3 +240,74 @@ proptest! {
         prop_assert_eq!(c.input, &input[..]);
     }
 }
+
+/// A fake stub on a real pipe pair, in a thread: the host's side of the channel.
+fn fake_stub(serve: impl FnOnce(std::fs::File, std::fs::File) + Send + 'static) -> super::Channel {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let pipe = || {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills two descriptors that nothing else owns.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: as above: fresh descriptors, owned once each.
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    };
+    let (to_stub_r, to_stub_w) = pipe();
+    let (from_stub_r, from_stub_w) = pipe();
+    std::thread::spawn(move || serve(to_stub_r.into(), from_stub_w.into()));
+    super::Channel::new(from_stub_r, to_stub_w, 1 << 16).unwrap()
+}
+
+/// The host reads before it polls; a stub that never stops sending LOG frames still
+/// cannot hold a call past its deadline.
+#[test]
+fn endless_log_frames_end_in_a_timeout() {
+    use std::io::Write;
+    let mut chan = fake_stub(|_input, mut out| {
+        let mut w = FrameWriter::new(1 << 16);
+        payload::write_hello(&mut w, "p", "1", ["m"].into_iter()).unwrap();
+        out.write_all(w.finish()).unwrap();
+        payload::write_log(&mut w, 1, 1, b"again").unwrap();
+        let log = w.finish().to_vec();
+        while out.write_all(&log).is_ok() {}
+    });
+    chan.handshake(std::time::Duration::from_secs(5)).unwrap();
+    let started = std::time::Instant::now();
+    let e = chan
+        .call("m", b"x", std::time::Duration::from_millis(100))
+        .unwrap_err();
+    assert!(matches!(e, super::ChannelError::Timeout { .. }), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+/// A call's input goes out after the header and method (writev), whole, even when it is
+/// larger than the pipe holds at once; the reply comes back through the read-ahead.
+#[test]
+fn large_input_and_small_reply_round_trip() {
+    use std::io::{Read, Write};
+    let mut chan = fake_stub(|mut input, mut out| {
+        let mut w = FrameWriter::new(1 << 16);
+        payload::write_hello(&mut w, "p", "1", ["m"].into_iter()).unwrap();
+        out.write_all(w.finish()).unwrap();
+        let mut r = FrameReader::new(1 << 16);
+        let mut src = |b: &mut [u8]| input.read(b);
+        let f = r.read(&mut src).unwrap();
+        let call = CallPayload::parse(f.payload).unwrap();
+        let sum: u64 = call.input.iter().map(|&b| u64::from(b)).sum();
+        w.begin(FrameType::Result, f.id);
+        w.push(&sum.to_le_bytes()).unwrap();
+        out.write_all(w.finish()).unwrap();
+    });
+    chan.handshake(std::time::Duration::from_secs(5)).unwrap();
+    let input: Vec<u8> = (0..60_000u32).map(|i| (i % 251) as u8).collect();
+    let want: u64 = input.iter().map(|&b| u64::from(b)).sum();
+    let out = chan
+        .call("m", &input, std::time::Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(out, want.to_le_bytes());
+    assert_eq!(chan.last_output(), want.to_le_bytes());
+    let too_big = vec![0u8; 1 << 16];
+    assert!(matches!(
+        chan.call("m", &too_big, std::time::Duration::from_secs(1)),
+        Err(super::ChannelError::InputTooLarge { .. })
+    ));
+}
