@@ -169,6 +169,7 @@ fn stdio(a: &args::Args) {
                 }
             }
         }
+        sink::notify_output(fd);
         // SAFETY: dup3 onto stdin; the memfd is ours (see below for why).
         unsafe { libc::dup3(a.plugin_fd, 0, 0) };
     } else {

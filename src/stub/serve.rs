@@ -70,7 +70,7 @@ pub fn serve(
                     }
                     sink::end();
                     if let Some(fd) = a.output_fd {
-                        sink::drain_output(fd, &mut out_buf);
+                        sink::drain_output_if_written(fd, &mut out_buf);
                     }
                     if out.overflow {
                         Reply::Error(

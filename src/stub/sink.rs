@@ -5,8 +5,10 @@
 //! at most [`LOG_BUDGET`] bytes of log text and [`OUTPUT_BUDGET`] bytes of forwarded
 //! stdout/stderr; the rest is dropped and the host told once how much.
 
+use std::ffi::c_int;
 use std::os::fd::RawFd;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::protocol::consts::log_level;
 use crate::protocol::frame::FrameWriter;
@@ -124,6 +126,53 @@ pub fn log(level: u32, text: &[u8]) {
 /// Forwards what the plugin wrote to stdout/stderr since the last drain: up to
 /// OUTPUT_BUDGET bytes as LOG frames (level OUTPUT), the rest read and dropped.
 /// `fd` is non-blocking; `buf` is reused scratch space.
+/// Set by the SIGURG handler when the plugin wrote to its stdout or stderr.
+static OUTPUT_PENDING: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn output_arrived(_: c_int) {
+    OUTPUT_PENDING.store(true, Ordering::Relaxed);
+}
+
+/// Asks the kernel to signal the stub (SIGURG) whenever the plugin writes to the output
+/// pipe (`O_ASYNC` on its read end), so a call that printed nothing costs no syscall to
+/// check. SIGURG's default action is to ignore it: a plugin that blocks it or replaces the
+/// handler only keeps its own output from being forwarded. Best effort by design: if the
+/// kernel refuses, output is drained after every call instead.
+pub fn notify_output(fd: RawFd) {
+    // SAFETY: an all-zero sigaction is valid; we fill in the handler and flags.
+    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+    sa.sa_sigaction = output_arrived as extern "C" fn(c_int) as libc::sighandler_t;
+    sa.sa_flags = libc::SA_RESTART;
+    // SAFETY: installs a handler that only stores to an atomic (async-signal-safe), and
+    // integer fcntl calls on the stub's own pipe end.
+    let armed = unsafe {
+        libc::sigaction(libc::SIGURG, &sa, std::ptr::null_mut()) == 0
+            && libc::fcntl(fd, libc::F_SETOWN, libc::getpid()) == 0
+            && libc::fcntl(fd, F_SETSIG, libc::SIGURG) == 0
+            && libc::fcntl(
+                fd,
+                libc::F_SETFL,
+                libc::fcntl(fd, libc::F_GETFL) | libc::O_ASYNC,
+            ) == 0
+    };
+    SIGNALLED.store(armed, Ordering::Relaxed);
+    // Whatever init() printed before this is drained once anyway.
+    OUTPUT_PENDING.store(true, Ordering::Relaxed);
+}
+
+/// `F_SETSIG` (linux/fcntl.h), not exported by the libc crate.
+const F_SETSIG: c_int = 10;
+
+/// Whether output notification is armed (else every call drains).
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+/// Drains the plugin's output if it wrote any since the last drain.
+pub fn drain_output_if_written(fd: RawFd, buf: &mut [u8]) {
+    if !SIGNALLED.load(Ordering::Relaxed) || OUTPUT_PENDING.swap(false, Ordering::Relaxed) {
+        drain_output(fd, buf);
+    }
+}
+
 pub fn drain_output(fd: RawFd, buf: &mut [u8]) {
     let (mut sent, mut dropped) = (0usize, 0usize);
     loop {
