@@ -602,27 +602,31 @@ impl SeccompProgram {
     }
 }
 
-/// Installs `filter` on the calling thread (see [`SeccompProgram::install`]).
+/// Installs `filter` on the calling thread (see [`SeccompProgram::install`]). No flags:
+/// the jail's child is single-threaded, so there are no other threads to synchronise.
 fn install(filter: &[libc::sock_filter]) -> Result<(), Errno> {
-    {
-        let prog = libc::sock_fprog {
-            // compile() refused anything longer than MAX_INSTRUCTIONS, so this fits.
-            len: filter.len() as libc::c_ushort,
-            filter: filter.as_ptr().cast_mut(),
-        };
-        // SAFETY: `prog` points at `filter`, which outlives the call; the kernel copies
-        // the instructions and never writes through the pointer. No flags: the child is
-        // single-threaded, so there are no other threads to synchronise.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_seccomp,
-                libc::SECCOMP_SET_MODE_FILTER,
-                0 as libc::c_uint,
-                &prog as *const libc::sock_fprog,
-            )
-        };
-        if ret == 0 { Ok(()) } else { Err(Errno::last()) }
-    }
+    install_with_flags(filter, 0).map(drop)
+}
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, filter)`, allocation-free. Returns the
+/// syscall's non-negative result (with `SECCOMP_FILTER_FLAG_TSYNC`, the id of a thread
+/// that could not be synchronised, else 0). `filter` must hold at most 4096 instructions.
+pub fn install_with_flags(filter: &[libc::sock_filter], flags: u32) -> Result<libc::c_long, Errno> {
+    let prog = libc::sock_fprog {
+        len: filter.len() as libc::c_ushort,
+        filter: filter.as_ptr().cast_mut(),
+    };
+    // SAFETY: `prog` points at `filter`, which outlives the call; the kernel copies the
+    // instructions and never writes through the pointer.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if ret < 0 { Err(Errno::last()) } else { Ok(ret) }
 }
 
 impl SeccompProgram {

@@ -15,7 +15,7 @@ use std::os::fd::RawFd;
 const MAX_INSTRUCTIONS: usize = 4096;
 const PROBE_LEN: usize = 7;
 /// `SECCOMP_FILTER_FLAG_TSYNC`.
-const TSYNC: libc::c_ulong = 1;
+const TSYNC: u32 = 1;
 
 #[cfg(target_arch = "x86_64")]
 const AUDIT_ARCH: u32 = 0xC000_003E;
@@ -114,23 +114,9 @@ impl ServeFilter {
 
     /// Installs on every thread and checks that the probe answers.
     pub fn install(&self) -> Result<(), FilterError> {
-        let fprog = libc::sock_fprog {
-            // read() bounded the program to MAX_INSTRUCTIONS.
-            len: self.prog.len() as libc::c_ushort,
-            filter: self.prog.as_ptr().cast_mut(),
-        };
-        // SAFETY: `fprog` points at `self.prog`, alive for the call; the kernel copies it.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_seccomp,
-                libc::SECCOMP_SET_MODE_FILTER,
-                TSYNC,
-                &fprog as *const libc::sock_fprog,
-            )
-        };
-        if r < 0 {
-            return Err(FilterError::Install { errno: errno() });
-        }
+        // read() bounded the program to MAX_INSTRUCTIONS.
+        let r = crate::seccomp::install_with_flags(&self.prog, TSYNC)
+            .map_err(|e| FilterError::Install { errno: e as i32 })?;
         if r > 0 {
             return Err(FilterError::Sync { tid: r });
         }
