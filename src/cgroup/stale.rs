@@ -9,7 +9,6 @@
 use std::path::{Path, PathBuf};
 
 use super::{CgroupError, PREFIX, sys, v2};
-use crate::probe::cgroup::parse;
 use crate::probe::{CgroupMode, Cgroups};
 
 /// What one reaping pass did.
@@ -47,25 +46,13 @@ pub fn bases(caps: &Cgroups) -> Vec<PathBuf> {
                 .filter(|h| h.writable)
                 .filter_map(|h| h.dir.clone())
                 .collect();
-            if let Some(acct) = cpuacct_base(caps) {
+            if let Some(acct) = super::v1::cpuacct_base(caps) {
                 out.push(acct);
             }
             out
         }
         CgroupMode::None => Vec::new(),
     }
-}
-
-fn cpuacct_base(caps: &Cgroups) -> Option<PathBuf> {
-    let own = caps
-        .own
-        .iter()
-        .find(|o| o.controllers.iter().any(|c| c == "cpuacct"))?;
-    let mount = parse::pick(
-        caps.mounts.iter().filter(|m| m.has_v1("cpuacct")),
-        &own.path,
-    )?;
-    parse::cgroup_dir(mount, &own.path).ok()
 }
 
 /// Kills and removes every stale `plugjail-<dead pid>-*` cgroup beneath our bases.

@@ -157,6 +157,12 @@ fn cpu_has_cpuacct(caps: &Cgroups) -> bool {
 
 /// Our own cgroup in a separately mounted cpuacct hierarchy, if we may create a child.
 fn cpuacct_dir(caps: &Cgroups) -> Option<PathBuf> {
+    let dir = cpuacct_base(caps)?;
+    sys::can_write(&dir, true).then_some(dir)
+}
+
+/// Our own cgroup in a separately mounted cpuacct hierarchy.
+pub(super) fn cpuacct_base(caps: &Cgroups) -> Option<PathBuf> {
     let own = caps
         .own
         .iter()
@@ -165,8 +171,7 @@ fn cpuacct_dir(caps: &Cgroups) -> Option<PathBuf> {
         caps.mounts.iter().filter(|m| m.has_v1("cpuacct")),
         &own.path,
     )?;
-    let dir = parse::cgroup_dir(mount, &own.path).ok()?;
-    sys::can_write(&dir, true).then_some(dir)
+    parse::cgroup_dir(mount, &own.path).ok()
 }
 
 pub(super) fn figures(dirs: &[Dir], r: &mut CgroupReport) {
