@@ -40,18 +40,8 @@ fn skip(reason: &str) {
 
 fn limits() -> Limits {
     Limits {
-        memory: None,
-        swap: None,
-        cpu: None,
-        io: IoLimits::default(),
-        pids: None,
-        open_files: None,
-        file_size: None,
-        wall_time: None,
-        cpu_time: None,
-        call_time: None,
-        idle_time: None,
         max_message: MIB,
+        ..Limits::default()
     }
 }
 

@@ -123,17 +123,13 @@ mod tests {
     pub fn limits() -> Limits {
         Limits {
             memory: Some(64 << 20),
-            swap: None,
             cpu: Some(0.5),
-            io: Default::default(),
             pids: Some(16),
             open_files: Some(64),
             file_size: Some(1 << 20),
-            wall_time: None,
             cpu_time: Some(Duration::from_millis(1500)),
-            call_time: None,
-            idle_time: None,
             max_message: 1 << 20,
+            ..Limits::default()
         }
     }
 

@@ -41,17 +41,10 @@ impl Drop for Tree {
 fn limits() -> Limits {
     Limits {
         memory: Some(64 * MIB),
-        swap: None,
         cpu: Some(0.5),
-        io: IoLimits::default(),
         pids: Some(16),
-        open_files: None,
-        file_size: None,
-        wall_time: None,
-        cpu_time: None,
-        call_time: None,
-        idle_time: None,
         max_message: MIB,
+        ..Limits::default()
     }
 }
 

@@ -298,6 +298,30 @@ pub struct Limits {
     pub max_message: u64,
 }
 
+/// Default largest protocol frame: big enough for real payloads, small enough that a
+/// hostile length prefix cannot make the host allocate much.
+pub const DEFAULT_MAX_MESSAGE: u64 = 16 << 20;
+
+impl Default for Limits {
+    /// No limit from the profile, and the default frame cap.
+    fn default() -> Limits {
+        Limits {
+            memory: None,
+            swap: None,
+            cpu: None,
+            io: IoLimits::default(),
+            pids: None,
+            open_files: None,
+            file_size: None,
+            wall_time: None,
+            cpu_time: None,
+            call_time: None,
+            idle_time: None,
+            max_message: DEFAULT_MAX_MESSAGE,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct IoLimits {
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser::size")]

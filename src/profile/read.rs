@@ -79,9 +79,6 @@ pub const ACTIONS: &[(&str, Action)] = &[
 pub const NETWORKS: &[(&str, Network)] =
     &[("none", Network::None), ("loopback", Network::Loopback)];
 
-/// Default largest protocol frame: big enough for real payloads, small enough that a
-/// hostile length prefix cannot make the host allocate much.
-pub const DEFAULT_MAX_MESSAGE: u64 = 16 << 20;
 /// Bounds for `max_message`: a frame must hold a HELLO, and the cap protects the host.
 const MAX_MESSAGE_RANGE: (u64, u64) = (4 << 10, 1 << 30);
 
@@ -473,20 +470,7 @@ fn check_serve_within_load(c: &mut Collector, load: &ReadPhase, serve: &ReadPhas
 }
 
 fn limits(c: &mut Collector, node: &Node) -> Limits {
-    let mut out = Limits {
-        memory: None,
-        swap: None,
-        cpu: None,
-        io: IoLimits::default(),
-        pids: None,
-        open_files: None,
-        file_size: None,
-        wall_time: None,
-        cpu_time: None,
-        call_time: None,
-        idle_time: None,
-        max_message: DEFAULT_MAX_MESSAGE,
-    };
+    let mut out = Limits::default();
     let Some(f) = Fields::new(c, node, "limits", LIMIT_KEYS) else {
         return out;
     };
