@@ -234,7 +234,19 @@ fn ending_verdict(
         }
         Ending::Signaled(sig) => Verdict::signaled(profile_path, command, sig),
         Ending::SeccompViolation(v) => {
-            return Verdict::seccomp_violation(profile_path, command, &v);
+            return Verdict::seccomp_violation(profile_path, command, &v, &profile.seccomp);
+        }
+        Ending::HandoverFailed(errno) => {
+            let message = "the stub's channel could not be handed over when it asked for it: \
+                           its end of the handshake socket was closed or replaced, which only \
+                           the plugin's code does"
+                .to_owned();
+            return failed(
+                Outcome::ProtocolViolation,
+                "serve_switch",
+                Some(errno),
+                message,
+            );
         }
         Ending::Failed(failure) => {
             let (outcome, message) = describe_failure(plan, &failure, target);
@@ -410,6 +422,7 @@ fn enforced(plan: &Plan, default_action: Action, naming: Naming) -> Enforced {
             .as_ref()
             .map(|s| seccomp_report(s, default_action, naming)),
         seccomp_serve: None,
+        seccomp_serve_skipped: None,
         rootless: plan.rootless,
         uid_map: plan.ids.uid_map.clone(),
         gid_map: plan.ids.gid_map.clone(),

@@ -136,18 +136,6 @@ pub fn sealed_memfd(what: &'static str, bytes: &[u8]) -> Result<OwnedFd, PluginF
     Ok(OwnedFd::from(file))
 }
 
-/// The serve-phase filter as the stub reads it: the raw `struct sock_filter` array.
-pub fn filter_memfd(bpf: &[libc::sock_filter]) -> Result<OwnedFd, PluginFileError> {
-    let mut bytes = Vec::with_capacity(bpf.len() * 8);
-    for i in bpf {
-        bytes.extend_from_slice(&i.code.to_ne_bytes());
-        bytes.push(i.jt);
-        bytes.push(i.jf);
-        bytes.extend_from_slice(&i.k.to_ne_bytes());
-    }
-    sealed_memfd("plugjail-serve-filter", &bytes)
-}
-
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     bytes.iter().fold(String::with_capacity(64), |mut s, b| {

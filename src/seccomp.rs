@@ -26,7 +26,10 @@ use crate::profile::resolve::{expand_names, resolve};
 use crate::profile::{Action, ArgCondition, CmpOp, Phase, Seccomp};
 use crate::sysnames::{self, Arch};
 
+mod gate;
 mod search;
+
+pub use gate::compile_gate;
 
 /// Which of the profile's two filters to compile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +133,7 @@ const INT_ARGS: &[(&str, &[u8])] = &[
     ("flock", &[0, 1]),
     ("close", &[0]),
     ("execveat", &[0, 4]),
+    ("recvmsg", &[0]),
 ];
 
 /// Whether the filter compares argument `index` of `syscall` on its low 32 bits only (a
@@ -491,6 +495,13 @@ pub enum TraceData {
     /// `clone` with `CLONE_UNTRACED`: its child would escape the tracer, and an untraced
     /// process meeting `RET_TRACE` only gets ENOSYS, which is weaker than the kill.
     UntracedClone = 4,
+    /// The serve gate ([`compile_gate`]): the serve phase does not allow the syscall. The
+    /// jail's init lets it run while the plugin loads and refuses it once the stub has
+    /// switched to serving.
+    Gate = 5,
+    /// The serve gate: `recvmsg` on the switch descriptor, the stub's request for its
+    /// channel, which ends the load phase.
+    Switch = 6,
 }
 
 impl TraceData {
@@ -500,6 +511,8 @@ impl TraceData {
             TraceData::X32,
             TraceData::ForeignArch,
             TraceData::UntracedClone,
+            TraceData::Gate,
+            TraceData::Switch,
         ]
         .into_iter()
         .find(|d| *d as u32 == value)

@@ -60,6 +60,71 @@ pub fn name(arch: Arch, nr: u32) -> Option<&'static str> {
 }
 
 /// Every syscall name known on any supported architecture.
+/// The name of a constant passed as argument `index` of `syscall`, for the arguments
+/// profiles most often condition on (ioctl requests, prctl options, socket families and
+/// types). `None` for anything else.
+pub fn arg_constant(syscall: &str, index: u8, value: u64) -> Option<&'static str> {
+    const IOCTL: &[(u64, &str)] = &[
+        (0x5401, "TCGETS"),
+        (0x5402, "TCSETS"),
+        (0x5403, "TCSETSW"),
+        (0x5404, "TCSETSF"),
+        (0x540e, "TIOCSCTTY"),
+        (0x540f, "TIOCGPGRP"),
+        (0x5410, "TIOCSPGRP"),
+        (0x5412, "TIOCSTI"),
+        (0x5413, "TIOCGWINSZ"),
+        (0x5414, "TIOCSWINSZ"),
+        (0x541b, "FIONREAD"),
+        (0x5421, "FIONBIO"),
+        (0x5450, "FIONCLEX"),
+        (0x5451, "FIOCLEX"),
+        (0x5452, "FIOASYNC"),
+        (0x541c, "TIOCLINUX"),
+    ];
+    const PRCTL: &[(u64, &str)] = &[
+        (1, "PR_SET_PDEATHSIG"),
+        (2, "PR_GET_PDEATHSIG"),
+        (3, "PR_GET_DUMPABLE"),
+        (4, "PR_SET_DUMPABLE"),
+        (8, "PR_SET_KEEPCAPS"),
+        (15, "PR_SET_NAME"),
+        (16, "PR_GET_NAME"),
+        (22, "PR_SET_SECCOMP"),
+        (23, "PR_CAPBSET_READ"),
+        (24, "PR_CAPBSET_DROP"),
+        (36, "PR_SET_CHILD_SUBREAPER"),
+        (38, "PR_SET_NO_NEW_PRIVS"),
+        (39, "PR_GET_NO_NEW_PRIVS"),
+        (47, "PR_CAP_AMBIENT"),
+        (0x5359_4d41, "PR_SET_VMA"),
+    ];
+    const DOMAIN: &[(u64, &str)] = &[
+        (1, "AF_UNIX"),
+        (2, "AF_INET"),
+        (10, "AF_INET6"),
+        (16, "AF_NETLINK"),
+        (17, "AF_PACKET"),
+        (38, "AF_ALG"),
+        (40, "AF_VSOCK"),
+    ];
+    // Socket types may carry SOCK_NONBLOCK / SOCK_CLOEXEC in their high bits.
+    const TYPE: &[(u64, &str)] = &[
+        (1, "SOCK_STREAM"),
+        (2, "SOCK_DGRAM"),
+        (3, "SOCK_RAW"),
+        (5, "SOCK_SEQPACKET"),
+    ];
+    let (table, value) = match (syscall, index) {
+        ("ioctl", 1) => (IOCTL, value),
+        ("prctl", 0) => (PRCTL, value),
+        ("socket" | "socketpair", 0) => (DOMAIN, value),
+        ("socket" | "socketpair", 1) => (TYPE, value & 0xf),
+        _ => return None,
+    };
+    table.iter().find(|(v, _)| *v == value).map(|(_, n)| *n)
+}
+
 pub fn all_names() -> impl Iterator<Item = &'static str> {
     x86_64::Sysno::iter()
         .map(|s| s.name())

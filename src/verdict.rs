@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::jail::init::{Naming, Violation};
 use crate::landlock_rules::LandlockReport;
-use crate::seccomp::TraceData;
+use crate::seccomp::{SeccompPhase, TraceData};
 use crate::sysnames::Arch;
 
 /// The verdict format version.
@@ -136,6 +136,27 @@ pub struct Syscall {
     /// The syscall table it went through: "x86_64", "aarch64", "x32", "i386", "arm",
     /// or the raw `AUDIT_ARCH_*` value in hex; null when not known.
     pub arch: Option<String>,
+    /// The seccomp phase the jail was in: "serve" once plugin mode's stub has switched to
+    /// serving (decided by the jail's init), else "load" (all of `exec`). Absent when
+    /// the syscall is not known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<&'static str>,
+    /// For a syscall the refusing phase allows only with argument conditions: the
+    /// arguments those conditions look at, as the program passed them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<SyscallArg>,
+}
+
+/// One argument of a refused syscall.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyscallArg {
+    /// 0-based, as `args[].index` in a profile.
+    pub index: u8,
+    /// The value in hex (the low 32 bits for arguments the kernel reads as `int`).
+    pub value: String,
+    /// The constant's name where plugjail knows it (`FIONBIO`, `PR_SET_NAME`, `AF_INET`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub constant: Option<&'static str>,
 }
 
 /// `AUDIT_ARCH_*` values (linux/audit.h).
@@ -147,8 +168,9 @@ const AUDIT_ARCH_ARM: u32 = 0x4000_0028;
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
 impl Syscall {
-    /// What the init read at a seccomp stop.
-    pub fn from_violation(v: &Violation) -> Syscall {
+    /// What the init read at a seccomp stop. `seccomp`: the profile's policy, to pick out
+    /// the arguments its rules for this syscall look at.
+    pub fn from_violation(v: &Violation, seccomp: Option<&crate::profile::Seccomp>) -> Syscall {
         let Some(nr) = v.nr else {
             return Syscall::unknown();
         };
@@ -160,12 +182,23 @@ impl Syscall {
             AUDIT_ARCH_ARM => ("arm".to_owned(), None),
             other => (format!("{other:#x}"), None),
         };
+        let name = table.and_then(|a| crate::sysnames::name(a, nr));
+        let args = match (name, seccomp) {
+            (Some(name), Some(seccomp)) => {
+                let rules = match refusing_phase(v) {
+                    SeccompPhase::Load => &seccomp.load,
+                    SeccompPhase::Serve => &seccomp.serve,
+                };
+                decided_by(name, rules, &v.args)
+            }
+            _ => Vec::new(),
+        };
         Syscall {
-            name: table
-                .and_then(|a| crate::sysnames::name(a, nr))
-                .map(str::to_owned),
+            name: name.map(str::to_owned),
             number: Some(nr),
             arch: Some(arch),
+            phase: Some(v.phase.name()),
+            args,
         }
     }
 
@@ -175,19 +208,74 @@ impl Syscall {
             name: None,
             number: None,
             arch: None,
+            phase: None,
+            args: Vec::new(),
         }
     }
 }
 
+/// The phase whose rules refused `v`: the serve gate's refusals are the serve phase's;
+/// every other refusal comes from the load filter, in force in both phases.
+fn refusing_phase(v: &Violation) -> SeccompPhase {
+    match TraceData::from_u32(v.data) {
+        Some(TraceData::Gate | TraceData::Switch) => SeccompPhase::Serve,
+        _ => SeccompPhase::Load,
+    }
+}
+
+/// The arguments that `rules` condition `name` on (none if they allow it unconditionally
+/// or not at all).
+fn decided_by(name: &str, rules: &crate::profile::Phase, args: &[u64; 6]) -> Vec<SyscallArg> {
+    let mut indices: Vec<u8> = rules
+        .allow
+        .iter()
+        .filter(|r| {
+            crate::profile::resolve::expand_names(r.syscalls.iter().map(String::as_str))
+                .contains(name)
+        })
+        .flat_map(|r| r.args.iter().map(|c| c.index))
+        .collect();
+    indices.sort_unstable();
+    indices.dedup();
+    indices
+        .into_iter()
+        .filter_map(|index| {
+            let raw = *args.get(usize::from(index))?;
+            let value = if crate::seccomp::is_32bit_arg(name, index) {
+                raw & u64::from(u32::MAX)
+            } else {
+                raw
+            };
+            Some(SyscallArg {
+                index,
+                value: format!("{value:#x}"),
+                constant: crate::sysnames::arg_constant(name, index, value),
+            })
+        })
+        .collect()
+}
+
 impl fmt::Display for Syscall {
-    /// `ptrace (101, x86_64)`, `syscall 999 (x86_64)`, `an unknown syscall`.
+    /// `ptrace (101, x86_64)`, `ioctl (16, x86_64) with arg 1 = 0x5421 FIONBIO in the
+    /// serve phase`, `syscall 999 (x86_64)`, `an unknown syscall`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let arch = self.arch.as_deref().unwrap_or("?");
         match (&self.name, self.number) {
-            (Some(name), Some(nr)) => write!(f, "{name} ({nr}, {arch})"),
-            (None, Some(nr)) => write!(f, "syscall {nr} ({arch})"),
-            _ => write!(f, "an unknown syscall"),
+            (Some(name), Some(nr)) => write!(f, "{name} ({nr}, {arch})")?,
+            (None, Some(nr)) => write!(f, "syscall {nr} ({arch})")?,
+            _ => return write!(f, "an unknown syscall"),
         }
+        for (i, a) in self.args.iter().enumerate() {
+            let sep = if i == 0 { " with" } else { "," };
+            write!(f, "{sep} arg {} = {}", a.index, a.value)?;
+            if let Some(c) = a.constant {
+                write!(f, " {c}")?;
+            }
+        }
+        if let Some(phase) = self.phase {
+            write!(f, " in the {phase} phase")?;
+        }
+        Ok(())
     }
 }
 
@@ -253,10 +341,16 @@ pub struct Enforced {
     pub landlock: Option<LandlockReport>,
     /// `None`: no seccomp filter (best_effort on a kernel without seccomp).
     pub seccomp: Option<SeccompReport>,
-    /// Plugin mode: the serve-phase filter the stub stacked on the load phase once the
-    /// plugin was initialised (its kills are not named).
+    /// Plugin mode: the serve phase, when it was in force: the jail's serve gate,
+    /// installed before the stub existed, with the switch to serving decided by the jail's
+    /// init (docs/architecture.md, "The serve phase"). Absent when the profile has no
+    /// serve phase of its own, or the init could not trace the jail (best_effort; see
+    /// `seccomp_serve_skipped`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seccomp_serve: Option<SeccompReport>,
+    /// Plugin mode: why the profile's serve phase was not enforced (best_effort only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seccomp_serve_skipped: Option<String>,
     /// Whether plugjail ran without root (the jail is rootless either way inside).
     pub rootless: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -352,22 +446,33 @@ impl Verdict {
         }
     }
 
-    /// A syscall refused under `kill_process`, named by the jail's init. Exit status 159
-    /// (128 + SIGSYS), as for the kernel's own kill.
-    pub fn seccomp_violation(profile: &Path, command: &[String], v: &Violation) -> Verdict {
+    /// A syscall refused, named by the jail's init (`seccomp` is the profile's policy, for
+    /// the arguments and the hint). Exit status 159 (128 + SIGSYS), as for the kernel's
+    /// own kill.
+    pub fn seccomp_violation(
+        profile: &Path,
+        command: &[String],
+        v: &Violation,
+        seccomp: &crate::profile::Seccomp,
+    ) -> Verdict {
+        let syscall = Syscall::from_violation(v, Some(seccomp));
         let message = match TraceData::from_u32(v.data) {
             Some(TraceData::UntracedClone) => {
-                Some("clone with CLONE_UNTRACED: every process of the jail stays traced")
+                Some("clone with CLONE_UNTRACED: every process of the jail stays traced".to_owned())
             }
-            Some(TraceData::X32) => Some("x32 syscalls are always refused"),
-            Some(TraceData::ForeignArch) => Some("syscalls of another architecture are refused"),
-            Some(TraceData::NotAllowed) => None,
-            None if v.nr.is_none() => Some("the syscall could not be read"),
-            None => Some("stopped by a filter the program installed itself"),
+            Some(TraceData::X32) => Some("x32 syscalls are always refused".to_owned()),
+            Some(TraceData::ForeignArch) => {
+                Some("syscalls of another architecture are refused".to_owned())
+            }
+            Some(TraceData::NotAllowed | TraceData::Gate | TraceData::Switch) => {
+                allow_hint(&syscall, refusing_phase(v))
+            }
+            None if v.nr.is_none() => Some("the syscall could not be read".to_owned()),
+            None => Some("stopped by a filter the program installed itself".to_owned()),
         };
         Verdict {
-            syscall: Some(Syscall::from_violation(v)),
-            message: message.map(str::to_owned),
+            syscall: Some(syscall),
+            message,
             exit_status: 128 + libc::SIGSYS as u8,
             ..Verdict::new(Outcome::SeccompViolation, profile, command)
         }
@@ -446,6 +551,31 @@ impl Verdict {
         }
         errors
     }
+}
+
+/// Which profile key would allow `syscall`, refused by `phase`'s rules: a serve-phase
+/// refusal needs the serve key only (the load phase allowed it, or the gate would not have
+/// been asked); a load-phase refusal in the serve phase needs both.
+fn allow_hint(syscall: &Syscall, phase: SeccompPhase) -> Option<String> {
+    let name = syscall.name.as_deref()?;
+    let keys = match (phase, syscall.phase) {
+        (SeccompPhase::Serve, _) => "seccomp.serve.allow",
+        (SeccompPhase::Load, Some("serve")) => "seccomp.load.allow and seccomp.serve.allow",
+        (SeccompPhase::Load, _) => "seccomp.load.allow",
+    };
+    let args: Vec<String> = syscall
+        .args
+        .iter()
+        .map(|a| format!("{{ index: {}, op: eq, value: {} }}", a.index, a.value))
+        .collect();
+    Some(if args.is_empty() {
+        format!("to allow it, add `{name}` to {keys}")
+    } else {
+        format!(
+            "to allow it, add {{ syscalls: [{name}], args: [{}] }} to {keys}",
+            args.join(", ")
+        )
+    })
 }
 
 impl fmt::Display for Verdict {

@@ -1,7 +1,9 @@
 //! plugjail-stub run directly, without the jail: the test harness plays both the jail (it
 //! places the descriptors, sets no_new_privs and installs the profile's load-phase filter
 //! before exec'ing the stub, as the jail sequence does) and the host (a `Channel` over
-//! pipes). Plugins are C++ sources in tests/plugins/ and examples/plugins/, built here.
+//! pipes, given with `--channel`). Plugins are C++ sources in tests/plugins/ and
+//! examples/plugins/, built here. The serve phase is the jail's (its init switches it), so
+//! it is tested through the real jail in tests/plugin.rs.
 
 use std::collections::HashMap;
 use std::ffi::{CString, c_char};
@@ -26,7 +28,6 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 const CHANNEL_IN: RawFd = 3;
 const CHANNEL_OUT: RawFd = 4;
 const PLUGIN_FD: RawFd = 5;
-const FILTER_FD: RawFd = 6;
 const OUTPUT_FD: RawFd = 7;
 /// The stub executable, for the one execveat the load filter allows.
 const EXE_FD: RawFd = 200;
@@ -79,8 +80,6 @@ struct Setup<'a> {
     profile: &'a str,
     /// Install the load-phase filter before exec (as the jail does).
     load: bool,
-    /// Give the stub the serve-phase filter (else `--no-serve-filter`).
-    serve: bool,
     /// Plugin stdout/stderr through a pipe the stub forwards (else the stub's default).
     output: bool,
     cap: u32,
@@ -93,7 +92,6 @@ impl<'a> Setup<'a> {
             plugin,
             profile,
             load: true,
-            serve: true,
             output: true,
             cap: 1 << 20,
             env: Vec::new(),
@@ -141,14 +139,9 @@ impl Session {
         let (to_stub_r, to_stub_w) = pipe();
         let (from_stub_r, from_stub_w) = pipe();
         let (out_r, out_w) = pipe();
-        let serve_fd = s.serve.then(|| {
-            let prog = compile(&prof.seccomp, SeccompPhase::Serve, None).expect("serve filter");
-            plugin_file::filter_memfd(prog.bpf()).expect("filter memfd")
-        });
+        // With --channel the stub needs nothing beyond the profile's load phase.
         let load: Option<SeccompProgram> = s.load.then(|| {
-            let mut seccomp = prof.seccomp.clone();
-            seccomp.load.allow.extend(stub::load_phase_rules());
-            compile(&seccomp, SeccompPhase::Load, Some(EXE_FD)).expect("load filter")
+            compile(&prof.seccomp, SeccompPhase::Load, Some(EXE_FD)).expect("load filter")
         });
         let exe = std::fs::File::open(STUB).expect("open stub");
 
@@ -160,11 +153,6 @@ impl Session {
             "--max-message".into(),
             s.cap.to_string(),
         ];
-        if s.serve {
-            args.extend(["--serve-filter-fd".into(), FILTER_FD.to_string()]);
-        } else {
-            args.push("--no-serve-filter".into());
-        }
         if s.output {
             args.extend(["--output-fd".into(), OUTPUT_FD.to_string()]);
         }
@@ -195,9 +183,6 @@ impl Session {
             (verified.memfd.as_raw_fd(), PLUGIN_FD),
             (exe.as_raw_fd(), EXE_FD),
         ];
-        if let Some(f) = &serve_fd {
-            moves.push((f.as_raw_fd(), FILTER_FD));
-        }
         if s.output {
             moves.extend([
                 (out_r.as_raw_fd(), OUTPUT_FD),
@@ -248,15 +233,7 @@ impl Session {
             });
         }
         let child = cmd.spawn().expect("spawn stub");
-        drop((
-            to_stub_r,
-            from_stub_w,
-            out_r,
-            out_w,
-            verified,
-            serve_fd,
-            exe,
-        ));
+        drop((to_stub_r, from_stub_w, out_r, out_w, verified, exe));
         let mut chan = Channel::new(from_stub_r, to_stub_w, u64::from(s.cap)).expect("channel");
         let logs = Arc::new(Mutex::new(Logs::default()));
         let sink = logs.clone();
@@ -488,41 +465,6 @@ fn forbidden_syscall_in_a_constructor_is_killed_by_the_load_filter() {
     let mut s = Session::start(&Setup::new("ctor_socket", "default"));
     assert!(matches!(s.hello(), Err(ChannelError::Closed)));
     assert_eq!(s.wait().signal(), Some(libc::SIGSYS));
-}
-
-#[test]
-fn execve_during_a_call_is_killed_by_the_serve_filter() {
-    // The serve filter alone (no load filter) stops it.
-    let mut setup = Setup::new("escape", "default");
-    setup.load = false;
-    let mut s = Session::start(&setup);
-    s.hello().expect("handshake");
-    assert!(matches!(s.call("shell", b""), Err(ChannelError::Closed)));
-    assert_eq!(s.wait().signal(), Some(libc::SIGSYS));
-
-    // mkdir is allowed while loading (default profile) but not while serving: the serve
-    // filter really is stacked on the load filter.
-    let mut s = Session::start(&Setup::new("escape", "default"));
-    s.hello().expect("handshake");
-    assert!(matches!(s.call("mkdir", b""), Err(ChannelError::Closed)));
-    assert_eq!(s.wait().signal(), Some(libc::SIGSYS));
-}
-
-#[test]
-fn a_plugin_that_fakes_seccomp_success_is_caught_by_the_probe() {
-    let mut setup = Setup::new("escape", "default");
-    setup
-        .env
-        .push(("PLUGJAIL_TEST_FAKE_SECCOMP", "1".to_string()));
-    let mut s = Session::start(&setup);
-    match s.hello() {
-        Err(ChannelError::Startup {
-            kind: ErrorKind::FilterFailed,
-            message,
-        }) => assert!(message.contains("not in force"), "{message}"),
-        other => panic!("faked seccomp: {other:?}"),
-    }
-    assert_eq!(s.wait().code(), Some(exit_code::FILTER_FAILED));
 }
 
 #[test]

@@ -25,7 +25,6 @@ use super::BenchError;
 const CHANNEL_IN: RawFd = 3;
 const CHANNEL_OUT: RawFd = 4;
 const PLUGIN_FD: RawFd = 5;
-const FILTER_FD: RawFd = 6;
 
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -258,15 +257,11 @@ fn stub_command(
 ) -> Result<Command, BenchError> {
     let plugin = plugin_file::load(&env.plugin, &Plugin { sha256: vec![] })
         .map_err(|source| BenchError::Plugin { source })?;
-    let filter = match runner {
-        Runner::Filtered => Some(
-            plugin_file::filter_memfd(&env.serve_filter)
-                .map_err(|source| BenchError::Plugin { source })?,
-        ),
-        _ => None,
-    };
+    // The filtered floor: the serve phase's filter installed before exec (as in the jail,
+    // where the gate is installed before the stub starts), with no jail around it.
+    let filter = (runner == Runner::Filtered).then(|| env.serve_filter.clone());
     let stub_args = |exe: &str| {
-        let mut a = vec![
+        vec![
             exe.to_string(),
             "--channel".into(),
             format!("{CHANNEL_IN},{CHANNEL_OUT}"),
@@ -274,13 +269,7 @@ fn stub_command(
             PLUGIN_FD.to_string(),
             "--max-message".into(),
             env.cap.to_string(),
-        ];
-        if filter.is_some() {
-            a.extend(["--serve-filter-fd".into(), FILTER_FD.to_string()]);
-        } else {
-            a.push("--no-serve-filter".into());
-        }
-        a
+        ]
     };
     let stub = env.stub.to_string_lossy().into_owned();
     let argv: Vec<String> = match runner {
@@ -298,16 +287,13 @@ fn stub_command(
     };
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]).env_clear().stdin(Stdio::null());
-    let mut moves = vec![
+    let moves = vec![
         (to_stub_r.as_raw_fd(), CHANNEL_IN),
         (from_stub_w.as_raw_fd(), CHANNEL_OUT),
         (plugin.memfd.as_raw_fd(), PLUGIN_FD),
     ];
-    if let Some(f) = &filter {
-        moves.push((f.as_raw_fd(), FILTER_FD));
-    }
-    // The closure owns the memfds, so they stay open until the command is dropped.
-    let keep = (plugin.memfd, filter);
+    // The closure owns the memfd, so it stays open until the command is dropped.
+    let keep = plugin.memfd;
     // SAFETY: the hook makes only raw syscalls (fcntl, dup2, prctl) on descriptors and data
     // prepared before fork; it allocates nothing.
     unsafe {
@@ -317,6 +303,15 @@ fn stub_command(
             // The serve filter needs no_new_privs (the jail sets it too).
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            if let Some(f) = &filter {
+                let prog = libc::sock_fprog {
+                    len: f.len() as libc::c_ushort,
+                    filter: f.as_ptr().cast_mut(),
+                };
+                if libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &prog) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });

@@ -299,12 +299,15 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
 
     // 26. Fork the target. This process stays behind as the jail's init (PID 1 of the new
     //     PID namespace, `init.rs`): it reaps orphans, reports how the target ended, and
-    //     its exit ends every process left in the jail. Under `kill_process` it also
-    //     traces every process of the jail, to name a refused syscall.
-    let trace = plan
-        .seccomp
-        .as_ref()
-        .is_some_and(|s| s.has_traced_variant());
+    //     its exit ends every process left in the jail. Under `kill_process`, and for
+    //     plugin mode's serve gate, it also traces every process of the jail. In plugin
+    //     mode it keeps the channel (`handover.rs`) until the stub asks for it.
+    let gate = plan.handover.as_ref().and_then(|h| h.gate.as_ref());
+    let trace = gate.is_some()
+        || plan
+            .seccomp
+            .as_ref()
+            .is_some_and(|s| s.has_traced_variant());
     let (init_sock, target_sock) = match init::handshake_pair() {
         Ok(pair) => pair,
         Err(errno) => fail(fds, Step::ForkTarget, errno, NO_ITEM),
@@ -314,12 +317,13 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
         Ok(0) => sys::close(init_sock),
         Ok(target) => {
             sys::close(target_sock);
-            // The init needs none of the program's placed descriptors; a channel end kept
-            // here would only delay the host's end of file.
-            for placed in &plan.fds {
+            // The init needs none of the program's placed descriptors but the channel it
+            // hands over; anything else kept here would only delay the host's end of file.
+            let kept = plan.handover.as_ref().map_or(&[][..], |h| &h.fds[..]);
+            for placed in plan.fds.iter().filter(|p| !kept.contains(&p.target)) {
                 sys::close(placed.target);
             }
-            init::run(target, fds, init_sock, trace)
+            init::run(target, fds, init_sock, trace, plan.handover.as_ref())
         }
     }
 
@@ -330,17 +334,26 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
         Ok(traced) => traced,
         Err(errno) => fail(fds, Step::WaitForTracer, errno, NO_ITEM),
     };
-    sys::close(target_sock);
 
-    // 26c. Keep the descriptor that matches the tracing: a later filter the program
-    //      stacks itself (plugin mode's serve phase) must be the traced variant exactly
-    //      when the load phase is, or its kills would go unnamed (traced) or turn into
-    //      ENOSYS (untraced: weaker than the profile's kill).
-    if let Some((alternative, slot)) = plan.traced_alternative {
-        if traced {
-            step!(Step::PlaceFds, sys::dup2(alternative, slot));
+    // 26c. Plugin mode: the channel is the init's until the stub's switch, so the target
+    //      drops its copies and keeps its end of the handshake socket at the number the
+    //      stub asks through. The serve gate needs the init's tracing: without it, refuse
+    //      when the profile requires seccomp, or go on without a serve phase (the verdict
+    //      then claims none).
+    match &plan.handover {
+        Some(h) => {
+            for fd in h.fds {
+                sys::close(fd);
+            }
+            step!(
+                Step::ServeGate,
+                sys::place_inheritable(target_sock, h.socket)
+            );
+            if h.gate.as_ref().is_some_and(|g| g.required) && !traced {
+                fail(fds, Step::ServeGate, libc::EPERM, NO_ITEM);
+            }
         }
-        sys::close(alternative);
+        None => sys::close(target_sock),
     }
 
     // 27. Landlock (target only; the init stays outside its domain, so the target can
@@ -354,7 +367,14 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
 
     // 28. Seccomp, as late as possible: from here only the profile's syscalls (and exactly
     //     one execveat of the memfd) are allowed. Traced, the filter's kills are traces
-    //     that the init turns into a named kill; untraced, they are plain kills.
+    //     that the init turns into a named kill; untraced, they are plain kills. Plugin
+    //     mode's serve gate goes first, so that the load filter's refusals outrank it
+    //     (`seccomp/gate.rs`).
+    if let Some(gate) = gate
+        && traced
+    {
+        step!(Step::Seccomp, gate.program.install().map_err(|e| e as i32));
+    }
     if let Some(seccomp) = &plan.seccomp {
         step!(
             Step::Seccomp,

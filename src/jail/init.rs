@@ -14,7 +14,10 @@
 use std::os::fd::RawFd;
 
 use super::child::ChildFds;
+use super::handover::{Decision, Switch};
+use super::plan::Handover;
 use super::sys;
+use crate::seccomp::SeccompPhase;
 
 /// Exit status of an init that could not do its job (the record, not this, is what counts).
 const INIT_FAILED: libc::c_int = 125;
@@ -69,8 +72,14 @@ pub struct Violation {
     /// `AUDIT_ARCH_*` of the syscall table it was made through.
     pub arch: u32,
     /// `SECCOMP_RET_DATA` of the filter's verdict: which check refused it
-    /// ([`crate::seccomp::TraceData`]).
+    /// ([`crate::seccomp::TraceData`]); 0 when the stop did not come from plugjail's own
+    /// filters (a filter the program installed itself answered).
     pub data: u32,
+    /// The phase the jail was in: plugin mode's serve phase begins at the stub's switch
+    /// (`handover.rs`); everything else, and all of `exec`, is the load phase.
+    pub phase: SeccompPhase,
+    /// The six argument registers as the caller set them.
+    pub args: [u64; 6],
 }
 
 /// What the init reports.
@@ -80,6 +89,10 @@ pub enum Report {
     Ended(i32),
     /// A process of the jail made a refused syscall; the init ended the jail.
     Violation(Violation),
+    /// Plugin mode: the channel could not be handed to the stub at its switch (this errno
+    /// from `sendmsg`: the stub's end of the socket was closed or replaced, which only the
+    /// plugin's code does); the init ended the jail.
+    HandoverFailed(i32),
 }
 
 /// The init's record on the status pipe: what happened and how syscalls were named.
@@ -89,21 +102,28 @@ pub struct Record {
     pub naming: Naming,
 }
 
-/// Size of [`Record`] on the pipe: seven native-endian 32-bit words (kind, wait status,
-/// syscall number, arch, filter data, naming, seize errno).
-pub const RECORD_LEN: usize = 28;
+/// Size of [`Record`] on the pipe: eight native-endian 32-bit words (kind, wait status or
+/// errno, syscall number, arch, filter data, naming, seize errno, phase), then the six
+/// 64-bit arguments. Well below `PIPE_BUF`, so it is written at once.
+pub const RECORD_LEN: usize = 8 * 4 + 6 * 8;
 
 const KIND_ENDED: u32 = 1;
 const KIND_VIOLATION: u32 = 2;
 const KIND_VIOLATION_UNREAD: u32 = 3;
+const KIND_HANDOVER_FAILED: u32 = 4;
 
 impl Record {
     pub fn encode(&self) -> [u8; RECORD_LEN] {
-        let mut w = [0u32; 7];
+        let mut w = [0u32; 8];
+        let mut args = [0u64; 6];
         match self.report {
             Report::Ended(status) => {
                 w[0] = KIND_ENDED;
                 w[1] = status as u32;
+            }
+            Report::HandoverFailed(errno) => {
+                w[0] = KIND_HANDOVER_FAILED;
+                w[1] = errno as u32;
             }
             Report::Violation(v) => {
                 w[0] = if v.nr.is_some() {
@@ -114,6 +134,11 @@ impl Record {
                 w[2] = v.nr.unwrap_or(0);
                 w[3] = v.arch;
                 w[4] = v.data;
+                w[7] = match v.phase {
+                    SeccompPhase::Load => 1,
+                    SeccompPhase::Serve => 2,
+                };
+                args = v.args;
             }
         }
         (w[5], w[6]) = match self.naming {
@@ -122,16 +147,25 @@ impl Record {
             Naming::Refused(errno) => (2, errno as u32),
         };
         let mut out = [0u8; RECORD_LEN];
-        for (chunk, word) in out.chunks_exact_mut(4).zip(w) {
+        let (words, rest) = out.split_at_mut(32);
+        for (chunk, word) in words.chunks_exact_mut(4).zip(w) {
             chunk.copy_from_slice(&word.to_ne_bytes());
+        }
+        for (chunk, arg) in rest.chunks_exact_mut(8).zip(args) {
+            chunk.copy_from_slice(&arg.to_ne_bytes());
         }
         out
     }
 
     pub fn decode(bytes: &[u8; RECORD_LEN]) -> Option<Record> {
-        let mut w = [0u32; 7];
-        for (word, chunk) in w.iter_mut().zip(bytes.chunks_exact(4)) {
-            *word = u32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        let (words, rest) = bytes.split_at(32);
+        let mut w = [0u32; 8];
+        for (word, chunk) in w.iter_mut().zip(words.chunks_exact(4)) {
+            *word = u32::from_ne_bytes(chunk.try_into().ok()?);
+        }
+        let mut args = [0u64; 6];
+        for (arg, chunk) in args.iter_mut().zip(rest.chunks_exact(8)) {
+            *arg = u64::from_ne_bytes(chunk.try_into().ok()?);
         }
         let naming = match w[5] {
             0 => Naming::NotWanted,
@@ -139,15 +173,23 @@ impl Record {
             2 => Naming::Refused(w[6] as i32),
             _ => return None,
         };
+        let phase = if w[7] == 2 {
+            SeccompPhase::Serve
+        } else {
+            SeccompPhase::Load
+        };
         let violation = |nr| {
             Report::Violation(Violation {
                 nr,
                 arch: w[3],
                 data: w[4],
+                phase,
+                args,
             })
         };
         let report = match w[0] {
             KIND_ENDED => Report::Ended(w[1] as i32),
+            KIND_HANDOVER_FAILED => Report::HandoverFailed(w[1] as i32),
             KIND_VIOLATION => violation(Some(w[2])),
             KIND_VIOLATION_UNREAD => violation(None),
             _ => return None,
@@ -204,8 +246,16 @@ pub fn handshake_pair() -> Result<(RawFd, RawFd), i32> {
 }
 
 /// The jail's init; never returns. `sock` is the init's end of the handshake; `trace`
-/// says whether to trace the target (the plan's filter has a traced variant).
-pub fn run(target: libc::pid_t, fds: &ChildFds, sock: RawFd, trace: bool) -> ! {
+/// says whether to trace the target (the plan's filter has a traced variant, or plugin
+/// mode's serve gate needs the init's decisions); `handover` is plugin mode's channel
+/// handover and gate.
+pub fn run(
+    target: libc::pid_t,
+    fds: &ChildFds,
+    sock: RawFd,
+    trace: bool,
+    handover: Option<&Handover>,
+) -> ! {
     // Only the target reports setup failures from here on, and only it execs the memfd.
     sys::close(fds.err_w);
     sys::close(fds.memfd);
@@ -213,7 +263,18 @@ pub fn run(target: libc::pid_t, fds: &ChildFds, sock: RawFd, trace: bool) -> ! {
     let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
 
     let naming = handshake(target, sock, trace);
-    sys::close(sock);
+    // Plugin mode keeps the socket: the stub's channel goes through it (at once when the
+    // serve gate is not in force, else at the stub's switch).
+    let mut switch = match handover {
+        Some(h) => match Switch::start(h, sock, naming == Naming::Ptrace) {
+            Ok(s) => Some(s),
+            Err(errno) => end_jail(fds, target, Report::HandoverFailed(errno), naming),
+        },
+        None => {
+            sys::close(sock);
+            None
+        }
+    };
 
     loop {
         let (pid, status) = match wait_all() {
@@ -233,14 +294,38 @@ pub fn run(target: libc::pid_t, fds: &ChildFds, sock: RawFd, trace: bool) -> ! {
         // Only tracees stop visibly (no WUNTRACED): decide how to let this one go on.
         let sig = libc::WSTOPSIG(status);
         match status >> 16 {
+            // The tracee is stopped before the syscall runs. Either the serve gate lets
+            // it go on (or makes it fail), or it is refused: record it, then kill —
+            // SIGKILL skips the syscall, and the init's exit takes the whole PID namespace
+            // with it.
             PTRACE_EVENT_SECCOMP => {
-                // The tracee is stopped before the syscall runs. Record it, then kill:
-                // SIGKILL skips the syscall, and the init's exit takes the whole PID
-                // namespace with it.
-                report(fds, Report::Violation(violation(pid)), naming);
-                // SAFETY: kill takes no pointers; `pid` is a stopped tracee of ours.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-                sys::exit(0);
+                let stop = seccomp_stop(pid);
+                let decision = match switch.as_mut() {
+                    Some(s) => s.decide(pid, stop),
+                    None => Decision::Refuse(Violation {
+                        data: own_data(stop.data),
+                        ..stop
+                    }),
+                };
+                match decision {
+                    Decision::Continue => {
+                        let _ = restart(PTRACE_CONT, pid, 0);
+                    }
+                    Decision::Skip { ret, signal } => {
+                        if super::handover::skip_syscall(pid, ret).is_err() {
+                            let v = Violation {
+                                phase: SeccompPhase::Serve,
+                                ..stop
+                            };
+                            end_jail(fds, pid, Report::Violation(v), naming);
+                        }
+                        let _ = restart(PTRACE_CONT, pid, signal);
+                    }
+                    Decision::Refuse(v) => end_jail(fds, pid, Report::Violation(v), naming),
+                    Decision::HandoverFailed(errno) => {
+                        end_jail(fds, pid, Report::HandoverFailed(errno), naming)
+                    }
+                }
             }
             // A group stop (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU took effect): stay stopped
             // like an untraced process until SIGCONT, without holding it in a ptrace stop.
@@ -259,6 +344,25 @@ pub fn run(target: libc::pid_t, fds: &ChildFds, sock: RawFd, trace: bool) -> ! {
                 let _ = restart(PTRACE_CONT, pid, 0);
             }
         }
+    }
+}
+
+/// Writes `report`, kills `pid` (a stopped tracee or the target), and exits: the PID
+/// namespace ends with the init.
+fn end_jail(fds: &ChildFds, pid: libc::pid_t, what: Report, naming: Naming) -> ! {
+    report(fds, what, naming);
+    // SAFETY: kill takes no pointers; `pid` is a process of the jail.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    sys::exit(0)
+}
+
+/// The data of a stop outside plugin mode: the gate's values there can only come from a
+/// filter the program installed itself, which the verdict says as data 0.
+fn own_data(data: u32) -> u32 {
+    use crate::seccomp::TraceData;
+    match TraceData::from_u32(data) {
+        Some(TraceData::Gate | TraceData::Switch) | None => 0,
+        Some(_) => data,
     }
 }
 
@@ -327,8 +431,9 @@ struct SyscallInfo {
     _pad2: u32,
 }
 
-/// The syscall a tracee in a seccomp stop is making.
-fn violation(pid: libc::pid_t) -> Violation {
+/// The syscall a tracee in a seccomp stop is making, as a violation of the load phase
+/// (the serve gate corrects the phase).
+fn seccomp_stop(pid: libc::pid_t) -> Violation {
     let mut info = SyscallInfo {
         op: 0,
         _pad: [0; 3],
@@ -355,6 +460,8 @@ fn violation(pid: libc::pid_t) -> Violation {
             nr: None,
             arch: 0,
             data: 0,
+            phase: SeccompPhase::Load,
+            args: [0; 6],
         };
     }
     Violation {
@@ -362,6 +469,8 @@ fn violation(pid: libc::pid_t) -> Violation {
         nr: Some(info.nr as u32),
         arch: info.arch,
         data: info.ret_data,
+        phase: SeccompPhase::Load,
+        args: info.args,
     }
 }
 
@@ -420,6 +529,8 @@ mod tests {
                     nr: Some(101),
                     arch: 0xc000_003e,
                     data: 1,
+                    phase: SeccompPhase::Serve,
+                    args: [1, 2, 3, u64::MAX, 5, 0x5421],
                 }),
                 naming: Naming::Ptrace,
             },
@@ -428,7 +539,13 @@ mod tests {
                     nr: None,
                     arch: 0,
                     data: 0,
+                    phase: SeccompPhase::Load,
+                    args: [0; 6],
                 }),
+                naming: Naming::Ptrace,
+            },
+            Record {
+                report: Report::HandoverFailed(libc::EPIPE),
                 naming: Naming::Ptrace,
             },
         ];

@@ -5,6 +5,7 @@
 //! docs/architecture.md walks through the sequence step by step.
 
 pub mod child;
+pub mod handover;
 pub mod idmap;
 pub mod init;
 pub mod namespaces;
@@ -15,7 +16,8 @@ mod sys;
 pub mod target;
 pub mod template;
 
-pub use plan::{Plan, PlanError, build};
+pub use handover::GateAction;
+pub use plan::{Gate, Handover, Plan, PlanError, build};
 pub use spawn::{Ending, Finished, Running, SpawnError, Stopped, Watch, block_stop_signals, start};
 pub use step::{Failure, Step};
 pub use target::{Target, TargetError};

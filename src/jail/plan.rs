@@ -12,6 +12,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 
+use super::handover::GateAction;
 use super::idmap::{self, IdPlan};
 use super::namespaces::{self, NamespacePlan};
 use super::target::Target;
@@ -122,12 +123,9 @@ pub struct Plan {
     /// Descriptors the program starts with besides stdio (plugin mode: the channel, the
     /// plugin's memfd, ...), placed by the child just before it closes everything else.
     pub fds: Vec<PlacedFd>,
-    /// `(alternative, slot)`: two placed descriptors, of which the program keeps one at
-    /// `slot`: the alternative when the jail's init traces it, the original otherwise (the
-    /// alternative's number is closed either way). Plugin mode uses it to hand the stub the
-    /// serve-phase filter that matches how the load phase was installed (see child step
-    /// 26c).
-    pub traced_alternative: Option<(RawFd, RawFd)>,
+    /// Plugin mode: the channel the init hands over at the stub's switch, and the serve
+    /// gate (child steps 26 and 26c, `handover.rs`).
+    pub handover: Option<Handover>,
     pub seccomp: Option<SeccompProgram>,
     pub landlock: Option<LandlockPlan>,
     /// Forbid user namespaces inside the jail's own (only when it has one: the setting is
@@ -165,6 +163,30 @@ pub enum PlanError {
     PlaceFd { target: RawFd, reason: &'static str },
     #[error("cannot copy descriptor {fd} for the jail (fcntl F_DUPFD_CLOEXEC): {source}")]
     DupFd { fd: RawFd, source: io::Error },
+}
+
+/// Plugin mode's channel handover (see `jail/handover.rs`).
+#[derive(Debug)]
+pub struct Handover {
+    /// Placed descriptors (their numbers in the jail) that only the init keeps: it sends
+    /// them to the program at the switch. The program never holds them before.
+    pub fds: [RawFd; 2],
+    /// Where the program keeps its end of the socket they come through.
+    pub socket: RawFd,
+    /// The serve gate; `None` when there is no serve phase to enforce (no seccomp, a
+    /// serve phase equal to the load phase, or `default_action: log`).
+    pub gate: Option<Gate>,
+}
+
+/// The serve gate (`seccomp/gate.rs`): installed before the load filter when the init
+/// traces the jail, its refusals decided by the init.
+#[derive(Debug)]
+pub struct Gate {
+    pub program: SeccompProgram,
+    /// What a syscall the serve phase does not allow gets once the stub has switched.
+    pub action: GateAction,
+    /// Refuse to run when the init cannot trace (`enforcement.seccomp: required`).
+    pub required: bool,
 }
 
 /// The highest descriptor number a placed fd may have in the jail. Sources are copied
@@ -287,7 +309,7 @@ pub fn build(
         env: CStringArray::new(environment(profile, env)?),
         target,
         fds: Vec::new(),
-        traced_alternative: None,
+        handover: None,
         seccomp,
         landlock,
         rootless: euid != 0,

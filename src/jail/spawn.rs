@@ -78,6 +78,9 @@ pub enum Ending {
     /// A process of the jail made a syscall the seccomp filter refuses; the init named it
     /// and ended the jail (`default_action: kill_process` with ptrace naming).
     SeccompViolation(Violation),
+    /// Plugin mode: the init could not hand the channel to the stub at its switch (this
+    /// errno from sendmsg) and ended the jail.
+    HandoverFailed(i32),
     /// The jail's init ended without reporting the target (killed from outside, e.g. by a
     /// limit): its own wait status.
     InitEnded(i32),
@@ -344,6 +347,7 @@ impl Running {
             (None, Some(r)) => match r.report {
                 Report::Ended(status) => decode_status(status),
                 Report::Violation(v) => Ending::SeccompViolation(v),
+                Report::HandoverFailed(errno) => Ending::HandoverFailed(errno),
             },
             (None, None) => Ending::InitEnded(init_status),
         };

@@ -44,13 +44,14 @@ pub enum Step {
     CloseFds,
     ForkTarget,
     WaitForTracer,
+    ServeGate,
     Landlock,
     Seccomp,
     Exec,
 }
 
 impl Step {
-    pub const ALL: [Step; 40] = [
+    pub const ALL: [Step; 41] = [
         Step::ParentDeathSignal,
         Step::WaitForMaps,
         Step::ResetSignals,
@@ -88,6 +89,7 @@ impl Step {
         Step::CloseFds,
         Step::ForkTarget,
         Step::WaitForTracer,
+        Step::ServeGate,
         Step::Landlock,
         Step::Seccomp,
         Step::Exec,
@@ -132,6 +134,7 @@ impl Step {
             Step::CloseFds => "close_fds",
             Step::ForkTarget => "fork_target",
             Step::WaitForTracer => "wait_for_tracer",
+            Step::ServeGate => "serve_gate",
             Step::Landlock => "landlock",
             Step::Seccomp => "seccomp",
             Step::Exec => "exec",

@@ -193,6 +193,18 @@ pub fn dup2(old: RawFd, new: RawFd) -> Result<(), i32> {
     check(unsafe { libc::dup2(old, new) }.into()).map(drop)
 }
 
+/// Moves `fd` to number `slot`, inherited across exec (no close-on-exec), and closes the
+/// original. `dup2` onto itself would keep close-on-exec, hence the special case.
+pub fn place_inheritable(fd: RawFd, slot: RawFd) -> Result<(), i32> {
+    if fd == slot {
+        // SAFETY: F_SETFD with 0 clears FD_CLOEXEC; no memory is passed.
+        return check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }.into()).map(drop);
+    }
+    dup2(fd, slot)?;
+    close(fd);
+    Ok(())
+}
+
 /// Closes every fd in `first..=last`.
 pub fn close_range(first: u32, last: u32) -> Result<(), i32> {
     // SAFETY: close_range only closes descriptors; no memory is passed.

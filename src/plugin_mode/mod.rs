@@ -8,11 +8,14 @@
 //! |---|---|
 //! | 0 | the plugin's memfd again (stdin reads end of file) |
 //! | 1, 2 | write end of the output pipe: the plugin's stdout/stderr, forwarded as LOG |
-//! | 3, 4 | the channel: frames from the host, frames to the host |
+//! | 3, 4 | the channel (frames from the host, frames to the host): held by the jail's init only, and sent to the stub when it asks (the switch, `jail/handover.rs`) |
 //! | 5 | the verified plugin, a sealed memfd (dlopened as /proc/self/fd/5) |
-//! | 6 | the serve-phase BPF program, a sealed memfd |
+//! | 6 | the stub's end of the socket the channel arrives through |
 //! | 7 | read end of the output pipe |
 //! | 8 | the watch page ([`watch`]) |
+//!
+//! The serve phase is the jail's serve gate (`seccomp/gate.rs`), installed before the stub
+//! exists and switched by the init: the stub itself installs nothing.
 //!
 //! - [`watch`]: the shared page behind `limits.call_time` and `limits.idle_time`;
 //! - [`serve`]: `plugjail serve`, the helper host applications spawn;
@@ -25,25 +28,23 @@ pub mod serve;
 pub mod watch;
 
 use std::ffi::OsString;
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use crate::jail::{self, Plan, PlanError, TargetError};
+use crate::jail::{self, GateAction, Plan, PlanError, TargetError};
 use crate::plugin_file::{self, PluginFileError};
-use crate::profile::Profile;
-use crate::seccomp::{self, SeccompError, SeccompPhase};
+use crate::profile::{Action, Level, Profile};
+use crate::seccomp::{self, SeccompError};
 use watch::{WatchError, Watcher};
 
-/// The channel's numbers in the jail (the hostile test plugin `channel_writer` knows 4).
+/// The channel's numbers in the jail's init, which hands them to the stub at its switch.
 pub const JAIL_CHANNEL_IN: i32 = 3;
 pub const JAIL_CHANNEL_OUT: i32 = 4;
 const JAIL_PLUGIN: i32 = 5;
-const JAIL_FILTER: i32 = 6;
+/// The stub's end of the handshake socket: `recvmsg` on it is the switch.
+pub const JAIL_SWITCH: i32 = 6;
 const JAIL_OUTPUT: i32 = 7;
 const JAIL_WATCH: i32 = 8;
-/// The serve filter's traced variant; the jail moves it onto [`JAIL_FILTER`] when its init
-/// traces the stub (`Plan::traced_alternative`).
-const JAIL_FILTER_TRACED: i32 = 9;
 
 /// The stub's file name, looked up next to the running plugjail.
 pub const STUB_NAME: &str = "plugjail-stub";
@@ -106,10 +107,29 @@ pub struct PluginJail {
     pub plan: Plan,
     pub watcher: Watcher,
     pub plugin: PluginInfo,
-    /// The serve-phase filter handed to the stub, for the verdict.
+    /// The serve gate, for the verdict (reported only if it was in force).
     pub serve_filter: Option<crate::verdict::SeccompReport>,
     /// The stub that was copied into the memfd.
     pub stub: PathBuf,
+}
+
+/// The serve gate for `profile`, when it has a serve phase to enforce: seccomp in the plan,
+/// a serve phase narrower than the load phase, and a default action that refuses (`log`
+/// refuses nothing, in either phase).
+fn serve_gate(profile: &Profile, plan: &Plan) -> Result<Option<jail::Gate>, PrepareError> {
+    let s = &profile.seccomp;
+    let action = match s.default_action {
+        _ if plan.seccomp.is_none() || s.serve == s.load => return Ok(None),
+        Action::Log => return Ok(None),
+        Action::KillProcess => GateAction::Kill,
+        Action::Errno => GateAction::Errno(s.errno.abs()),
+        Action::Trap => GateAction::Trap,
+    };
+    Ok(Some(jail::Gate {
+        program: seccomp::compile_gate(s, JAIL_SWITCH).map_err(PrepareError::ServeFilter)?,
+        action,
+        required: profile.enforcement.seccomp == Level::Required,
+    }))
 }
 
 /// `plugjail-stub` next to the running executable.
@@ -149,18 +169,18 @@ pub fn prepare(
     let verified = plugin_file::load(plugin, &profile.plugin)?;
     let stub = stub_path()?;
     let target = jail::target::open(stub.as_os_str()).map_err(PrepareError::Stub)?;
-    // The load phase must let the stub stack the serve filter (it can only tighten).
+    // The load phase must let the stub ask for its channel (the switch).
     let mut load_profile = profile.clone();
     load_profile
         .seccomp
         .load
         .allow
-        .extend(crate::stub::load_phase_rules());
+        .extend(crate::stub::load_phase_rules(JAIL_SWITCH));
     let max_message = u32::try_from(profile.limits.max_message).unwrap_or(u32::MAX);
-    let mut argv: Vec<OsString> = vec![
+    let argv: Vec<OsString> = vec![
         STUB_NAME.into(),
-        "--channel".into(),
-        format!("{JAIL_CHANNEL_IN},{JAIL_CHANNEL_OUT}").into(),
+        "--channel-socket".into(),
+        JAIL_SWITCH.to_string().into(),
         "--plugin-fd".into(),
         JAIL_PLUGIN.to_string().into(),
         "--output-fd".into(),
@@ -171,31 +191,16 @@ pub fn prepare(
         max_message.to_string().into(),
     ];
     let mut plan = jail::build(&load_profile, target, &[], |n| std::env::var_os(n))?;
-    // Without any seccomp (best_effort on a kernel that lacks it) there is no serve filter
-    // either; the verdict's `enforced.seccomp` is null then.
-    let mut serve_filter = None;
-    let mut traced_filter = None;
-    let filter = match &plan.seccomp {
-        Some(_) => {
-            let serve = seccomp::compile(&profile.seccomp, SeccompPhase::Serve, None)
-                .map_err(PrepareError::ServeFilter)?;
-            argv.extend(["--serve-filter-fd".into(), JAIL_FILTER.to_string().into()]);
-            // Naming is known once the jail ran; outcome.rs copies the load phase's.
-            serve_filter = Some(crate::exec::seccomp_report(
-                &serve,
-                profile.seccomp.default_action,
-                "none",
-            ));
-            if let Some(traced) = serve.bpf_traced() {
-                traced_filter = Some(plugin_file::filter_memfd(traced)?);
-            }
-            Some(plugin_file::filter_memfd(serve.bpf())?)
-        }
-        None => {
-            argv.push("--no-serve-filter".into());
-            None
-        }
-    };
+    let gate = serve_gate(profile, &plan)?;
+    // Naming is known once the jail ran; outcome.rs reports the gate only if it was in force.
+    let serve_filter = gate
+        .as_ref()
+        .map(|g| crate::exec::seccomp_report(&g.program, profile.seccomp.default_action, "ptrace"));
+    plan.handover = Some(jail::Handover {
+        fds: [JAIL_CHANNEL_IN, JAIL_CHANNEL_OUT],
+        socket: JAIL_SWITCH,
+        gate,
+    });
     plan.argv = jail::plan::CStringArray::new(
         argv.iter()
             .map(|a| std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str())))
@@ -204,6 +209,11 @@ pub fn prepare(
                 what: "an argument",
             })?,
     );
+    // The stub used to size these itself; the pipes are the same objects on both sides.
+    let frame = max_message as usize + crate::protocol::consts::HEADER_LEN;
+    for fd in [&channel_in, &channel_out] {
+        crate::protocol::channel::size_pipe(fd.as_raw_fd(), frame);
+    }
     let watcher = Watcher::new(profile.limits.call_time, profile.limits.idle_time)?;
     let (out_r, out_w) = pipe()?;
     let memfd = verified.memfd.as_fd();
@@ -219,13 +229,6 @@ pub fn prepare(
     ];
     for (fd, target) in places {
         plan.place_fd(fd, target)?;
-    }
-    if let Some(f) = &filter {
-        plan.place_fd(f.as_fd(), JAIL_FILTER)?;
-    }
-    if let Some(f) = &traced_filter {
-        plan.place_fd(f.as_fd(), JAIL_FILTER_TRACED)?;
-        plan.traced_alternative = Some((JAIL_FILTER_TRACED, JAIL_FILTER));
     }
     Ok(PluginJail {
         plan,

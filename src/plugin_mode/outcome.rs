@@ -42,7 +42,7 @@ pub struct SessionFacts {
     /// A call was in flight when the stub ended.
     pub in_call: bool,
     pub plugin: Option<PluginReport>,
-    /// The serve-phase filter, for `enforced.seccomp_serve`.
+    /// The serve gate, for `enforced.seccomp_serve` (if it was in force).
     pub serve_filter: Option<crate::verdict::SeccompReport>,
 }
 
@@ -52,11 +52,19 @@ pub(crate) fn plugin_verdict(ctx: &Context, v: Verdict, facts: SessionFacts) -> 
     v.calls = Some(facts.calls);
     v.plugin = facts.plugin;
     if let Some(e) = v.enforced.as_mut() {
-        e.seccomp_serve = facts.serve_filter;
-        // The stub stacks the serve filter that matches the load phase's (jail step 26c),
-        // so both are named the same way.
-        if let (Some(load), Some(serve)) = (&e.seccomp, e.seccomp_serve.as_mut()) {
-            serve.naming = load.naming;
+        // The serve gate is installed exactly when the init traces the jail (child step
+        // 28); only then is the serve phase claimed.
+        let traced = e.seccomp.as_ref().is_some_and(|s| s.naming == "ptrace");
+        match facts.serve_filter {
+            Some(gate) if traced => e.seccomp_serve = Some(gate),
+            Some(_) => {
+                e.seccomp_serve_skipped = Some(
+                    "the jail's init could not trace the jail (ptrace refused), and the \
+                     serve phase is enforced through it; the load phase stayed in force"
+                        .to_owned(),
+                )
+            }
+            None => {}
         }
     }
     v.exit_status = exit_status(&v);
@@ -131,10 +139,6 @@ fn reading(ctx: &Context, v: Verdict, facts: &SessionFacts) -> Verdict {
             "the stub could not dlopen the plugin or find plugjail_plugin_v1 in it",
         ),
         exit_code::INIT_FAILED => failed("plugin_init", "the plugin's init() returned non-zero"),
-        exit_code::FILTER_FAILED => failed(
-            "serve_filter",
-            "the serve-phase seccomp filter could not be installed or verified",
-        ),
         exit_code::USAGE => failed("stub", "the stub refused its command line (a plugjail bug)"),
         exit_code::PROTOCOL => v.because(
             Outcome::ProtocolViolation,

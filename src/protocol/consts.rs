@@ -139,6 +139,4 @@ pub mod exit_code {
     pub const ABI_MISMATCH: i32 = 68;
     /// init() returned non-zero.
     pub const INIT_FAILED: i32 = 69;
-    /// The serve filter could not be read, installed or verified.
-    pub const FILTER_FAILED: i32 = 70;
 }

@@ -2,9 +2,8 @@
 //! the stub only learns their numbers:
 //!
 //! ```text
-//! plugjail-stub --channel IN,OUT --plugin-fd N --max-message BYTES
-//!               (--serve-filter-fd N | --no-serve-filter) [--output-fd N]
-//!               [--watch-fd N]
+//! plugjail-stub (--channel-socket N | --channel IN,OUT) --plugin-fd N
+//!               --max-message BYTES [--output-fd N] [--watch-fd N]
 //! ```
 
 use std::ffi::CStr;
@@ -12,17 +11,21 @@ use std::os::fd::RawFd;
 
 use crate::protocol::consts::MIN_MAX_MESSAGE;
 
+/// Where the channel to the host comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// `--channel-socket N`: received over this socket once the plugin is loaded (the
+    /// switch to the serve phase, which the jail's init watches; `jail/handover.rs`).
+    Socket(RawFd),
+    /// `--channel IN,OUT`: held from the start (tests and development outside a jail).
+    Fds { input: RawFd, output: RawFd },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args {
-    /// Frames from the host arrive here.
-    pub channel_in: RawFd,
-    /// Frames to the host go here.
-    pub channel_out: RawFd,
+    pub channel: Channel,
     /// The sealed memfd holding the plugin.
     pub plugin_fd: RawFd,
-    /// The sealed memfd holding the serve-phase BPF program; None only with the explicit
-    /// `--no-serve-filter` (tests and development outside a jail).
-    pub serve_filter_fd: Option<RawFd>,
     /// Read end of a pipe whose write end is the stub's fd 1 and 2: the plugin's output,
     /// forwarded as LOG frames.
     pub output_fd: Option<RawFd>,
@@ -47,8 +50,8 @@ pub enum ArgsError {
     },
     #[error("--{flag} is required")]
     Required { flag: &'static str },
-    #[error("give exactly one of --serve-filter-fd and --no-serve-filter")]
-    FilterChoice,
+    #[error("give exactly one of --channel-socket and --channel")]
+    ChannelChoice,
     #[error("descriptor {fd} is used twice, or is 0, 1 or 2 (reserved for stdio)")]
     FdClash { fd: RawFd },
 }
@@ -74,9 +77,8 @@ fn fd(flag: &'static str, v: &str) -> Result<RawFd, ArgsError> {
 /// Parses the arguments after argv[0].
 pub fn parse<'a>(args: impl IntoIterator<Item = &'a CStr>) -> Result<Command, ArgsError> {
     let mut it = args.into_iter().map(|a| a.to_string_lossy().into_owned());
-    let (mut channel, mut plugin, mut filter, mut output, mut max) = (None, None, None, None, None);
+    let (mut channel, mut socket, mut plugin, mut output, mut max) = (None, None, None, None, None);
     let mut watch = None;
-    let mut no_filter = false;
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) => (f.to_string(), Some(v.to_string())),
@@ -100,12 +102,11 @@ pub fn parse<'a>(args: impl IntoIterator<Item = &'a CStr>) -> Result<Command, Ar
                 channel = Some((fd("--channel", a)?, fd("--channel", b)?));
             }
             "--plugin-fd" => plugin = Some(fd("--plugin-fd", &value("--plugin-fd")?)?),
-            "--serve-filter-fd" => {
-                filter = Some(fd("--serve-filter-fd", &value("--serve-filter-fd")?)?)
+            "--channel-socket" => {
+                socket = Some(fd("--channel-socket", &value("--channel-socket")?)?)
             }
             "--output-fd" => output = Some(fd("--output-fd", &value("--output-fd")?)?),
             "--watch-fd" => watch = Some(fd("--watch-fd", &value("--watch-fd")?)?),
-            "--no-serve-filter" => no_filter = true,
             "--max-message" => {
                 let v = value("--max-message")?;
                 max = Some(
@@ -122,16 +123,20 @@ pub fn parse<'a>(args: impl IntoIterator<Item = &'a CStr>) -> Result<Command, Ar
             _ => return Err(ArgsError::Unknown(arg)),
         }
     }
-    let (channel_in, channel_out) = channel.ok_or(ArgsError::Required { flag: "channel" })?;
+    let channel = match (channel, socket) {
+        (Some((input, output)), None) => Channel::Fds { input, output },
+        (None, Some(fd)) => Channel::Socket(fd),
+        _ => return Err(ArgsError::ChannelChoice),
+    };
     let plugin_fd = plugin.ok_or(ArgsError::Required { flag: "plugin-fd" })?;
     let max_message = max.ok_or(ArgsError::Required {
         flag: "max-message",
     })?;
-    if filter.is_some() == no_filter {
-        return Err(ArgsError::FilterChoice);
-    }
-    let mut all = vec![channel_in, channel_out, plugin_fd];
-    all.extend(filter);
+    let mut all = match channel {
+        Channel::Fds { input, output } => vec![input, output],
+        Channel::Socket(fd) => vec![fd],
+    };
+    all.push(plugin_fd);
     all.extend(output);
     all.extend(watch);
     for (i, &f) in all.iter().enumerate() {
@@ -140,10 +145,8 @@ pub fn parse<'a>(args: impl IntoIterator<Item = &'a CStr>) -> Result<Command, Ar
         }
     }
     Ok(Command::Serve(Args {
-        channel_in,
-        channel_out,
+        channel,
         plugin_fd,
-        serve_filter_fd: filter,
         output_fd: output,
         watch_fd: watch,
         max_message,
@@ -164,11 +167,9 @@ mod tests {
     #[test]
     fn full_command_line() {
         let c = run(&[
-            "--channel",
-            "3,4",
-            "--plugin-fd=5",
-            "--serve-filter-fd",
+            "--channel-socket",
             "6",
+            "--plugin-fd=5",
             "--output-fd",
             "7",
             "--watch-fd",
@@ -180,10 +181,8 @@ mod tests {
         assert_eq!(
             c,
             Command::Serve(Args {
-                channel_in: 3,
-                channel_out: 4,
+                channel: Channel::Socket(6),
                 plugin_fd: 5,
-                serve_filter_fd: Some(6),
                 output_fd: Some(7),
                 watch_fd: Some(8),
                 max_message: 1 << 20,
@@ -201,13 +200,24 @@ mod tests {
             "--max-message",
             "4096",
         ];
-        assert_eq!(run(&base).unwrap_err(), ArgsError::FilterChoice);
+        assert!(matches!(
+            run(&base).unwrap(),
+            Command::Serve(Args {
+                channel: Channel::Fds {
+                    input: 3,
+                    output: 4
+                },
+                ..
+            })
+        ));
+        let mut both = base.to_vec();
+        both.extend(["--channel-socket", "6"]);
+        assert_eq!(run(&both).unwrap_err(), ArgsError::ChannelChoice);
         let mut clash = base.to_vec();
-        clash.extend(["--serve-filter-fd", "4"]);
+        clash.extend(["--output-fd", "4"]);
         assert_eq!(run(&clash).unwrap_err(), ArgsError::FdClash { fd: 4 });
         let mut stdio = base.to_vec();
         stdio[1] = "0,4";
-        stdio.push("--no-serve-filter");
         assert_eq!(run(&stdio).unwrap_err(), ArgsError::FdClash { fd: 0 });
         assert!(run(&["--max-message", "12"]).is_err());
         assert_eq!(

@@ -4,21 +4,26 @@
 //! The sequence, all inside the jail's load-phase seccomp filter:
 //! 1. parse the descriptor numbers (args); ignore SIGPIPE so a vanished host is an EPIPE
 //!    and a clean exit, not a signal the verdict would blame on the plugin;
-//! 2. size the channel pipes; point stdio somewhere bounded (see [`stdio`]);
+//! 2. point stdio somewhere bounded (see [`stdio`]); map the watch page;
 //! 3. dlopen the plugin from its memfd, check ABI version, struct size and description;
-//! 4. run init(); forward what it printed;
-//! 5. stack the serve-phase filter on every thread and verify it (see [`filter`]);
-//! 6. send HELLO, then serve CALLs until SHUTDOWN or the host closes the channel.
+//! 4. run init();
+//! 5. the switch: ask for the channel (`recvmsg` on the channel socket). The jail's init
+//!    answers it, and from that moment the jail is in the serve phase, enforced by the
+//!    init and the jail's serve gate, not by anything in this process (docs/architecture.md,
+//!    "The serve phase"). Whatever the plugin did in 3–4 cannot move this: without the
+//!    switch there is no channel, and no host ever talks to a plugin still loading;
+//! 6. forward what init printed, send HELLO (or the load failure as ERROR), then serve
+//!    CALLs until SHUTDOWN or the host closes the channel.
 //!
-//! A failure in 3–5 is reported as an ERROR frame with call id 0 and a distinct exit code
-//! (`protocol::consts::exit_code`); the plugin's call() never runs. A crash of the plugin
-//! kills the stub with the signal: that is the `signaled` verdict, as intended.
+//! A failure in 3–4 is reported after the switch as an ERROR frame with call id 0 and a
+//! distinct exit code (`protocol::consts::exit_code`); the plugin's call() never runs. A
+//! crash of the plugin kills the stub with the signal: that is the `signaled` verdict, as
+//! intended.
 //!
 //! The binary skips Rust's runtime start-up (`#![no_main]`): it polls fds 0–2, which the
 //! strict profile's load phase does not allow.
 
 pub mod args;
-pub mod filter;
 pub mod plugin;
 mod serve;
 pub mod sink;
@@ -26,11 +31,11 @@ pub mod sink;
 use std::ffi::{CStr, c_char, c_int};
 use std::os::fd::RawFd;
 
-use crate::protocol::consts::{ErrorKind, HEADER_LEN, exit_code};
+use crate::protocol::consts::{ErrorKind, exit_code};
 use crate::protocol::frame::FrameWriter;
 use crate::protocol::payload;
 
-use args::Command;
+use args::{Channel, Command};
 
 /// The C `main` of plugjail-stub.
 ///
@@ -60,10 +65,10 @@ fn run(a: &args::Args) -> c_int {
     // SAFETY: setting a signal disposition to SIG_IGN has no memory effects.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let cap = a.max_message;
-    let frame = cap as usize + HEADER_LEN;
-    crate::protocol::channel::size_pipe(a.channel_in, frame);
-    crate::protocol::channel::size_pipe(a.channel_out, frame);
-    sink::init(a.channel_out, cap);
+    sink::init(cap);
+    if let Channel::Fds { output, .. } = a.channel {
+        let _ = sink::connect(output);
+    }
     stdio(a);
     // Mapped before the plugin exists, and the descriptor closed: the plugin never holds
     // it (it could only reach the mapping, see plugin_mode::watch).
@@ -79,53 +84,29 @@ fn run(a: &args::Args) -> c_int {
         close(fd);
     }
 
-    let plugin = match plugin::load(a.plugin_fd) {
-        Ok(p) => p,
-        Err(e) => {
-            let (kind, code) = match e {
-                plugin::LoadError::Abi { .. } => (ErrorKind::AbiMismatch, exit_code::ABI_MISMATCH),
-                _ => (ErrorKind::LoadFailed, exit_code::LOAD_FAILED),
-            };
-            return startup_failure(a, kind, 0, &e.to_string(), code);
-        }
+    let loaded = load_and_init(a, u64::from(cap));
+
+    // The switch: from here on the jail serves (when the init enforces it).
+    let channel_in = match a.channel {
+        Channel::Fds { input, .. } => input,
+        Channel::Socket(socket) => match receive_channel(socket) {
+            Ok((input, output)) => {
+                if sink::connect(output).is_err() {
+                    return exit_code::CHANNEL;
+                }
+                input
+            }
+            Err(_) => return exit_code::CHANNEL,
+        },
     };
-    close(a.plugin_fd);
-
     let mut out_buf = [0u8; 4096];
-    let max_output = u64::from(cap);
-    if let Some(init) = plugin.desc.init {
-        sink::begin(0);
-        // SAFETY: init as the ABI defines it; the table lives as long as the process.
-        let status = unsafe { init(plugin::host_table(max_output)) };
-        sink::end();
-        if let Some(fd) = a.output_fd {
-            sink::drain_output(fd, &mut out_buf);
-        }
-        if status != 0 {
-            let msg = format!("init of plugin {} returned {status}", plugin.name);
-            return startup_failure(
-                a,
-                ErrorKind::InitFailed,
-                status,
-                &msg,
-                exit_code::INIT_FAILED,
-            );
-        }
+    if let Some(fd) = a.output_fd {
+        sink::drain_output(fd, &mut out_buf);
     }
-
-    if let Some(fd) = a.serve_filter_fd {
-        let installed = filter::read(fd).and_then(|f| f.install());
-        close(fd);
-        if let Err(e) = installed {
-            return startup_failure(
-                a,
-                ErrorKind::FilterFailed,
-                0,
-                &e.to_string(),
-                exit_code::FILTER_FAILED,
-            );
-        }
-    }
+    let plugin = match loaded {
+        Ok(p) => p,
+        Err(f) => return startup_failure(a, f.kind, f.status, &f.message, f.code),
+    };
 
     let mut w = FrameWriter::new(cap);
     let hello = payload::write_hello(
@@ -141,7 +122,96 @@ fn run(a: &args::Args) -> c_int {
     if sink::send(w.finish()).is_err() {
         return exit_code::CHANNEL;
     }
-    serve::serve(a, &plugin, out_buf, watch.as_ref())
+    serve::serve(a, channel_in, &plugin, out_buf, watch.as_ref())
+}
+
+/// Why the plugin could not be started: reported after the switch.
+struct StartupFailure {
+    kind: ErrorKind,
+    status: i32,
+    message: String,
+    code: c_int,
+}
+
+/// Steps 3 and 4: dlopen, checks, init().
+fn load_and_init(a: &args::Args, max_output: u64) -> Result<plugin::Plugin, StartupFailure> {
+    let plugin = plugin::load(a.plugin_fd).map_err(|e| {
+        let (kind, code) = match e {
+            plugin::LoadError::Abi { .. } => (ErrorKind::AbiMismatch, exit_code::ABI_MISMATCH),
+            _ => (ErrorKind::LoadFailed, exit_code::LOAD_FAILED),
+        };
+        StartupFailure {
+            kind,
+            status: 0,
+            message: e.to_string(),
+            code,
+        }
+    })?;
+    close(a.plugin_fd);
+    if let Some(init) = plugin.desc.init {
+        sink::begin(0);
+        // SAFETY: init as the ABI defines it; the table lives as long as the process.
+        let status = unsafe { init(plugin::host_table(max_output)) };
+        sink::end();
+        if status != 0 {
+            return Err(StartupFailure {
+                kind: ErrorKind::InitFailed,
+                status,
+                message: format!("init of plugin {} returned {status}", plugin.name),
+                code: exit_code::INIT_FAILED,
+            });
+        }
+    }
+    Ok(plugin)
+}
+
+/// The switch: one `recvmsg` on the channel socket, answered by the jail's init with the
+/// channel's two descriptors (in, out). The socket is closed afterwards.
+fn receive_channel(socket: RawFd) -> Result<(RawFd, RawFd), i32> {
+    #[repr(C)]
+    struct Control {
+        header: libc::cmsghdr,
+        fds: [c_int; 2],
+    }
+    // SAFETY: all-zero is a valid cmsghdr and fd pair (plain integers).
+    let mut control: Control = unsafe { std::mem::zeroed() };
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // SAFETY: all-zero is a valid msghdr; the pointers are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = (&mut control as *mut Control).cast();
+    msg.msg_controllen = std::mem::size_of::<Control>() as _;
+    let n = loop {
+        // SAFETY: `msg` points at `iov`, `byte` and `control`, alive for the call.
+        let n = unsafe { libc::recvmsg(socket, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 || errno() != libc::EINTR {
+            break n;
+        }
+    };
+    let received = n == 1
+        && msg.msg_flags & libc::MSG_CTRUNC == 0
+        && control.header.cmsg_level == libc::SOL_SOCKET
+        && control.header.cmsg_type == libc::SCM_RIGHTS
+        && control.header.cmsg_len as usize == std::mem::size_of::<Control>();
+    close(socket);
+    if received {
+        Ok((control.fds[0], control.fds[1]))
+    } else if n < 0 {
+        Err(errno())
+    } else {
+        Err(libc::EPROTO)
+    }
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 /// ERROR with call id 0, then the exit code (the caller returns it).
@@ -193,12 +263,11 @@ fn write_fd(fd: RawFd, bytes: &[u8]) {
     unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
 }
 
-/// The allow rules the supervisor must add to the profile's load phase when it runs the
-/// stub (plugin mode), so the stub can stack the serve filter: exactly
-/// `seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, _)`. Filters only ever
-/// tighten, so this cannot loosen anything; a plugin that uses it during load can at most
-/// add restrictions, and a faked success is caught by the stub's probe (see [`filter`]).
-pub fn load_phase_rules() -> Vec<crate::profile::Rule> {
+/// The allow rule the supervisor adds to the profile's load phase when it runs the stub
+/// (plugin mode), so the stub can ask for its channel: exactly `recvmsg(socket, ..)`. The
+/// jail's serve gate stops that call for the init, which decides the switch; a plugin
+/// making it early only starts its serve phase early.
+pub fn load_phase_rules(socket: RawFd) -> Vec<crate::profile::Rule> {
     use crate::profile::{ArgCondition, CmpOp, Rule};
     let eq = |index, value| ArgCondition {
         index,
@@ -207,11 +276,8 @@ pub fn load_phase_rules() -> Vec<crate::profile::Rule> {
         mask: None,
     };
     vec![Rule {
-        syscalls: vec!["seccomp".to_string()],
-        args: vec![
-            eq(0, u64::from(libc::SECCOMP_SET_MODE_FILTER)),
-            eq(1, 1), // SECCOMP_FILTER_FLAG_TSYNC
-        ],
-        comment: Some("plugjail-stub stacks the serve-phase filter".to_string()),
+        syscalls: vec!["recvmsg".to_string()],
+        args: vec![eq(0, socket as u64)],
+        comment: Some("plugjail-stub asks for its channel (the switch)".to_string()),
     }]
 }

@@ -1,7 +1,6 @@
 //! The serve loop: one CALL at a time, answered with RESULT or ERROR.
 //!
-//! After the serve filter is in force this code may use only read, write and memory
-//! syscalls (the strict profile allows little else). Buffers are reused: a call allocates
+//! This runs in the serve phase: it may use only read, write and memory syscalls (the strict profile allows little else). Buffers are reused: a call allocates
 //! nothing once they have grown to the largest frame seen.
 
 use std::ffi::c_int;
@@ -18,6 +17,7 @@ use crate::plugin_mode::watch::StubPage;
 
 pub fn serve(
     a: &Args,
+    channel_in: RawFd,
     plugin: &Plugin,
     mut out_buf: [u8; 4096],
     watch: Option<&StubPage>,
@@ -30,7 +30,7 @@ pub fn serve(
         return exit_code::ABI_MISMATCH;
     };
     loop {
-        let fd = a.channel_in;
+        let fd = channel_in;
         let frame = match reader.read(|b| read_fd(fd, b)) {
             Ok(f) => f,
             Err(ReadError::Eof) => return exit_code::OK,

@@ -1,6 +1,9 @@
 //! Everything the stub writes to the host goes through one lock, so a LOG frame from a
 //! plugin thread can never interleave with a RESULT frame from the stub's thread.
 //!
+//! In the jail the channel only arrives at the switch, after the plugin's init: frames
+//! written before that (init's log lines) wait in memory, bounded by the budgets below.
+//!
 //! Budgets keep a noisy plugin from flooding the host: each call (and init) may produce
 //! at most [`LOG_BUDGET`] bytes of log text and [`OUTPUT_BUDGET`] bytes of forwarded
 //! stdout/stderr; the rest is dropped and the host told once how much.
@@ -25,7 +28,10 @@ pub const OUTPUT_BUDGET: usize = 64 << 10;
 const DISCARD_LIMIT: usize = 4 << 20;
 
 struct Sink {
-    fd: RawFd,
+    /// The channel's write end; `None` until the channel arrives.
+    fd: Option<RawFd>,
+    /// Frames written before the channel arrived.
+    pending: Vec<u8>,
     log: FrameWriter,
     call_id: u64,
     log_used: usize,
@@ -41,11 +47,12 @@ fn with<R>(f: impl FnOnce(&mut Sink) -> R) -> Option<R> {
     g.as_mut().map(f)
 }
 
-/// Sets up the sink on the channel's write end.
-pub fn init(fd: RawFd, cap: u32) {
+/// Sets up the sink; frames wait in memory until [`connect`].
+pub fn init(cap: u32) {
     let mut g = SINK.lock().unwrap_or_else(|e| e.into_inner());
     *g = Some(Sink {
-        fd,
+        fd: None,
+        pending: Vec::new(),
         log: FrameWriter::new(cap),
         call_id: 0,
         log_used: 0,
@@ -54,9 +61,41 @@ pub fn init(fd: RawFd, cap: u32) {
     });
 }
 
+/// Points the sink at the channel's write end and sends what waited.
+pub fn connect(fd: RawFd) -> Result<(), i32> {
+    with(|s| {
+        s.fd = Some(fd);
+        let pending = std::mem::take(&mut s.pending);
+        s.write(&pending)
+    })
+    .unwrap_or(Err(libc::EBADF))
+}
+
 /// Writes one whole frame to the host. Err(errno) if the channel failed.
 pub fn send(frame: &[u8]) -> Result<(), i32> {
-    with(|s| write_fd(s.fd, &mut s.dead, frame)).unwrap_or(Err(libc::EBADF))
+    with(|s| s.write(frame)).unwrap_or(Err(libc::EBADF))
+}
+
+impl Sink {
+    fn write(&mut self, frame: &[u8]) -> Result<(), i32> {
+        deliver(self.fd, &mut self.pending, &mut self.dead, frame)
+    }
+}
+
+/// Writes `frame` to the channel, or keeps it until the channel arrives.
+fn deliver(
+    fd: Option<RawFd>,
+    pending: &mut Vec<u8>,
+    dead: &mut bool,
+    frame: &[u8],
+) -> Result<(), i32> {
+    match fd {
+        Some(fd) => write_fd(fd, dead, frame),
+        None => {
+            pending.extend_from_slice(frame);
+            Ok(())
+        }
+    }
 }
 
 fn write_fd(fd: RawFd, dead: &mut bool, mut frame: &[u8]) -> Result<(), i32> {
@@ -107,7 +146,7 @@ pub fn end() {
 fn emit(s: &mut Sink, level: u32, text: &[u8]) {
     let id = s.call_id;
     if payload::write_log(&mut s.log, id, level, text).is_ok() {
-        let _ = write_fd(s.fd, &mut s.dead, s.log.finish());
+        let _ = deliver(s.fd, &mut s.pending, &mut s.dead, s.log.finish());
     }
 }
 
