@@ -451,8 +451,107 @@ fn execve_during_a_call_is_stopped_by_the_serve_filter() {
             assert_eq!(c.outcome(), "seccomp_violation", "{}", c.describe());
             let name = c.report["syscall"]["name"].as_str().unwrap_or_default();
             assert!(syscalls.contains(&name), "{method}: {}", c.describe());
+            assert_eq!(c.report["syscall"]["phase"], "serve", "{}", c.describe());
             assert_eq!(c.report["enforced"]["seccomp_serve"]["naming"], "ptrace");
         }
+    }
+}
+
+/// Attacks on the serve phase from the plugin's own code, which runs in the stub's address
+/// space before serving (tests/plugins/serve_attack.cpp). Each must end in a named
+/// violation when call() makes a load-only syscall, or be refused before serving. The
+/// first three and `replace_fd` let `mkdir` run while serving against a stub that read and
+/// installed its own serve filter (the design before the jail's serve gate); `own_filter`
+/// is the gate's own weak point, a forged gate answer, and is refused by the filter count.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn the_serve_phase_holds_against_the_plugins_own_code() {
+    let so = plugin("serve_attack");
+    let dir = TempDir::new("serve-attack", 0o755);
+    let attacks = [
+        "patch_read",
+        "syscall_text",
+        "syscall_got",
+        "replace_fd",
+        "thread_race",
+        "own_filter",
+    ];
+    for mode in jail_modes() {
+        for attack in attacks {
+            // own_filter needs seccomp() while loading to stack its filter at all.
+            let extra = if attack == "own_filter" {
+                "seccomp:\n  load:\n    allow:\n      - syscalls: [seccomp]\n"
+            } else {
+                ""
+            };
+            let body = format!("environment:\n  set: {{ PLUGJAIL_ATTACK: {attack} }}\n{extra}");
+            let profile = extend_profile(&dir, attack, "default", &body);
+            let c = call(mode, &profile, &so, "mkdir", None);
+            let what = format!("{attack}: {}", c.describe());
+            let syscall = &c.report["syscall"];
+            match attack {
+                // The stub's end of the channel socket was replaced: the init cannot hand
+                // the channel over, and nothing is served.
+                "replace_fd" => {
+                    assert_eq!(c.outcome(), "protocol_violation", "{what}");
+                    assert_eq!(c.report["step"], "serve_switch", "{what}");
+                    assert_eq!(c.report["calls"], 0, "{what}");
+                    assert_eq!(c.code, Some(4), "{what}");
+                }
+                // The forged gate answer is not believed: socket() stays refused.
+                "own_filter" => {
+                    assert_eq!(c.outcome(), "seccomp_violation", "{what}");
+                    assert_eq!(syscall["name"], "socket", "{what}");
+                    assert_eq!(syscall["phase"], "load", "{what}");
+                    let msg = c.report["message"].as_str().unwrap_or_default();
+                    assert!(msg.contains("installed itself"), "{what}");
+                }
+                _ => {
+                    assert_eq!(c.outcome(), "seccomp_violation", "{what}");
+                    assert_eq!(c.code, Some(8), "{what}");
+                    assert_eq!(syscall["phase"], "serve", "{what}");
+                    let name = syscall["name"].as_str().unwrap_or_default();
+                    let expected: &[&str] = if attack == "thread_race" {
+                        &["umask", "mkdir", "mkdirat"]
+                    } else {
+                        &["mkdir", "mkdirat"]
+                    };
+                    assert!(expected.contains(&name), "{what}");
+                    assert_eq!(c.report["enforced"]["seccomp_serve"]["phase"], "serve");
+                }
+            }
+            assert!(c.stdout.is_empty(), "no RESULT may arrive: {what}");
+        }
+    }
+}
+
+/// A load-only syscall during a call names the serve phase, the key that would allow it,
+/// and for an argument-conditioned syscall the argument that decided (ioctl FIONBIO: the
+/// default profile allows only TCGETS and FIONREAD).
+#[test]
+fn a_serve_phase_refusal_names_the_phase_the_arguments_and_the_key() {
+    let so = plugin("escape");
+    for mode in jail_modes() {
+        let c = call(mode, &default_profile(), &so, "fionbio", None);
+        let what = c.describe();
+        assert_eq!(c.outcome(), "seccomp_violation", "{what}");
+        let syscall = &c.report["syscall"];
+        assert_eq!(syscall["name"], "ioctl", "{what}");
+        assert_eq!(syscall["phase"], "serve", "{what}");
+        assert_eq!(syscall["args"][0]["index"], 1, "{what}");
+        assert_eq!(syscall["args"][0]["value"], "0x5421", "{what}");
+        assert_eq!(syscall["args"][0]["constant"], "FIONBIO", "{what}");
+        let msg = c.report["message"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains("seccomp.load.allow and seccomp.serve.allow")
+                && msg.contains("value: 0x5421"),
+            "{what}"
+        );
+        assert!(
+            c.stderr
+                .contains("arg 1 = 0x5421 FIONBIO in the serve phase"),
+            "{what}"
+        );
     }
 }
 
