@@ -18,6 +18,7 @@ pub mod seccomp;
 pub mod session;
 pub mod stub;
 pub mod sysnames;
+pub mod text;
 pub mod verdict;
 
 pub use session::{CallError, Session, SessionOptions, SessionVerdict};

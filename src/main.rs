@@ -114,8 +114,9 @@ enum Command {
     /// Call one method of a plugin once, in the jail: for the shell and CI.
     ///
     /// The input is read from FILE (or stdin with `-`; none: empty input), the result
-    /// bytes go to stdout, the plugin's log lines and output to stderr, and a one-line
-    /// verdict summary to stderr (the full JSON with --report). Exit status: 0 the plugin
+    /// bytes go to stdout, the plugin's log lines and output to stderr (escaped, one line
+    /// per record, each marked `plugin[TAG]: `), and a one-line verdict summary to stderr
+    /// (the full JSON with --report). Exit status: 0 the plugin
     /// answered; 1 the plugin answered with an error (reported on stderr and as
     /// `call_error` in the verdict, whose outcome stays `ok`: not a jail failure);
     /// otherwise as for `serve`: 3 plugin_rejected, 4 protocol_violation, 5 timeout, 6 oom,

@@ -579,9 +579,13 @@ fn allow_hint(syscall: &Syscall, phase: SeccompPhase) -> Option<String> {
 }
 
 impl fmt::Display for Verdict {
-    /// The one human line, e.g. `exited with code 0 after 12 ms`.
+    /// The one human line, e.g. `exited with code 0 after 12 ms`. `message` and
+    /// `call_error.message` may hold plugin text (a startup ERROR, a fail() message), so
+    /// they are printed escaped (`crate::text`): one line, no control characters.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::text::{Escaped, Quoted};
         let ms = self.wall_time_ms;
+        let message = self.message.as_deref().map(|m| Escaped(m.as_bytes()));
         match self.outcome {
             Outcome::Exited => write!(
                 f,
@@ -602,7 +606,7 @@ impl fmt::Display for Verdict {
                     _ => "hit the pids limit",
                 };
                 write!(f, "{what}")?;
-                if let Some(m) = &self.message {
+                if let Some(m) = message {
                     write!(f, " ({m})")?;
                 }
                 match (&self.signal, self.exit_code) {
@@ -619,7 +623,7 @@ impl fmt::Display for Verdict {
                     "seccomp violation: {}",
                     self.syscall.as_ref().unwrap_or(&unknown)
                 )?;
-                if let Some(m) = &self.message {
+                if let Some(m) = message {
                     write!(f, " ({m})")?;
                 }
                 write!(f, " after {ms} ms")
@@ -630,13 +634,18 @@ impl fmt::Display for Verdict {
                     write!(f, " after {n} call{}", if n == 1 { "" } else { "s" })?;
                 }
                 if let Some(e) = &self.call_error {
-                    write!(f, "; the call failed ({} error): {}", e.kind, e.message)?;
+                    write!(
+                        f,
+                        "; the call failed ({} error): {}",
+                        e.kind,
+                        Quoted(&e.message)
+                    )?;
                 }
                 write!(f, " ({ms} ms)")
             }
             Outcome::ProtocolViolation => {
                 write!(f, "protocol violation")?;
-                if let Some(m) = &self.message {
+                if let Some(m) = message {
                     write!(f, ": {m}")?;
                 }
                 write!(f, " after {ms} ms")
@@ -659,7 +668,7 @@ impl fmt::Display for Verdict {
                     }
                     write!(f, ")")?;
                 }
-                if let Some(m) = &self.message {
+                if let Some(m) = message {
                     write!(f, ": {m}")?;
                 }
                 Ok(())

@@ -218,7 +218,7 @@ fn hello_round_trip_through_plugjail_call() {
             std::fs::metadata(&so).unwrap().len()
         );
         assert!(
-            c.stderr.contains("plugin info: hello plugin ready"),
+            c.stderr.contains("plugin[info]: hello plugin ready"),
             "{}",
             c.describe()
         );

@@ -6,6 +6,9 @@
 //! RESULT goes to stdout, LOG frames to stderr. Because plugjail is the host, it sees a
 //! malformed frame itself (`protocol_violation`) and enforces the call deadline itself
 //! (`timeout`, kind `call`), besides the watch page.
+//!
+//! Everything the plugin says reaches stderr through [`crate::text`]: one escaped line per
+//! record, marked `plugin[TAG]: `, so the only `plugjail: ` line is plugjail's own.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -22,6 +25,7 @@ use crate::exec::{Context, Hooks, run_plan};
 use crate::jail::{Plan, Watch};
 use crate::protocol::consts::log_level;
 use crate::protocol::{Channel, ChannelError, ErrorKind};
+use crate::text::{self, LogLevel, Source};
 use crate::verdict::{CallErrorReport, Outcome, TimeoutKind};
 
 /// How long the plugin may take to load and say HELLO when the profile sets no call_time.
@@ -48,6 +52,8 @@ enum HostEnd {
         kind: ErrorKind,
         status: i32,
         message: String,
+        /// The message came from the channel (the stub or the plugin), not from plugjail.
+        remote: bool,
     },
     /// ERROR with call id 0: the plugin did not start.
     Startup {
@@ -156,11 +162,13 @@ pub fn run(opts: CallOptions) -> u8 {
                 kind,
                 status,
                 message,
+                remote,
             }) if v.outcome == Outcome::Ok => {
-                eprintln!(
-                    "plugjail: the plugin answered with an error ({}): {message}",
-                    kind.name()
-                );
+                // The plugin's words on a line of their own, marked as its; the summary
+                // line quotes them again, escaped.
+                if remote {
+                    print(Source::Fail, message.as_bytes());
+                }
                 v.call_error = Some(CallErrorReport {
                     kind: kind.name(),
                     status,
@@ -169,7 +177,9 @@ pub fn run(opts: CallOptions) -> u8 {
                 v.exit_status = super::outcome::exit_status(&v);
             }
             Some(HostEnd::Startup { kind, message }) => {
-                // The stub's own words are the best explanation of its exit code.
+                // The stub's own words are the best explanation of its exit code. They
+                // come off the channel, so the plugin may have forged them: the summary
+                // line escapes the message (Verdict's Display), the JSON keeps it as is.
                 let said = format!(
                     "{} ({}): {message}",
                     v.message.unwrap_or_default(),
@@ -244,24 +254,50 @@ impl Host {
             Ok(c) => c,
             Err(e) => return HostEnd::Io(e.to_string()),
         };
-        chan.set_log_handler(Box::new(log_to_stderr));
-        if let Err(e) = chan.handshake(self.handshake) {
-            return ended(e);
-        }
-        let end = match chan.call(&self.method, &self.input, self.call) {
-            Ok(out) => {
-                let mut stdout = io::stdout().lock();
-                if let Err(e) = stdout.write_all(out).and_then(|()| stdout.flush()) {
-                    eprintln!("plugjail: writing the result to stdout: {e}");
-                }
-                HostEnd::Answered
+        let log = Arc::new(Mutex::new(StderrLog::default()));
+        let handler = log.clone();
+        chan.set_log_handler(Box::new(move |level, text| {
+            if let Ok(mut log) = handler.lock() {
+                log.frame(level, text);
             }
-            Err(e) => ended(e),
-        };
+        }));
+        let end = converse(
+            &mut chan,
+            &self.method,
+            &self.input,
+            self.handshake,
+            self.call,
+        );
         // Ends the session cleanly (the plugin's shutdown() runs) when the channel is
         // still in step; the stub then exits 0.
         chan.shutdown();
+        if let Ok(mut log) = log.lock() {
+            log.finish();
+        }
         end
+    }
+}
+
+/// HELLO, the call, the answer.
+fn converse(
+    chan: &mut Channel,
+    method: &str,
+    input: &[u8],
+    handshake: Duration,
+    call: Duration,
+) -> HostEnd {
+    if let Err(e) = chan.handshake(handshake) {
+        return ended(e);
+    }
+    match chan.call(method, input, call) {
+        Ok(out) => {
+            let mut stdout = io::stdout().lock();
+            if let Err(e) = stdout.write_all(out).and_then(|()| stdout.flush()) {
+                eprintln!("plugjail: writing the result to stdout: {e}");
+            }
+            HostEnd::Answered
+        }
+        Err(e) => ended(e),
     }
 }
 
@@ -275,11 +311,13 @@ fn ended(e: ChannelError) -> HostEnd {
             kind,
             status,
             message,
+            remote: true,
         },
         ChannelError::InputTooLarge { len, cap } => HostEnd::Failed {
             kind: ErrorKind::BadCall,
             status: 0,
             message: format!("input of {len} bytes does not fit in a frame of {cap} bytes"),
+            remote: false,
         },
         ChannelError::Startup { kind, message } => HostEnd::Startup { kind, message },
         ChannelError::Protocol(p) => HostEnd::Protocol(p.to_string()),
@@ -289,23 +327,38 @@ fn ended(e: ChannelError) -> HostEnd {
     }
 }
 
-/// LOG frames: the plugin's output chunks as they are, its log lines prefixed.
-fn log_to_stderr(level: u32, text: &[u8]) {
-    let mut err = io::stderr().lock();
-    let _ = if level == log_level::OUTPUT {
-        err.write_all(text)
-    } else {
-        let name = match level {
-            log_level::DEBUG => "debug",
-            log_level::INFO => "info",
-            log_level::WARN => "warn",
-            _ => "error",
+/// LOG frames to stderr, for people: each log record one escaped line, the output stream
+/// (chunks cut anywhere) put back into lines, every line marked `plugin[TAG]: `
+/// ([`text::record`]).
+#[derive(Default)]
+struct StderrLog {
+    output: text::Lines,
+}
+
+impl StderrLog {
+    fn frame(&mut self, level: u32, text: &[u8]) {
+        let level = match level {
+            log_level::OUTPUT => {
+                self.output.push(text, |line| print(Source::Output, line));
+                return;
+            }
+            log_level::DEBUG => LogLevel::Debug,
+            log_level::INFO => LogLevel::Info,
+            log_level::WARN => LogLevel::Warn,
+            _ => LogLevel::Error,
         };
-        write!(err, "plugin {name}: ").and_then(|()| {
-            err.write_all(text)?;
-            err.write_all(b"\n")
-        })
-    };
+        print(Source::Log(level), text);
+    }
+
+    /// The output's unfinished last line, if any.
+    fn finish(&mut self) {
+        self.output.finish(|line| print(Source::Output, line));
+    }
+}
+
+/// One record, one write: lines from the host thread and the supervisor never mix.
+fn print(source: Source, text: &[u8]) {
+    let _ = io::stderr().write_all(text::record(source, text).as_bytes());
 }
 
 struct CallHooks<'a> {

@@ -6,7 +6,9 @@
 //! file the moment the jail ends). plugjail only watches — process exit, limits, wall
 //! time, and the call/idle deadlines through the watch page — and delivers the verdict at
 //! the end on `--status-fd` and/or `--report`, with a summary line on stderr. It never
-//! writes to its stdout: that may be the channel.
+//! writes to its stdout: that may be the channel. Plugin text in the frames (LOG, ERROR
+//! messages, HELLO names) reaches the host unchanged: a host that shows it to people must
+//! escape it (docs/protocol.md; [`crate::text`] does it for Rust hosts).
 
 use std::os::fd::{BorrowedFd, RawFd};
 use std::path::PathBuf;

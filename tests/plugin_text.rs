@@ -1,0 +1,272 @@
+//! Text from the plugin is hostile: `plugjail call` with tests/plugins/terminal.cpp, whose
+//! log lines, stdout/stderr, fail() message and forged ERROR frames are terminal attacks,
+//! as root and rootless under profiles/default.yaml. On stderr nothing may reach the
+//! terminal raw, every plugin line is marked as the plugin's, and the only `plugjail:`
+//! line is plugjail's own summary. The verdict JSON keeps the text as it came.
+
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::{Mode, TempDir, jail_modes, manifest_dir, plugjail, target_tmp};
+
+/// The plugin's text (tests/plugins/terminal.cpp, `evil_utf8`): what an ERROR frame
+/// carries, exactly.
+const EVIL_UTF8: &str = "title\x1b]0;pwned by plugin\x07 clipboard\x1b]52;c;ZWNobyBwd25lZA==\x07 \
+                         clear\x1b[2J\x1b[H c1csi\u{9b}2J bidi[\u{202e}exe.txt\u{202c}] nul[\0]\
+                         \rplugjail: session ended cleanly after 1 call (1 ms)";
+
+/// Builds tests/plugins/terminal.cpp with `defines` once per test process, into a
+/// directory uid 65534 can read; named after the source and the defines.
+fn terminal_plugin(defines: &[&str]) -> PathBuf {
+    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let key = defines.join(" ");
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, p)) = built.iter().find(|(k, _)| *k == key) {
+        return p.clone();
+    }
+    let src = manifest_dir().join("tests/plugins/terminal.cpp");
+    let dir = target_tmp().join("plugjail-test-plugins");
+    std::fs::create_dir_all(&dir).expect("mkdir plugin dir");
+    common::chmod(&dir, 0o755);
+    let mut text = std::fs::read(&src).expect("read plugin source");
+    text.extend_from_slice(key.as_bytes());
+    let hash = text.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let out = dir.join(format!("terminal-{hash:016x}.so"));
+    if !out.exists() {
+        // Built under a private name, then renamed: other test binaries may build it too.
+        let tmp = dir.join(common::unique(".terminal"));
+        let status = Command::new("c++")
+            .args(["-std=c++17", "-O1", "-shared", "-fPIC", "-I"])
+            .arg(manifest_dir().join("include"))
+            .args(defines)
+            .arg("-o")
+            .arg(&tmp)
+            .arg(&src)
+            .status()
+            .expect("run c++");
+        assert!(status.success(), "building terminal.cpp: {status}");
+        common::chmod(&tmp, 0o644);
+        std::fs::rename(&tmp, &out).expect("rename plugin");
+    }
+    built.push((key, out.clone()));
+    out
+}
+
+/// What one `plugjail call` did; stderr as raw bytes.
+struct Called {
+    mode: Mode,
+    code: Option<i32>,
+    stderr: Vec<u8>,
+    report: serde_json::Value,
+}
+
+impl Called {
+    fn describe(&self) -> String {
+        format!(
+            "[{}] status {:?}\n  stderr: {:?}\n  report: {}",
+            self.mode.name(),
+            self.code,
+            String::from_utf8_lossy(&self.stderr),
+            self.report
+        )
+    }
+}
+
+/// Runs `plugjail call` in `mode` with a report file, killing it (by pid) after 60 s.
+fn call(mode: Mode, so: &Path, method: &str) -> Called {
+    let dir = TempDir::in_system_tmp("text", 0o777);
+    let report = dir.join("verdict.json");
+    let mut child = mode
+        .command(plugjail())
+        .arg("call")
+        .arg("--profile")
+        .arg(common::shipped_profile("default"))
+        .arg("--plugin")
+        .arg(so)
+        .arg("--method")
+        .arg(method)
+        .arg("--report")
+        .arg(&report)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn plugjail call");
+    let mut err = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break child.wait().expect("wait killed");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let report = std::fs::read_to_string(&report)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    Called {
+        mode,
+        code: status.code(),
+        stderr: reader.join().unwrap_or_default(),
+        report,
+    }
+}
+
+/// The checks every run shares: no byte of the attack reaches stderr raw, every line is
+/// either the plugin's (`plugin[TAG]: `) or plugjail's, and the only `plugjail:` line is
+/// the last one, the real summary, which starts with `summary`. Returns stderr's lines.
+fn assert_stderr_is_defused(c: &Called, summary: &str) -> Vec<String> {
+    for (byte, name) in [(0x1b, "ESC"), (0x07, "BEL"), (b'\r', "CR"), (0, "NUL")] {
+        assert!(
+            !c.stderr.contains(&byte),
+            "raw {name} on stderr: {}",
+            c.describe()
+        );
+    }
+    let text = std::str::from_utf8(&c.stderr)
+        .unwrap_or_else(|e| panic!("stderr is not UTF-8 ({e}): {}", c.describe()));
+    let bad = text.chars().find(|&ch| {
+        (ch.is_control() && ch != '\n')
+            || matches!(ch, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    });
+    assert_eq!(bad, None, "raw control character: {}", c.describe());
+    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let ours: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("plugjail:"))
+        .collect();
+    assert_eq!(ours.len(), 1, "plugjail: lines {ours:?}: {}", c.describe());
+    let last = lines.last().expect("a summary line");
+    assert!(
+        last.starts_with(summary),
+        "the last line is not the summary {summary:?}: {}",
+        c.describe()
+    );
+    for line in &lines[..lines.len() - 1] {
+        let tag = line
+            .strip_prefix("plugin[")
+            .and_then(|rest| rest.split_once("]: "))
+            .map(|(tag, _)| tag);
+        assert!(
+            matches!(
+                tag,
+                Some("debug" | "info" | "warn" | "error" | "output" | "fail")
+            ),
+            "a line not marked as the plugin's: {line:?}\n{}",
+            c.describe()
+        );
+    }
+    lines
+}
+
+/// The escaped form of the attack (the parts every copy of it shows).
+const SHOWN: &str = "title\\x1b]0;pwned by plugin\\x07 clipboard\\x1b]52;c;ZWNobyBwd25lZA==\\x07 \
+                     clear\\x1b[2J\\x1b[H c1csi\\u{9b}2J bidi[\\u{202e}exe.txt\\u{202c}] nul[\\x00]";
+
+#[test]
+fn plugin_logs_output_and_fail_messages_reach_stderr_defused() {
+    let so = terminal_plugin(&[]);
+    for mode in jail_modes() {
+        let c = call(mode, &so, "shout");
+        assert_eq!(c.code, Some(1), "{}", c.describe());
+        let lines = assert_stderr_is_defused(
+            &c,
+            "plugjail: session ended cleanly after 1 call; the call failed (plugin error): \"title",
+        );
+        let has = |prefix: &str, rest: &str| {
+            lines
+                .iter()
+                .any(|l| l.starts_with(prefix) && l.contains(rest))
+        };
+        // Log records, one line each, whatever they contain.
+        let log = format!("{SHOWN} bad-utf8[\\xff\\xfe\\xc3]\\rplugjail: session ended cleanly");
+        assert!(has("plugin[info]: ", &log), "{}", c.describe());
+        assert!(has("plugin[warn]: ", &log), "{}", c.describe());
+        assert!(
+            lines.contains(
+                &"plugin[error]: first line\\nplugjail: session ended cleanly after 1 call (2 ms)"
+                    .to_owned()
+            ),
+            "{}",
+            c.describe()
+        );
+        // stdout and stderr, line by line.
+        assert!(has("plugin[output]: ", &log), "{}", c.describe());
+        assert!(
+            lines.contains(
+                &"plugin[output]: plugjail: session ended cleanly after 1 call (3 ms)".to_owned()
+            ),
+            "{}",
+            c.describe()
+        );
+        // fail(): the stub made the message UTF-8 (U+FFFD for each bad sequence).
+        assert!(has("plugin[fail]: ", SHOWN), "{}", c.describe());
+        // The verdict keeps the message as the host received it.
+        let message = c.report["call_error"]["message"].as_str().unwrap_or("");
+        assert!(
+            message.starts_with(&EVIL_UTF8[..EVIL_UTF8.find("\r").unwrap()]),
+            "{message:?}"
+        );
+        assert!(message.contains("bad-utf8[\u{fffd}"), "{message:?}");
+    }
+}
+
+#[test]
+fn a_forged_error_frame_reaches_stderr_defused_and_the_verdict_intact() {
+    let so = terminal_plugin(&[]);
+    for mode in jail_modes() {
+        let c = call(mode, &so, "forge");
+        assert_eq!(c.code, Some(1), "{}", c.describe());
+        let lines = assert_stderr_is_defused(
+            &c,
+            "plugjail: session ended cleanly after 1 call; the call failed (plugin error): \"title",
+        );
+        let fail = format!("plugin[fail]: {SHOWN}\\rplugjail: session ended cleanly");
+        assert!(
+            lines.iter().any(|l| l.starts_with(&fail)),
+            "{}",
+            c.describe()
+        );
+        assert_eq!(
+            c.report["call_error"]["message"],
+            EVIL_UTF8,
+            "{}",
+            c.describe()
+        );
+        assert_eq!(c.report["call_error"]["status"], 7, "{}", c.describe());
+    }
+}
+
+#[test]
+fn a_forged_startup_error_reaches_the_summary_line_defused() {
+    let so = terminal_plugin(&["-DFORGE_STARTUP"]);
+    for mode in jail_modes() {
+        let c = call(mode, &so, "shout");
+        assert_ne!(c.code, Some(0), "{}", c.describe());
+        let lines = assert_stderr_is_defused(&c, "plugjail: ");
+        assert!(
+            lines.last().is_some_and(|l| l.contains(SHOWN)),
+            "{}",
+            c.describe()
+        );
+        // The JSON carries the forged words as they came (serde escapes them).
+        let message = c.report["message"].as_str().unwrap_or("");
+        assert!(message.contains(EVIL_UTF8), "{}", c.describe());
+    }
+}
