@@ -6,7 +6,9 @@
 //   forge   writes an ERROR frame for call 1 straight to the channel (fd 4, see
 //           channel_writer.cpp) with the same text (valid UTF-8, as ERROR requires),
 //           then moves the stub onto private pipes so that it ends cleanly
-// Built with -DFORGE_STARTUP, init() instead forges a startup ERROR (call id 0) with it.
+// Built with -DFORGE_STARTUP, init() instead tries to forge a startup ERROR (call id 0)
+// with it on fd 4 and fails: in the jail the stub has no channel before the switch, so
+// the forgery goes nowhere and the host hears only the stub's own report.
 #include <unistd.h>
 
 #include <cstdint>
@@ -72,11 +74,16 @@ void out(int fd, const char *p, size_t n) {
 int init(const plugjail_host *h) {
     host = h;
 #ifdef FORGE_STARTUP
-    forge_error(0, 7, evil_utf8, sizeof evil_utf8 - 1);
-    // The stub's own startup ERROR goes into a private pipe (not into a channel the host
-    // may have closed by then), so it exits as after any failed init().
-    int sink[2];
-    if (pipe(sink) != 0 || dup2(sink[1], CHANNEL_OUT) < 0) _exit(3);
+    // Ignore failures: fd 4 is not the channel (or not open) while loading.
+    uint8_t head[16] = {};
+    uint32_t total = static_cast<uint32_t>(8 + sizeof evil_utf8 - 1);
+    uint16_t type = 4;
+    std::memcpy(head, &total, 4);
+    std::memcpy(head + 4, &type, 2);
+    uint32_t words[2] = {7, 7};
+    (void)!write(CHANNEL_OUT, head, 16);
+    (void)!write(CHANNEL_OUT, words, 8);
+    (void)!write(CHANNEL_OUT, evil_utf8, sizeof evil_utf8 - 1);
     return 1;
 #else
     return 0;
