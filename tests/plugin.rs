@@ -95,6 +95,18 @@ impl Called {
 
 /// Runs `plugjail call` in `mode`, killing it (by pid) after 60 s.
 fn call(mode: Mode, profile: &Path, so: &Path, method: &str, input: Option<&[u8]>) -> Called {
+    call_with(mode, profile, so, method, input, |_| {})
+}
+
+/// [`call`] with a change to the command (e.g. [`common::deny_ptrace`]).
+fn call_with(
+    mode: Mode,
+    profile: &Path,
+    so: &Path,
+    method: &str,
+    input: Option<&[u8]>,
+    adjust: impl FnOnce(&mut Command),
+) -> Called {
     let dir = TempDir::in_system_tmp("call", 0o777);
     let report = dir.join("verdict.json");
     let mut cmd = mode.command(plugjail());
@@ -113,6 +125,7 @@ fn call(mode: Mode, profile: &Path, so: &Path, method: &str, input: Option<&[u8]
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    adjust(&mut cmd);
     let start = Instant::now();
     let mut child = cmd.spawn().expect("spawn plugjail call");
     let mut stdin = child.stdin.take().expect("stdin");
@@ -552,6 +565,87 @@ fn a_serve_phase_refusal_names_the_phase_the_arguments_and_the_key() {
                 .contains("arg 1 = 0x5421 FIONBIO in the serve phase"),
             "{what}"
         );
+    }
+}
+
+/// The serve gate carries out `errno` and `trap` itself once serving: a load-only syscall
+/// during a call fails (errno, the session goes on) or raises SIGSYS (trap), and does not
+/// run; while loading, the same syscall runs.
+#[test]
+fn the_serve_gate_applies_errno_and_trap_like_the_kernel() {
+    let so = plugin("serve_attack");
+    let dir = TempDir::new("gate-actions", 0o755);
+    for mode in jail_modes() {
+        let errno = extend_profile(
+            &dir,
+            "errno",
+            "default",
+            "seccomp:\n  default_action: errno\n",
+        );
+        let c = call(mode, &errno, &so, "mkdir", None);
+        let what = c.describe();
+        // mkdir failed without running (status 2), and the jail was not ended for it.
+        assert_eq!(c.outcome(), "ok", "{what}");
+        assert_eq!(c.report["call_error"]["status"], 2, "{what}");
+        assert_eq!(c.code, Some(1), "{what}");
+        assert_eq!(
+            c.report["enforced"]["seccomp_serve"]["default_action"],
+            "errno"
+        );
+
+        let trap = extend_profile(
+            &dir,
+            "trap",
+            "default",
+            "seccomp:\n  default_action: trap\n",
+        );
+        let c = call(mode, &trap, &so, "mkdir", None);
+        let what = c.describe();
+        // No handler: SIGSYS ends the stub (reported as a seccomp violation, unnamed).
+        assert_eq!(c.code, Some(8), "{what}");
+        assert!(c.stdout.is_empty(), "{what}");
+    }
+}
+
+/// Without ptrace the serve gate cannot work: `required` seccomp refuses plugin mode,
+/// `best_effort` runs the session under the load phase and says so.
+#[test]
+fn without_ptrace_the_serve_phase_is_refused_or_reported_missing() {
+    let so = plugin("hello");
+    let dir = TempDir::new("no-ptrace", 0o755);
+    let lenient = extend_profile(
+        &dir,
+        "lenient",
+        "default",
+        "enforcement:\n  seccomp: best_effort\n",
+    );
+    for mode in jail_modes() {
+        let c = call_with(
+            mode,
+            &default_profile(),
+            &so,
+            "greet",
+            None,
+            common::deny_ptrace,
+        );
+        let what = c.describe();
+        assert_eq!(c.code, Some(125), "{what}");
+        assert_eq!(c.report["step"], "serve_gate", "{what}");
+
+        let c = call_with(
+            mode,
+            &lenient,
+            &so,
+            "greet",
+            Some(b"x"),
+            common::deny_ptrace,
+        );
+        let what = c.describe();
+        assert_eq!((c.code, c.outcome()), (Some(0), "ok"), "{what}");
+        assert_eq!(c.stdout, b"hello, x", "{what}");
+        let enforced = &c.report["enforced"];
+        assert!(enforced.get("seccomp_serve").is_none(), "{what}");
+        assert!(enforced["seccomp_serve_skipped"].is_string(), "{what}");
     }
 }
 

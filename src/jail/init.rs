@@ -319,7 +319,13 @@ pub fn run(
                             };
                             end_jail(fds, pid, Report::Violation(v), naming);
                         }
-                        let _ = restart(PTRACE_CONT, pid, signal);
+                        // A signal given to PTRACE_CONT at an event stop is not
+                        // delivered; queued to the thread, it is, when the call returns.
+                        if signal != 0 {
+                            // SAFETY: tkill takes no pointers; `pid` is our stopped tracee.
+                            unsafe { libc::syscall(libc::SYS_tkill, pid, signal) };
+                        }
+                        let _ = restart(PTRACE_CONT, pid, 0);
                     }
                     Decision::Refuse(v) => end_jail(fds, pid, Report::Violation(v), naming),
                     Decision::HandoverFailed(errno) => {

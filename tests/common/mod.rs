@@ -513,25 +513,7 @@ impl Exec {
             }
         }
         if self.deny_ptrace {
-            // Built before fork: the closure below only makes two syscalls.
-            let filter = deny_ptrace_filter();
-            // SAFETY: the closure runs in the forked child before exec and only calls prctl
-            // and seccomp (async-signal-safe) with a program that lives in the parent's
-            // copied memory for the whole call.
-            unsafe {
-                cmd.pre_exec(move || {
-                    let prog = libc::sock_fprog {
-                        len: filter.len() as u16,
-                        filter: filter.as_ptr().cast_mut(),
-                    };
-                    if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-                        || libc::syscall(libc::SYS_seccomp, 1, 0, &prog as *const _) != 0
-                    {
-                        return Err(io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
+            deny_ptrace(&mut cmd);
         }
         let description = format!("{:?}", cmd);
         let start = Instant::now();
@@ -556,6 +538,30 @@ impl Exec {
             timed_out,
             elapsed,
         }
+    }
+}
+
+/// Runs `cmd` under a seccomp filter that fails `ptrace` with EPERM, as Yama or an LSM
+/// would: the jail's init cannot trace.
+pub fn deny_ptrace(cmd: &mut Command) {
+    // Built before fork: the closure below only makes two syscalls.
+    let filter = deny_ptrace_filter();
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl and
+    // seccomp (async-signal-safe) with a program that lives in the parent's copied memory
+    // for the whole call.
+    unsafe {
+        cmd.pre_exec(move || {
+            let prog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr().cast_mut(),
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::syscall(libc::SYS_seccomp, 1, 0, &prog as *const _) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 
