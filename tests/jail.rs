@@ -938,6 +938,67 @@ fn kill_cannot_reach_host_processes() {
     failures.finish();
 }
 
+fn sigdisp() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| build("sigdisp", Lang::C, &["tests/hostile/sigdisp.c"], &[]))
+}
+
+/// Signals the caller ignores do not reach the jailed program: every signal 1..=64
+/// (SIGRTMAX included) starts with SIG_DFL and none is blocked, though plugjail was
+/// started with SIGPIPE, SIGUSR1, SIGRTMIN and SIGRTMAX ignored (as `nohup` or a shell's
+/// `trap '' SIG` leave them) and ignored dispositions survive exec. The same program
+/// started the same way on the host reports them: the test can fail.
+#[test]
+fn signal_dispositions_start_at_their_defaults() {
+    let modes = jail_modes();
+    let ignored = [
+        libc::SIGPIPE,
+        libc::SIGUSR1,
+        libc::SIGRTMIN(),
+        libc::SIGRTMAX(),
+    ];
+    let mut failures = Failures::default();
+    let mut host = Command::new(sigdisp());
+    // SAFETY: the closure runs in the forked child before exec and only calls signal(2)
+    // with SIG_IGN (async-signal-safe) over an array on the parent's copied stack.
+    unsafe {
+        host.pre_exec(move || {
+            for sig in ignored {
+                libc::signal(sig, libc::SIG_IGN);
+            }
+            Ok(())
+        });
+    }
+    let host = host.output().expect("run sigdisp on the host");
+    let host = String::from_utf8_lossy(&host.stdout).into_owned();
+    // At least these four: the test harness may itself have inherited other ignored
+    // signals (cargo starts it with 32 ignored, glibc's cancellation signal).
+    let missing: Vec<_> = ignored
+        .iter()
+        .filter(|sig| !host.lines().any(|l| l == format!("sig {sig}: ignored")))
+        .collect();
+    if !missing.is_empty() || !host.contains("result: inherited") {
+        failures.fail(format!(
+            "control: sigdisp started on the host with {ignored:?} ignored does not report \
+             {missing:?} as ignored, so the jailed runs prove nothing:\n{host}"
+        ));
+    }
+    for &mode in &modes {
+        for profile in SHIPPED {
+            let run = Exec::new(mode, &profile_for(mode, profile))
+                .cmd([sigdisp()])
+                .ignore_signals(&ignored)
+                .run();
+            failures.check(
+                &format!("`sigdisp` started with {ignored:?} ignored, under {profile}"),
+                &run,
+                run.check_safe(),
+            );
+        }
+    }
+    failures.finish();
+}
+
 // ---------------------------------------------------------------------------------------
 // Network
 

@@ -403,6 +403,7 @@ pub struct Exec {
     report: bool,
     timeout: Duration,
     deny_ptrace: bool,
+    ignore_signals: Vec<libc::c_int>,
 }
 
 impl Exec {
@@ -417,6 +418,7 @@ impl Exec {
             report: true,
             timeout: Duration::from_secs(30),
             deny_ptrace: false,
+            ignore_signals: vec![],
         }
     }
 
@@ -464,6 +466,14 @@ impl Exec {
     /// container runtime's filter may: the jail cannot trace, so it must fall back.
     pub fn deny_ptrace(mut self) -> Exec {
         self.deny_ptrace = true;
+        self
+    }
+
+    /// Starts plugjail with `signals` ignored, as a caller such as `nohup` or a shell's
+    /// `trap '' SIG` may: ignored dispositions survive exec, so plugjail inherits them
+    /// (through `setpriv` too, when rootless).
+    pub fn ignore_signals(mut self, signals: &[libc::c_int]) -> Exec {
+        self.ignore_signals.extend_from_slice(signals);
         self
     }
 
@@ -528,6 +538,22 @@ impl Exec {
                         || libc::syscall(libc::SYS_seccomp, 1, 0, &prog as *const _) != 0
                     {
                         return Err(io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        if !self.ignore_signals.is_empty() {
+            let signals = self.ignore_signals.clone();
+            // SAFETY: the closure runs in the forked child before exec (after std has reset
+            // the signal mask and SIGPIPE) and only calls signal(2) with SIG_IGN, which is
+            // async-signal-safe, over a vector allocated before the fork.
+            unsafe {
+                cmd.pre_exec(move || {
+                    for &sig in &signals {
+                        if libc::signal(sig, libc::SIG_IGN) == libc::SIG_ERR {
+                            return Err(io::Error::last_os_error());
+                        }
                     }
                     Ok(())
                 });
