@@ -218,7 +218,8 @@ fn check_enforced(run: &Run) -> Result<(), String> {
 }
 
 /// plugjail's own failures have their own exit statuses and outcomes: 127 not found,
-/// 126 cannot execute, 125 the jail could not be set up (here: an invalid profile).
+/// 126 cannot execute (text, a FIFO with no writer, a device: refused at once, never
+/// waited on or read), 125 the jail could not be set up (here: an invalid profile).
 #[test]
 fn failures_before_the_program_runs_have_their_own_statuses() {
     let modes = jail_modes();
@@ -229,10 +230,16 @@ fn failures_before_the_program_runs_have_their_own_statuses() {
         "version: 1\nfilesystem: {read_only: relative/path}\n",
         0o644,
     );
+    // Nobody ever writes to it: opening it for reading must not wait for a writer.
+    let fifo = dir.join("fifo");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path; mkfifo only creates the node.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o777) }, 0, "mkfifo");
+    common::chmod(&fifo, 0o777);
     let mut failures = Failures::default();
     for &mode in &modes {
         let default = shipped_profile("default");
-        let cases: [(&Path, &Path, i32, &str); 3] = [
+        let cases: [(&Path, &Path, i32, &str); 5] = [
             (
                 &default,
                 Path::new("/nonexistent/plugjail-program"),
@@ -240,10 +247,16 @@ fn failures_before_the_program_runs_have_their_own_statuses() {
                 "not_found",
             ),
             (&default, &text, 126, "cannot_execute"),
+            (&default, &fifo, 126, "cannot_execute"),
+            (&default, Path::new("/dev/zero"), 126, "cannot_execute"),
             (&bad_profile, attack(), 125, "setup_failed"),
         ];
         for (profile, program, status, outcome) in cases {
-            let run = Exec::new(mode, profile).cmd([program]).cmd(["hello"]).run();
+            let run = Exec::new(mode, profile)
+                .cmd([program])
+                .cmd(["hello"])
+                .timeout(std::time::Duration::from_secs(10))
+                .run();
             let check = if run.code() != Some(status) {
                 Err(format!("exit status {:?}, expected {status}", run.code()))
             } else if run.outcome() != Some(outcome) {
