@@ -531,7 +531,12 @@ fn behind_seccomp_the_other_layers_still_refuse() {
                 run.check_denied(errnos),
             );
             if run.stdout.contains("plugjail-host-secret") {
-                failures.fail(format!("[{}] the host secret leaked", mode.name()));
+                failures.fail(format!(
+                    "[{}] `attack {}`: the program's output holds bytes of the test \
+                     process's memory (plugjail-host-secret...)",
+                    mode.name(),
+                    args.join(" ")
+                ));
             }
         }
         if !target.alive() {
@@ -653,17 +658,19 @@ fn tiocsti_injects_nothing_into_the_terminal() {
 #[test]
 fn host_secrets_are_not_visible() {
     let modes = jail_modes();
-    let home = TempDir::new("home", 0o755);
+    let home = TempDir::outside_profiles("home", 0o755);
     let secret = home.write("secret.txt", "the caller's secret\n", 0o644);
     let tmp_home = TempDir::in_system_tmp("home", 0o755);
     let tmp_secret = tmp_home.write("secret.txt", "a secret in host /tmp\n", 0o644);
     let mut failures = Failures::default();
     for &mode in &modes {
         for profile in SHIPPED {
+            let profile_path = profile_for(mode, profile);
             for path in [Path::new("/etc/shadow"), &secret, &tmp_secret] {
                 let args = ["read", path.to_str().unwrap()];
-                let run = jail(mode, &profile_for(mode, profile), &args);
-                failures.check(&label(profile, &args), &run, run.check_denied(&["ENOENT"]));
+                let run = jail(mode, &profile_path, &args);
+                let check = run.check_denied_at(&profile_path, path, &["ENOENT"]);
+                failures.check(&label(profile, &args), &run, check);
             }
         }
     }
@@ -675,7 +682,7 @@ fn host_secrets_are_not_visible() {
 #[test]
 fn bound_paths_outside_landlock_read_are_refused() {
     let modes = jail_modes();
-    let home = TempDir::new("home", 0o755);
+    let home = TempDir::outside_profiles("home", 0o755);
     let secret = home.write("secret.txt", "the caller's secret\n", 0o644);
     let dir = TempDir::new("profiles", 0o755);
     let profile = extend_profile(
@@ -695,7 +702,7 @@ fn bound_paths_outside_landlock_read_are_refused() {
             failures.check(
                 &label("ci-tests + bind /etc and home", &args),
                 &run,
-                run.check_denied(&["EACCES"]),
+                run.check_denied_at(&profile, path, &["EACCES"]),
             );
         }
     }
@@ -726,7 +733,10 @@ impl Victim {
     fn check(&self, failures: &mut Failures, what: &str) {
         let contents = fs::read_to_string(&self.existing).unwrap_or_default();
         if contents != ORIGINAL {
-            failures.fail(format!("{what}: the host file changed: {contents:?}"));
+            failures.fail(format!(
+                "{what}: {} on the host changed: it holds {contents:?}",
+                self.existing.display()
+            ));
         }
         let names: Vec<String> = fs::read_dir(self.dir.path())
             .map(|d| {
@@ -736,7 +746,10 @@ impl Victim {
             })
             .unwrap_or_default();
         if names != ["existing.txt"] {
-            failures.fail(format!("{what}: the host directory now holds {names:?}"));
+            failures.fail(format!(
+                "{what}: {} on the host now holds {names:?}, not just existing.txt",
+                self.dir.path().display()
+            ));
         }
     }
 }
@@ -744,7 +757,10 @@ impl Victim {
 /// Removes a host path an attack should not have created, reporting it if it exists.
 fn check_absent(failures: &mut Failures, path: &Path) {
     if path.symlink_metadata().is_ok() {
-        failures.fail(format!("{} was created on the host", path.display()));
+        failures.fail(format!(
+            "{} was created on the host by a jailed program",
+            path.display()
+        ));
         let _ = fs::remove_file(path).or_else(|_| fs::remove_dir(path));
     }
 }
@@ -754,7 +770,8 @@ fn writes_outside_the_allowed_paths_fail_and_the_host_is_unchanged() {
     let modes = jail_modes();
     let mut failures = Failures::default();
     let victims = [
-        Victim::new(TempDir::new("victim", 0o777)),
+        // Where no profile mounts or grants anything.
+        Victim::new(TempDir::outside_profiles("victim", 0o777)),
         // In host /tmp: the jail's /tmp must be its own.
         Victim::new(TempDir::in_system_tmp("victim", 0o777)),
     ];
@@ -780,10 +797,12 @@ fn writes_outside_the_allowed_paths_fail_and_the_host_is_unchanged() {
                 let dir = format!("{}-dir", root.display());
                 cases.push((vec!["mkdir".into(), dir], &["EROFS", "EACCES"]));
             }
+            let profile_path = profile_for(mode, profile);
             for (args, errnos) in &cases {
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                let run = jail(mode, &profile_for(mode, profile), &args);
-                failures.check(&label(profile, &args), &run, run.check_denied(errnos));
+                let run = jail(mode, &profile_path, &args);
+                let check = run.check_denied_at(&profile_path, Path::new(args[1]), errnos);
+                failures.check(&label(profile, &args), &run, check);
             }
             check_absent(&mut failures, &usr);
             check_absent(&mut failures, &root);
@@ -804,8 +823,8 @@ fn each_layer_alone_keeps_a_bound_directory_unchanged() {
     let dir = TempDir::new("profiles", 0o755);
     let mut failures = Failures::default();
     for &mode in &modes {
-        let ro = Victim::new(TempDir::new("victim-ro", 0o777));
-        let rw = Victim::new(TempDir::new("victim-rw", 0o777));
+        let ro = Victim::new(TempDir::outside_profiles("victim-ro", 0o777));
+        let rw = Victim::new(TempDir::outside_profiles("victim-rw", 0o777));
         let ro_profile = extend_profile(
             &dir,
             &unique("ro-bind-landlock-write"),
@@ -840,7 +859,8 @@ fn each_layer_alone_keeps_a_bound_directory_unchanged() {
             ] {
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
                 let run = jail(mode, profile, &args);
-                failures.check(&label(name, &args), &run, run.check_denied(&[errno]));
+                let check = run.check_denied_at(profile, Path::new(args[1]), &[errno]);
+                failures.check(&label(name, &args), &run, check);
             }
             // Reading is allowed in both: the bind really is there.
             let args = ["read", &victim.path("existing.txt")];
@@ -1486,7 +1506,14 @@ fn controls_attacks_work_outside_the_jail() {
             || !stdout.contains(extra)
         {
             failures.fail(format!(
-                "control {what}: expected an escape, got {:?}\n{stdout}",
+                "control {what}: on the host, outside any jail, the attempt should work \
+                 (exit 1, `result: escaped`{}), but it ended with {:?}; the jailed \
+                 runs of it prove nothing until it does\n{stdout}",
+                if extra.is_empty() {
+                    String::new()
+                } else {
+                    format!(" and `{extra}`")
+                },
                 out.status
             ));
         }

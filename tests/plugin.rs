@@ -204,9 +204,10 @@ fn plugjail_for(mode: Mode) -> PathBuf {
             let _ = std::fs::create_dir_all(&dir);
             let path = dir.join("plugjail-as-nobody");
             let tmp = dir.join(common::unique(".wrapper"));
+            // Single-quoted: the checkout's path may hold spaces or other shell syntax.
+            let quoted = plugjail().display().to_string().replace('\'', r"'\''");
             let script = format!(
-                "#!/bin/sh\nexec setpriv --reuid={n} --regid={n} --clear-groups -- {} \"$@\"\n",
-                plugjail().display(),
+                "#!/bin/sh\nexec setpriv --reuid={n} --regid={n} --clear-groups -- '{quoted}' \"$@\"\n",
                 n = common::NOBODY
             );
             std::fs::write(&tmp, script).expect("write wrapper");
