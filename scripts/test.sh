@@ -6,17 +6,36 @@
 #
 #   scripts/test.sh               everything
 #   PLUGJAIL_SKIP_VM=1 scripts/test.sh   everything but the VM (about 30 s less)
-set -euo pipefail
+#   scripts/test.sh FILTER...     passes the arguments to the test binaries
+#
+# Every part runs even when an earlier one failed (only a build failure stops it, since
+# nothing after could run), and every test binary runs (`cargo test --no-fail-fast`):
+# one failing binary does not hide the others' results. The script then lists what
+# failed and exits 1 if anything did.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 
 # shellcheck source=scripts/lib/deps.sh
 . scripts/lib/deps.sh
 need_tools
 
-cargo fmt --all -- --check
-cargo clippy --all-targets --locked -- -D warnings
-cargo build --locked --bins
-cargo test --locked -- "$@"
+failed=()
+run() {
+  local what=$1
+  shift
+  if ! "$@"; then
+    echo "scripts/test.sh: $what failed" >&2
+    failed+=("$what")
+  fi
+}
+
+run "cargo fmt --check" cargo fmt --all -- --check
+run "cargo clippy" cargo clippy --all-targets --locked -- -D warnings
+if ! cargo build --locked --bins; then
+  echo "scripts/test.sh: cargo build failed; nothing else can run" >&2
+  exit 1
+fi
+run "cargo test" cargo test --locked --no-fail-fast -- "$@"
 
 if [ "${PLUGJAIL_SKIP_VM:-0}" = 1 ]; then
   echo "cgroup v2 VM tests: skipped (PLUGJAIL_SKIP_VM=1)"
@@ -25,9 +44,19 @@ elif [ "$(id -u)" != 0 ]; then
   # root inside; CI runs as root.
   if [ "${PLUGJAIL_TEST_STRICT:-0}" = 1 ]; then
     echo "cgroup v2 VM tests need root (PLUGJAIL_TEST_STRICT=1: failing)" >&2
-    exit 1
+    failed+=("cgroup v2 VM tests (not root)")
+  else
+    echo "cgroup v2 VM tests: skipped (not root)"
   fi
-  echo "cgroup v2 VM tests: skipped (not root)"
 else
-  scripts/vm-test.sh
+  run "cgroup v2 VM tests (scripts/vm-test.sh)" scripts/vm-test.sh
 fi
+
+if ((${#failed[@]})); then
+  echo >&2
+  echo "scripts/test.sh: ${#failed[@]} part(s) failed:" >&2
+  printf '  - %s\n' "${failed[@]}" >&2
+  echo "(for cargo test, its summary above names every failing test binary and test)" >&2
+  exit 1
+fi
+echo "scripts/test.sh: all parts passed"

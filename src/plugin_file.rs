@@ -4,10 +4,16 @@
 //! allowlist, and copied into a sealed memfd. Only that memfd goes to the stub, which
 //! dlopens `/proc/self/fd/N`: the path is never looked up again, so the bytes that were
 //! checked are the bytes that run (no time-of-check/time-of-use gap).
+//!
+//! Only a regular file is read, and only when its size is within the cap: the path is
+//! opened without blocking (a FIFO with no writer would otherwise hang the supervisor
+//! before any deadline exists) and checked with `fstat` on that same descriptor before
+//! a byte is read (a device such as /dev/zero never ends).
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -23,6 +29,8 @@ pub enum PluginFileError {
     Open { path: PathBuf, source: io::Error },
     #[error("{path}: cannot read the plugin: {source}")]
     Read { path: PathBuf, source: io::Error },
+    #[error("{path}: the plugin is {kind}, not a regular file")]
+    NotRegular { path: PathBuf, kind: &'static str },
     #[error("{path}: the plugin is larger than {max} bytes")]
     TooLarge { path: PathBuf, max: u64 },
     #[error("{path}: not an ELF shared object")]
@@ -46,6 +54,7 @@ impl PluginFileError {
             self,
             PluginFileError::HashRejected { .. }
                 | PluginFileError::NotElf { .. }
+                | PluginFileError::NotRegular { .. }
                 | PluginFileError::TooLarge { .. }
         )
     }
@@ -65,11 +74,33 @@ pub struct VerifiedPlugin {
 /// Reads the plugin at `path` once, checks it against `policy.sha256` (when non-empty) and
 /// seals its bytes into a memfd.
 pub fn load(path: &Path, policy: &Plugin) -> Result<VerifiedPlugin, PluginFileError> {
-    let file = File::open(path).map_err(|source| PluginFileError::Open {
+    let open_err = |source| PluginFileError::Open {
         path: path.to_path_buf(),
         source,
-    })?;
-    let mut bytes = Vec::new();
+    };
+    // O_NONBLOCK: opening a FIFO for reading returns at once instead of waiting for a
+    // writer (on a regular file the flag changes nothing). O_NOCTTY: a terminal device
+    // never becomes our controlling terminal. std adds O_CLOEXEC.
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(open_err)?;
+    let meta = file.metadata().map_err(open_err)?;
+    if !meta.is_file() {
+        return Err(PluginFileError::NotRegular {
+            path: path.to_path_buf(),
+            kind: file_kind(meta.file_type()),
+        });
+    }
+    if meta.len() > MAX_PLUGIN_BYTES {
+        return Err(PluginFileError::TooLarge {
+            path: path.to_path_buf(),
+            max: MAX_PLUGIN_BYTES,
+        });
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // Still bounded: the file may grow between fstat and read.
     file.take(MAX_PLUGIN_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(|source| PluginFileError::Read {
@@ -136,6 +167,27 @@ pub fn sealed_memfd(what: &'static str, bytes: &[u8]) -> Result<OwnedFd, PluginF
     Ok(OwnedFd::from(file))
 }
 
+/// What a non-regular file is, for messages ("the plugin is a FIFO, not a regular file").
+pub fn file_kind(t: std::fs::FileType) -> &'static str {
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_file() {
+        "a regular file"
+    } else {
+        "of an unknown file type"
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     bytes.iter().fold(String::with_capacity(64), |mut s, b| {
@@ -192,6 +244,56 @@ mod tests {
                 .contains("is not in the profile's plugin.sha256 allowlist"),
             "{e}"
         );
+    }
+
+    /// `load` on another thread, failing the test (instead of hanging it) after 10 s.
+    fn load_within_10s(path: &Path) -> Result<VerifiedPlugin, PluginFileError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let owned = path.to_path_buf();
+        std::thread::spawn(move || {
+            let _ = tx.send(load(&owned, &Plugin { sha256: vec![] }));
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("load({}) still blocked after 10 s", path.display()))
+    }
+
+    #[test]
+    fn fifos_devices_and_directories_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("fifo.so");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: a NUL-terminated path; mkfifo only creates the node.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+        for (path, kind) in [
+            (fifo.as_path(), "a FIFO"),
+            (Path::new("/dev/zero"), "a character device"),
+            (dir.path(), "a directory"),
+        ] {
+            match load_within_10s(path) {
+                Err(e @ PluginFileError::NotRegular { .. }) => {
+                    assert!(e.is_rejection(), "{e}");
+                    assert!(
+                        e.to_string()
+                            .ends_with(&format!("is {kind}, not a regular file")),
+                        "{e}"
+                    );
+                }
+                other => panic!("{}: {other:?}", path.display()),
+            }
+        }
+    }
+
+    #[test]
+    fn an_oversized_file_is_refused_by_its_size() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("big.so");
+        let f = File::create(&p).expect("create");
+        // Sparse: no disk space, but reading it would still take 256 MiB of memory.
+        f.set_len(MAX_PLUGIN_BYTES + 1).expect("ftruncate");
+        assert!(matches!(
+            load_within_10s(&p),
+            Err(PluginFileError::TooLarge { .. })
+        ));
     }
 
     #[test]

@@ -218,7 +218,8 @@ fn check_enforced(run: &Run) -> Result<(), String> {
 }
 
 /// plugjail's own failures have their own exit statuses and outcomes: 127 not found,
-/// 126 cannot execute, 125 the jail could not be set up (here: an invalid profile).
+/// 126 cannot execute (text, a FIFO with no writer, a device: refused at once, never
+/// waited on or read), 125 the jail could not be set up (here: an invalid profile).
 #[test]
 fn failures_before_the_program_runs_have_their_own_statuses() {
     let modes = jail_modes();
@@ -229,10 +230,16 @@ fn failures_before_the_program_runs_have_their_own_statuses() {
         "version: 1\nfilesystem: {read_only: relative/path}\n",
         0o644,
     );
+    // Nobody ever writes to it: opening it for reading must not wait for a writer.
+    let fifo = dir.join("fifo");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path; mkfifo only creates the node.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o777) }, 0, "mkfifo");
+    common::chmod(&fifo, 0o777);
     let mut failures = Failures::default();
     for &mode in &modes {
         let default = shipped_profile("default");
-        let cases: [(&Path, &Path, i32, &str); 3] = [
+        let cases: [(&Path, &Path, i32, &str); 5] = [
             (
                 &default,
                 Path::new("/nonexistent/plugjail-program"),
@@ -240,10 +247,16 @@ fn failures_before_the_program_runs_have_their_own_statuses() {
                 "not_found",
             ),
             (&default, &text, 126, "cannot_execute"),
+            (&default, &fifo, 126, "cannot_execute"),
+            (&default, Path::new("/dev/zero"), 126, "cannot_execute"),
             (&bad_profile, attack(), 125, "setup_failed"),
         ];
         for (profile, program, status, outcome) in cases {
-            let run = Exec::new(mode, profile).cmd([program]).cmd(["hello"]).run();
+            let run = Exec::new(mode, profile)
+                .cmd([program])
+                .cmd(["hello"])
+                .timeout(std::time::Duration::from_secs(10))
+                .run();
             let check = if run.code() != Some(status) {
                 Err(format!("exit status {:?}, expected {status}", run.code()))
             } else if run.outcome() != Some(outcome) {
@@ -518,7 +531,12 @@ fn behind_seccomp_the_other_layers_still_refuse() {
                 run.check_denied(errnos),
             );
             if run.stdout.contains("plugjail-host-secret") {
-                failures.fail(format!("[{}] the host secret leaked", mode.name()));
+                failures.fail(format!(
+                    "[{}] `attack {}`: the program's output holds bytes of the test \
+                     process's memory (plugjail-host-secret...)",
+                    mode.name(),
+                    args.join(" ")
+                ));
             }
         }
         if !target.alive() {
@@ -640,17 +658,19 @@ fn tiocsti_injects_nothing_into_the_terminal() {
 #[test]
 fn host_secrets_are_not_visible() {
     let modes = jail_modes();
-    let home = TempDir::new("home", 0o755);
+    let home = TempDir::outside_profiles("home", 0o755);
     let secret = home.write("secret.txt", "the caller's secret\n", 0o644);
     let tmp_home = TempDir::in_system_tmp("home", 0o755);
     let tmp_secret = tmp_home.write("secret.txt", "a secret in host /tmp\n", 0o644);
     let mut failures = Failures::default();
     for &mode in &modes {
         for profile in SHIPPED {
+            let profile_path = profile_for(mode, profile);
             for path in [Path::new("/etc/shadow"), &secret, &tmp_secret] {
                 let args = ["read", path.to_str().unwrap()];
-                let run = jail(mode, &profile_for(mode, profile), &args);
-                failures.check(&label(profile, &args), &run, run.check_denied(&["ENOENT"]));
+                let run = jail(mode, &profile_path, &args);
+                let check = run.check_denied_at(&profile_path, path, &["ENOENT"]);
+                failures.check(&label(profile, &args), &run, check);
             }
         }
     }
@@ -662,7 +682,7 @@ fn host_secrets_are_not_visible() {
 #[test]
 fn bound_paths_outside_landlock_read_are_refused() {
     let modes = jail_modes();
-    let home = TempDir::new("home", 0o755);
+    let home = TempDir::outside_profiles("home", 0o755);
     let secret = home.write("secret.txt", "the caller's secret\n", 0o644);
     let dir = TempDir::new("profiles", 0o755);
     let profile = extend_profile(
@@ -682,7 +702,7 @@ fn bound_paths_outside_landlock_read_are_refused() {
             failures.check(
                 &label("ci-tests + bind /etc and home", &args),
                 &run,
-                run.check_denied(&["EACCES"]),
+                run.check_denied_at(&profile, path, &["EACCES"]),
             );
         }
     }
@@ -713,7 +733,10 @@ impl Victim {
     fn check(&self, failures: &mut Failures, what: &str) {
         let contents = fs::read_to_string(&self.existing).unwrap_or_default();
         if contents != ORIGINAL {
-            failures.fail(format!("{what}: the host file changed: {contents:?}"));
+            failures.fail(format!(
+                "{what}: {} on the host changed: it holds {contents:?}",
+                self.existing.display()
+            ));
         }
         let names: Vec<String> = fs::read_dir(self.dir.path())
             .map(|d| {
@@ -723,7 +746,10 @@ impl Victim {
             })
             .unwrap_or_default();
         if names != ["existing.txt"] {
-            failures.fail(format!("{what}: the host directory now holds {names:?}"));
+            failures.fail(format!(
+                "{what}: {} on the host now holds {names:?}, not just existing.txt",
+                self.dir.path().display()
+            ));
         }
     }
 }
@@ -731,7 +757,10 @@ impl Victim {
 /// Removes a host path an attack should not have created, reporting it if it exists.
 fn check_absent(failures: &mut Failures, path: &Path) {
     if path.symlink_metadata().is_ok() {
-        failures.fail(format!("{} was created on the host", path.display()));
+        failures.fail(format!(
+            "{} was created on the host by a jailed program",
+            path.display()
+        ));
         let _ = fs::remove_file(path).or_else(|_| fs::remove_dir(path));
     }
 }
@@ -741,7 +770,8 @@ fn writes_outside_the_allowed_paths_fail_and_the_host_is_unchanged() {
     let modes = jail_modes();
     let mut failures = Failures::default();
     let victims = [
-        Victim::new(TempDir::new("victim", 0o777)),
+        // Where no profile mounts or grants anything.
+        Victim::new(TempDir::outside_profiles("victim", 0o777)),
         // In host /tmp: the jail's /tmp must be its own.
         Victim::new(TempDir::in_system_tmp("victim", 0o777)),
     ];
@@ -767,10 +797,12 @@ fn writes_outside_the_allowed_paths_fail_and_the_host_is_unchanged() {
                 let dir = format!("{}-dir", root.display());
                 cases.push((vec!["mkdir".into(), dir], &["EROFS", "EACCES"]));
             }
+            let profile_path = profile_for(mode, profile);
             for (args, errnos) in &cases {
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                let run = jail(mode, &profile_for(mode, profile), &args);
-                failures.check(&label(profile, &args), &run, run.check_denied(errnos));
+                let run = jail(mode, &profile_path, &args);
+                let check = run.check_denied_at(&profile_path, Path::new(args[1]), errnos);
+                failures.check(&label(profile, &args), &run, check);
             }
             check_absent(&mut failures, &usr);
             check_absent(&mut failures, &root);
@@ -791,8 +823,8 @@ fn each_layer_alone_keeps_a_bound_directory_unchanged() {
     let dir = TempDir::new("profiles", 0o755);
     let mut failures = Failures::default();
     for &mode in &modes {
-        let ro = Victim::new(TempDir::new("victim-ro", 0o777));
-        let rw = Victim::new(TempDir::new("victim-rw", 0o777));
+        let ro = Victim::new(TempDir::outside_profiles("victim-ro", 0o777));
+        let rw = Victim::new(TempDir::outside_profiles("victim-rw", 0o777));
         let ro_profile = extend_profile(
             &dir,
             &unique("ro-bind-landlock-write"),
@@ -827,7 +859,8 @@ fn each_layer_alone_keeps_a_bound_directory_unchanged() {
             ] {
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
                 let run = jail(mode, profile, &args);
-                failures.check(&label(name, &args), &run, run.check_denied(&[errno]));
+                let check = run.check_denied_at(profile, Path::new(args[1]), &[errno]);
+                failures.check(&label(name, &args), &run, check);
             }
             // Reading is allowed in both: the bind really is there.
             let args = ["read", &victim.path("existing.txt")];
@@ -933,6 +966,67 @@ fn kill_cannot_reach_host_processes() {
                     mode.name()
                 ));
             }
+        }
+    }
+    failures.finish();
+}
+
+fn sigdisp() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| build("sigdisp", Lang::C, &["tests/hostile/sigdisp.c"], &[]))
+}
+
+/// Signals the caller ignores do not reach the jailed program: every signal 1..=64
+/// (SIGRTMAX included) starts with SIG_DFL and none is blocked, though plugjail was
+/// started with SIGPIPE, SIGUSR1, SIGRTMIN and SIGRTMAX ignored (as `nohup` or a shell's
+/// `trap '' SIG` leave them) and ignored dispositions survive exec. The same program
+/// started the same way on the host reports them: the test can fail.
+#[test]
+fn signal_dispositions_start_at_their_defaults() {
+    let modes = jail_modes();
+    let ignored = [
+        libc::SIGPIPE,
+        libc::SIGUSR1,
+        libc::SIGRTMIN(),
+        libc::SIGRTMAX(),
+    ];
+    let mut failures = Failures::default();
+    let mut host = Command::new(sigdisp());
+    // SAFETY: the closure runs in the forked child before exec and only calls signal(2)
+    // with SIG_IGN (async-signal-safe) over an array on the parent's copied stack.
+    unsafe {
+        host.pre_exec(move || {
+            for sig in ignored {
+                libc::signal(sig, libc::SIG_IGN);
+            }
+            Ok(())
+        });
+    }
+    let host = host.output().expect("run sigdisp on the host");
+    let host = String::from_utf8_lossy(&host.stdout).into_owned();
+    // At least these four: the test harness may itself have inherited other ignored
+    // signals (cargo starts it with 32 ignored, glibc's cancellation signal).
+    let missing: Vec<_> = ignored
+        .iter()
+        .filter(|sig| !host.lines().any(|l| l == format!("sig {sig}: ignored")))
+        .collect();
+    if !missing.is_empty() || !host.contains("result: inherited") {
+        failures.fail(format!(
+            "control: sigdisp started on the host with {ignored:?} ignored does not report \
+             {missing:?} as ignored, so the jailed runs prove nothing:\n{host}"
+        ));
+    }
+    for &mode in &modes {
+        for profile in SHIPPED {
+            let run = Exec::new(mode, &profile_for(mode, profile))
+                .cmd([sigdisp()])
+                .ignore_signals(&ignored)
+                .run();
+            failures.check(
+                &format!("`sigdisp` started with {ignored:?} ignored, under {profile}"),
+                &run,
+                run.check_safe(),
+            );
         }
     }
     failures.finish();
@@ -1412,7 +1506,14 @@ fn controls_attacks_work_outside_the_jail() {
             || !stdout.contains(extra)
         {
             failures.fail(format!(
-                "control {what}: expected an escape, got {:?}\n{stdout}",
+                "control {what}: on the host, outside any jail, the attempt should work \
+                 (exit 1, `result: escaped`{}), but it ended with {:?}; the jailed \
+                 runs of it prove nothing until it does\n{stdout}",
+                if extra.is_empty() {
+                    String::new()
+                } else {
+                    format!(" and `{extra}`")
+                },
                 out.status
             ));
         }

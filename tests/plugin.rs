@@ -73,6 +73,7 @@ struct Called {
     stderr: String,
     report: serde_json::Value,
     elapsed: Duration,
+    timed_out: bool,
 }
 
 impl Called {
@@ -82,10 +83,15 @@ impl Called {
 
     fn describe(&self) -> String {
         format!(
-            "[{}] status {:?} after {:?}\n  stdout: {}\n  stderr: {}\n  report: {}",
+            "[{}] status {:?} after {:?}{}\n  stdout: {}\n  stderr: {}\n  report: {}",
             self.mode.name(),
             self.code,
             self.elapsed,
+            if self.timed_out {
+                " (timed out: killed by the test)"
+            } else {
+                ""
+            },
             String::from_utf8_lossy(&self.stdout),
             self.stderr.trim_end(),
             self.report
@@ -95,16 +101,37 @@ impl Called {
 
 /// Runs `plugjail call` in `mode`, killing it (by pid) after 60 s.
 fn call(mode: Mode, profile: &Path, so: &Path, method: &str, input: Option<&[u8]>) -> Called {
-    call_with(mode, profile, so, method, input, |_| {})
+    call_with(
+        mode,
+        profile,
+        so,
+        method,
+        input,
+        Duration::from_secs(60),
+        |_| {},
+    )
 }
 
-/// [`call`] with a change to the command (e.g. [`common::deny_ptrace`]).
+/// [`call`], killing plugjail (by pid) after `timeout`.
+fn call_within(
+    mode: Mode,
+    profile: &Path,
+    so: &Path,
+    method: &str,
+    input: Option<&[u8]>,
+    timeout: Duration,
+) -> Called {
+    call_with(mode, profile, so, method, input, timeout, |_| {})
+}
+
+/// [`call_within`] with a change to the command (e.g. [`common::deny_ptrace`]).
 fn call_with(
     mode: Mode,
     profile: &Path,
     so: &Path,
     method: &str,
     input: Option<&[u8]>,
+    timeout: Duration,
     adjust: impl FnOnce(&mut Command),
 ) -> Called {
     let dir = TempDir::in_system_tmp("call", 0o777);
@@ -145,12 +172,14 @@ fn call_with(
         let _ = err.read_to_end(&mut v);
         v
     });
-    let deadline = start + Duration::from_secs(60);
+    let deadline = start + timeout;
+    let mut timed_out = false;
     let status = loop {
         if let Some(s) = child.try_wait().expect("wait") {
             break s;
         }
         if Instant::now() > deadline {
+            timed_out = true;
             let _ = child.kill();
             break child.wait().expect("wait killed");
         }
@@ -171,6 +200,7 @@ fn call_with(
         stderr,
         report,
         elapsed,
+        timed_out,
     }
 }
 
@@ -196,9 +226,10 @@ fn plugjail_for(mode: Mode) -> PathBuf {
             let _ = std::fs::create_dir_all(&dir);
             let path = dir.join("plugjail-as-nobody");
             let tmp = dir.join(common::unique(".wrapper"));
+            // Single-quoted: the checkout's path may hold spaces or other shell syntax.
+            let quoted = plugjail().display().to_string().replace('\'', r"'\''");
             let script = format!(
-                "#!/bin/sh\nexec setpriv --reuid={n} --regid={n} --clear-groups -- {} \"$@\"\n",
-                plugjail().display(),
+                "#!/bin/sh\nexec setpriv --reuid={n} --regid={n} --clear-groups -- '{quoted}' \"$@\"\n",
                 n = common::NOBODY
             );
             std::fs::write(&tmp, script).expect("write wrapper");
@@ -626,6 +657,7 @@ fn without_ptrace_the_serve_phase_is_refused_or_reported_missing() {
             &so,
             "greet",
             None,
+            Duration::from_secs(60),
             common::deny_ptrace,
         );
         let what = c.describe();
@@ -638,6 +670,7 @@ fn without_ptrace_the_serve_phase_is_refused_or_reported_missing() {
             &so,
             "greet",
             Some(b"x"),
+            Duration::from_secs(60),
             common::deny_ptrace,
         );
         let what = c.describe();
@@ -697,6 +730,135 @@ fn a_plugin_outside_the_allowlist_is_rejected_before_anything_runs() {
         // Nothing ran: no jail was built, so nothing was enforced or measured.
         assert!(c.report.get("enforced").is_none(), "{}", c.describe());
         assert!(c.report.get("resources").is_none(), "{}", c.describe());
+    }
+}
+
+/// A `--plugin` that is not a regular file is refused at once, before any deadline exists:
+/// a FIFO nobody writes to (opening it for reading used to wait for a writer forever), a
+/// device that never ends, a directory.
+#[test]
+fn a_plugin_that_is_not_a_regular_file_is_refused_without_blocking() {
+    let dir = TempDir::new("not-regular", 0o755);
+    let fifo = dir.join("plugin.so");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
+    // SAFETY: a NUL-terminated path; mkfifo only creates the node.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o666) }, 0, "mkfifo");
+    common::chmod(&fifo, 0o666);
+    let cases = [
+        (fifo.as_path(), "a FIFO"),
+        (Path::new("/dev/zero"), "a character device"),
+        (dir.path(), "a directory"),
+    ];
+    for mode in jail_modes() {
+        for (so, kind) in cases {
+            let c = call_within(
+                mode,
+                &default_profile(),
+                so,
+                "greet",
+                Some(b"x"),
+                Duration::from_secs(10),
+            );
+            let what = format!("--plugin {} ({kind})", so.display());
+            assert!(!c.timed_out, "{what} blocked plugjail:\n{}", c.describe());
+            assert_eq!(c.code, Some(3), "{what}:\n{}", c.describe());
+            assert_eq!(c.outcome(), "plugin_rejected", "{what}:\n{}", c.describe());
+            assert_eq!(c.report["step"], "open_plugin", "{what}");
+            let message = format!("is {kind}, not a regular file");
+            assert!(
+                c.report["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains(&message)),
+                "{what}: the verdict's message does not say `{message}`:\n{}",
+                c.describe()
+            );
+            assert!(c.report.get("enforced").is_none(), "{}", c.describe());
+        }
+    }
+}
+
+/// A plugin over the size cap is refused by its size (fstat), before a byte is read: a
+/// sparse file of cap + 1 bytes, watched with inotify, is opened but never read.
+#[test]
+fn an_oversized_plugin_is_refused_without_being_read() {
+    let dir = TempDir::new("oversized", 0o755);
+    let so = dir.join("big.so");
+    let f = std::fs::File::create(&so).expect("create");
+    f.set_len(plugjail::plugin_file::MAX_PLUGIN_BYTES + 1)
+        .expect("ftruncate");
+    drop(f);
+    common::chmod(&so, 0o644);
+    for mode in jail_modes() {
+        // SAFETY: inotify_init1 takes flags only; the result is checked and owned below.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        assert!(
+            fd >= 0,
+            "inotify_init1: {}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: inotify_init1 just returned this descriptor and nothing else owns it.
+        let inotify = unsafe { OwnedFd::from_raw_fd(fd) };
+        let c_path = std::ffi::CString::new(so.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: a valid inotify descriptor and a NUL-terminated path.
+        let wd = unsafe {
+            libc::inotify_add_watch(
+                inotify.as_raw_fd(),
+                c_path.as_ptr(),
+                libc::IN_OPEN | libc::IN_ACCESS,
+            )
+        };
+        assert!(
+            wd >= 0,
+            "inotify_add_watch: {}",
+            std::io::Error::last_os_error()
+        );
+        let c = call_within(
+            mode,
+            &default_profile(),
+            &so,
+            "greet",
+            Some(b"x"),
+            Duration::from_secs(30),
+        );
+        assert_eq!(c.code, Some(3), "{}", c.describe());
+        assert_eq!(c.outcome(), "plugin_rejected", "{}", c.describe());
+        assert!(
+            c.report["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("the plugin is larger than")),
+            "{}",
+            c.describe()
+        );
+        let mut events = 0u32;
+        let mut buf = [0u8; 4096];
+        loop {
+            // SAFETY: reads into a buffer of the given length that we own.
+            let n = unsafe { libc::read(inotify.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                break;
+            }
+            let mut at = 0;
+            while at < n as usize {
+                // SAFETY: the kernel wrote whole inotify_event records; read_unaligned copes
+                // with the byte buffer's alignment.
+                let ev: libc::inotify_event =
+                    unsafe { std::ptr::read_unaligned(buf[at..].as_ptr().cast()) };
+                events |= ev.mask;
+                at += std::mem::size_of::<libc::inotify_event>() + ev.len as usize;
+            }
+        }
+        assert!(
+            events & libc::IN_OPEN != 0,
+            "[{}] inotify saw no open of {}, so it cannot tell whether it was read",
+            mode.name(),
+            so.display()
+        );
+        assert!(
+            events & libc::IN_ACCESS == 0,
+            "[{}] plugjail read {} (inotify IN_ACCESS) although fstat gives a size over the cap",
+            mode.name(),
+            so.display()
+        );
     }
 }
 

@@ -408,17 +408,36 @@ pub fn loopback_up() -> Result<(), i32> {
     result
 }
 
+/// `sizeof(sigset_t)` in the kernel's ABI (`_NSIG / 8`), which the rt_sig* syscalls insist on.
+const KERNEL_SIGSET_BYTES: usize = 8;
+
 /// Every signal back to its default action, and nothing blocked.
+///
+/// All of 1..=SIGRTMAX (64 on Linux), through the raw syscall: glibc's `signal` and
+/// `sigaction` refuse the two realtime signals it reserves for itself (32 and 33) with
+/// EINVAL, and an ignored disposition of those survives exec like any other (cargo, for
+/// one, starts its children with them ignored).
 pub fn reset_signals() -> Result<(), i32> {
-    for sig in 1..libc::SIGRTMAX() {
+    // The kernel's `struct sigaction` with every field zero: SIG_DFL, no flags, no restorer,
+    // an empty mask. Four words cover the layout of every architecture.
+    let default_action: [c_ulong; 4] = [0; 4];
+    for sig in 1..=libc::SIGRTMAX() {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: installing SIG_DFL involves no handler code; an unknown or reserved
-        // signal number fails with EINVAL, which is skipped.
-        if unsafe { libc::signal(sig, libc::SIG_DFL) } == libc::SIG_ERR && errno() != libc::EINVAL {
-            return Err(errno());
-        }
+        // SAFETY: the new action points to a zeroed kernel sigaction that outlives the
+        // call (SIG_DFL runs no handler code); the old action is not requested; the size is
+        // the kernel's sigset_t.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                default_action.as_ptr(),
+                std::ptr::null_mut::<c_ulong>(),
+                KERNEL_SIGSET_BYTES,
+            )
+        };
+        check(ret)?;
     }
     // SAFETY: an empty set on the stack; sigemptyset only writes to it.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };

@@ -8,11 +8,11 @@
 //! survive, and keeping the fd open would hand it to the script's interpreter.
 
 use std::ffi::OsStr;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// `MFD_EXEC` (Linux 6.3): ask for an executable memfd explicitly, so a host with
@@ -134,8 +134,14 @@ pub fn open(cmd: &OsStr) -> Result<Target, TargetError> {
         path: path.clone(),
         reason,
     };
-    // std opens with O_CLOEXEC.
-    let mut file = File::open(&path).map_err(open_err)?;
+    // O_NONBLOCK: a FIFO opens at once instead of waiting for a writer (and is refused
+    // below); on a regular file the flag changes nothing. O_NOCTTY: a terminal device never
+    // becomes our controlling terminal. std adds O_CLOEXEC.
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(&path)
+        .map_err(open_err)?;
     let meta = file.metadata().map_err(open_err)?;
     if !meta.is_file() {
         return Err(cannot("not a regular file"));
@@ -238,7 +244,24 @@ mod tests {
         let s = open(script.as_os_str()).unwrap_err();
         let d = open(data.as_os_str()).unwrap_err();
         let missing = open(dir.join("missing").as_os_str()).unwrap_err();
+        // A FIFO nobody writes to: refused, not waited on (on another thread, so that a
+        // regression fails after 10 s instead of hanging the test).
+        let fifo = dir.join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path; mkfifo only creates the node.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o755) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let fifo_path = fifo.clone();
+        std::thread::spawn(move || tx.send(open(fifo_path.as_os_str()).map(drop)));
+        let f = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("opening a FIFO with no writer blocked")
+            .unwrap_err();
+        let dev = open(OsStr::new("/dev/zero")).unwrap_err();
         std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(f.exit_status(), 126, "{f}");
+        assert!(f.to_string().ends_with("not a regular file"), "{f}");
+        assert_eq!(dev.exit_status(), 126, "{dev}");
         assert_eq!(s.exit_status(), 126, "{s}");
         assert!(s.to_string().contains("scripts are not supported"));
         assert_eq!(d.exit_status(), 126, "{d}");

@@ -3,6 +3,8 @@
 //! - [`build`]: compile C/C++ test programs once per source digest into a directory that
 //!   an unprivileged user can read and execute;
 //! - [`TempDir`]: a temporary directory removed on drop, with a chosen mode;
+//! - [`outside_profiles`] and [`grants_covering`]: where host files a jailed program must
+//!   not reach go, and why a path is reachable under a profile;
 //! - [`Exec`]: run `plugjail exec` as root or rootless (uid/gid 65534 via `setpriv`),
 //!   with a report file, a timeout, extra inherited descriptors, and the result parsed;
 //! - [`probe`] and [`skip`]: kernel feature probes, and skipping with a printed reason that
@@ -98,8 +100,9 @@ pub fn unique(tag: &str) -> String {
 }
 
 /// cargo's scratch directory for integration tests (`target/tmp`), made searchable by
-/// uid 65534. Jail tests bind directories from here: unlike `/tmp`, no shipped profile
-/// mounts a tmpfs over it.
+/// uid 65534, for what tests build and bind on purpose (programs, profiles, inputs). It
+/// lies wherever the checkout does, possibly beneath a path a profile grants (`/tmp`):
+/// host files the jail must not reach go to [`outside_profiles`] instead.
 pub fn target_tmp() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -120,6 +123,11 @@ impl TempDir {
     /// what is in it, 0o777 so it can also write there).
     pub fn new(tag: &str, mode: u32) -> TempDir {
         TempDir::new_in(target_tmp(), tag, mode)
+    }
+
+    /// A new directory under [`outside_profiles`], for host files the jail must not reach.
+    pub fn outside_profiles(tag: &str, mode: u32) -> TempDir {
+        TempDir::new_in(outside_profiles(), tag, mode)
     }
 
     /// A new directory under the system temp dir (`/tmp`).
@@ -172,6 +180,86 @@ impl Drop for TempDir {
             eprintln!("warning: cannot remove {}: {e}", self.path.display());
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Host files the jail must not reach
+
+/// Where tests put host files a jailed program must neither read nor change (victims,
+/// secrets): `/var/tmp`, which no shipped profile mounts or grants to Landlock, wherever
+/// the checkout is. Not [`target_tmp`]: with the checkout under `/tmp` (or `/usr/src`), a
+/// profile's grant on `/tmp` (or `/usr`) covers the target directory, and a test would
+/// measure what the profile allows instead of what the jail refuses. Checked once against
+/// the shipped profiles' grants.
+pub fn outside_profiles() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let base = Path::new("/var/tmp");
+        let dir = base.canonicalize().unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (the jail tests keep host files the jail must not reach there)",
+                base.display()
+            )
+        });
+        let profiles = fs::read_dir(manifest_dir().join("profiles"))
+            .expect("read profiles/")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"));
+        for profile in profiles {
+            if let Some(why) = grants_covering(&profile, &dir) {
+                panic!(
+                    "{} cannot hold the tests' host-only files: it is covered by {why}",
+                    dir.display()
+                );
+            }
+        }
+        dir
+    })
+}
+
+/// Why `path` can be reachable in a jail under `profile`, in words: the profile's mounts
+/// and Landlock rules that cover it ("/tmp (a tmpfs, Landlock read) in PROFILE"), or None
+/// when none does. For failure messages: a test that finds a host path reachable says why.
+pub fn grants_covering(profile: &Path, path: &Path) -> Option<String> {
+    let p = match plugjail::profile::load(profile) {
+        Ok(p) => p,
+        Err(e) => return Some(format!("(cannot load {} to say: {e})", profile.display())),
+    };
+    let fs = &p.filesystem;
+    let every_jail = [PathBuf::from("/proc"), PathBuf::from("/dev")];
+    let devices = fs
+        .devices
+        .iter()
+        .map(|d| PathBuf::from(format!("/dev/{}", d.name())));
+    let kinds: [(&str, Vec<PathBuf>); 8] = [
+        ("mounted in every jail", every_jail.to_vec()),
+        ("bound read-only", fs.read_only.clone()),
+        ("bound read-write", fs.read_write.clone()),
+        ("a tmpfs", fs.tmpfs.iter().map(|t| t.path.clone()).collect()),
+        ("a device node", devices.collect()),
+        ("Landlock read", p.landlock.read.clone()),
+        ("Landlock write", p.landlock.write.clone()),
+        ("Landlock execute", p.landlock.execute.clone()),
+    ];
+    // Each covering path once, with everything the profile does there.
+    let mut covering: Vec<(PathBuf, Vec<&str>)> = vec![];
+    for (what, paths) in &kinds {
+        for g in paths.iter().filter(|g| path.starts_with(g)) {
+            match covering.iter_mut().find(|(q, _)| q == g) {
+                Some((_, whats)) => whats.push(what),
+                None => covering.push((g.clone(), vec![what])),
+            }
+        }
+    }
+    if covering.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = covering
+        .iter()
+        .map(|(g, whats)| format!("{} ({})", g.display(), whats.join(", ")))
+        .collect();
+    Some(format!("{} in {}", list.join(" and "), profile.display()))
 }
 
 pub fn chmod(path: &Path, mode: u32) {
@@ -403,6 +491,7 @@ pub struct Exec {
     report: bool,
     timeout: Duration,
     deny_ptrace: bool,
+    ignore_signals: Vec<libc::c_int>,
 }
 
 impl Exec {
@@ -417,6 +506,7 @@ impl Exec {
             report: true,
             timeout: Duration::from_secs(30),
             deny_ptrace: false,
+            ignore_signals: vec![],
         }
     }
 
@@ -467,6 +557,14 @@ impl Exec {
         self
     }
 
+    /// Starts plugjail with `signals` ignored, as a caller such as `nohup` or a shell's
+    /// `trap '' SIG` may: ignored dispositions survive exec, so plugjail inherits them
+    /// (through `setpriv` too, when rootless).
+    pub fn ignore_signals(mut self, signals: &[libc::c_int]) -> Exec {
+        self.ignore_signals.extend_from_slice(signals);
+        self
+    }
+
     pub fn run(self) -> Run {
         let report_dir = TempDir::in_system_tmp("report", 0o777);
         let report_path = report_dir.join("verdict.json");
@@ -514,6 +612,22 @@ impl Exec {
         }
         if self.deny_ptrace {
             deny_ptrace(&mut cmd);
+        }
+        if !self.ignore_signals.is_empty() {
+            let signals = self.ignore_signals.clone();
+            // SAFETY: the closure runs in the forked child before exec (after std has reset
+            // the signal mask and SIGPIPE) and only calls signal(2) with SIG_IGN, which is
+            // async-signal-safe, over a vector allocated before the fork.
+            unsafe {
+                cmd.pre_exec(move || {
+                    for &sig in &signals {
+                        if libc::signal(sig, libc::SIG_IGN) == libc::SIG_ERR {
+                            return Err(io::Error::last_os_error());
+                        }
+                    }
+                    Ok(())
+                });
+            }
         }
         let description = format!("{:?}", cmd);
         let start = Instant::now();
@@ -795,6 +909,34 @@ impl Run {
             ));
         }
         self.check_exited(0)
+    }
+
+    /// [`Run::check_denied`] for an attempt on the host path `path` under `profile`: when
+    /// the attempt worked, the error says which path was reachable and which of the
+    /// profile's mounts and Landlock rules cover it.
+    pub fn check_denied_at(
+        &self,
+        profile: &Path,
+        path: &Path,
+        errnos: &[&str],
+    ) -> Result<(), String> {
+        self.check_denied(errnos).map_err(|e| {
+            if self.result().is_some_and(|r| r.starts_with("escaped")) {
+                let why = match grants_covering(profile, path) {
+                    Some(grants) => format!("the profile covers it: {grants}"),
+                    None => format!(
+                        "no mount or Landlock rule of {} covers it",
+                        profile.display()
+                    ),
+                };
+                format!(
+                    "{} was reachable in the jail; {why}\n  ({e})",
+                    path.display()
+                )
+            } else {
+                e
+            }
+        })
     }
 
     /// Checks that the program exited 0 after printing `result: safe ...`.

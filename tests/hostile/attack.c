@@ -371,7 +371,7 @@ static int a_write(const char *path)
     int fd = open(path, O_WRONLY | O_APPEND);
     if (fd < 0)
         return denied("open", errno);
-    if (write(fd, "pwned\n", 6) != 6)
+    if (write(fd, "written by attack\n", 18) != 18)
         return denied("write", errno);
     return escaped("appended to the file");
 }
@@ -381,7 +381,7 @@ static int a_create(const char *path)
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
     if (fd < 0)
         return denied("open(O_CREAT)", errno);
-    if (write(fd, "pwned\n", 6) != 6)
+    if (write(fd, "written by attack\n", 18) != 18)
         return denied("write", errno);
     return escaped("created the file");
 }
