@@ -15,7 +15,9 @@ use crate::cgroup::{self, CgroupReport};
 use crate::jail::init::Naming;
 use crate::jail::{self, Ending, Failure, Finished, Plan, Step, Stopped, TargetError};
 use crate::profile::{self, Action, Profile};
-use crate::verdict::{Enforced, Outcome, Resources, SeccompReport, Timeout, TimeoutKind, Verdict};
+use crate::verdict::{
+    Enforced, Outcome, ReportFile, Resources, SeccompReport, Timeout, TimeoutKind, Verdict,
+};
 
 pub struct ExecOptions {
     pub profile: PathBuf,
@@ -31,10 +33,15 @@ pub fn run(opts: ExecOptions) -> u8 {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let ctx = Context::new(&opts.profile, &command);
+    let mut report = None;
     let verdict = 'run: {
         if let Err(v) = ctx.check_status_fd(opts.status_fd) {
             break 'run *v;
         }
+        report = match ctx.open_report(opts.report.as_deref()) {
+            Ok(r) => r,
+            Err(v) => break 'run *v,
+        };
         let profile = match ctx.load_profile() {
             Ok(p) => p,
             Err(v) => break 'run *v,
@@ -54,7 +61,7 @@ pub fn run(opts: ExecOptions) -> u8 {
         };
         run_plan(&ctx, &profile, &mut plan, &target_path, &mut NoHooks)
     };
-    ctx.deliver(verdict, opts.report.as_deref(), opts.status_fd)
+    ctx.deliver(verdict, report.as_mut(), opts.status_fd)
 }
 
 /// What every mode's verdict carries (profile path, the command shown) and when the run
@@ -108,6 +115,22 @@ impl<'a> Context<'a> {
         }
     }
 
+    /// Opens `--report FILE` now (created or truncated), before the jail exists: a report
+    /// that cannot be written is a setup failure like a bad status fd, not a run whose
+    /// verdict is lost at the end.
+    pub fn open_report(&self, path: Option<&Path>) -> Result<Option<ReportFile>, Box<Verdict>> {
+        let Some(path) = path else {
+            return Ok(None);
+        };
+        ReportFile::create(path).map(Some).map_err(|e| {
+            let msg = format!(
+                "--report {}: cannot open it for writing: {e}",
+                path.display()
+            );
+            Box::new(self.failed(Outcome::SetupFailed, "report", e.raw_os_error(), msg))
+        })
+    }
+
     /// Loads the profile; every problem goes to stderr, the verdict says which file.
     pub fn load_profile(&self) -> Result<Profile, Box<Verdict>> {
         profile::load(self.profile_path).map_err(|errors| {
@@ -122,7 +145,7 @@ impl<'a> Context<'a> {
     pub fn deliver(
         &self,
         mut verdict: Verdict,
-        report: Option<&Path>,
+        report: Option<&mut ReportFile>,
         status_fd: Option<RawFd>,
     ) -> u8 {
         verdict.wall_time_ms =

@@ -72,7 +72,8 @@ enum Command {
         /// The profile to run under.
         #[arg(long, value_name = "PROFILE")]
         profile: PathBuf,
-        /// Write the verdict (JSON) to this file.
+        /// Write the verdict (JSON) to this file. It is created (or truncated) before the
+        /// jail is built: if it cannot be, plugjail exits 125 and runs nothing.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
         /// Write the verdict (JSON) to this inherited file descriptor.
@@ -107,7 +108,8 @@ enum Command {
         /// Write the verdict (JSON) to this inherited file descriptor at the end.
         #[arg(long, value_name = "N")]
         status_fd: Option<RawFd>,
-        /// Write the verdict (JSON) to this file at the end.
+        /// Write the verdict (JSON) to this file at the end. It is created (or truncated)
+        /// first: if it cannot be, plugjail exits 125 and starts no jail.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
     },
@@ -134,7 +136,8 @@ enum Command {
         /// Where the input comes from: a file, or `-` for stdin. Default: empty input.
         #[arg(long, value_name = "FILE|-")]
         input: Option<PathBuf>,
-        /// Write the verdict (JSON) to this file.
+        /// Write the verdict (JSON) to this file. It is created (or truncated) first: if it
+        /// cannot be, plugjail exits 125 and starts no jail.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
     },

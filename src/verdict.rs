@@ -6,7 +6,8 @@
 //! changes only if an existing field changes meaning.
 
 use std::fmt;
-use std::io::Write;
+use std::fs::File;
+use std::io::{self, Write};
 use std::os::fd::{FromRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
@@ -424,16 +425,20 @@ impl Verdict {
 
     /// Delivers the verdict: the summary line on stderr, the JSON to the report file and
     /// the status fd. Returns a description of each delivery that failed.
-    pub fn deliver(&self, report: Option<&Path>, status_fd: Option<RawFd>) -> Vec<String> {
+    pub fn deliver(
+        &self,
+        report: Option<&mut ReportFile>,
+        status_fd: Option<RawFd>,
+    ) -> Vec<String> {
         eprintln!("plugjail: {self}");
         let json = self.to_json() + "\n";
         let mut errors = Vec::new();
-        if let Some(path) = report
-            && let Err(e) = std::fs::write(path, &json)
+        if let Some(r) = report
+            && let Err(e) = r.file.write_all(json.as_bytes())
         {
             errors.push(format!(
                 "cannot write the report to {}: {e}",
-                path.display()
+                r.path.display()
             ));
         }
         if let Some(fd) = status_fd {
@@ -445,6 +450,34 @@ impl Verdict {
             }
         }
         errors
+    }
+}
+
+/// `--report FILE`, opened before anything else is done, so that a report that cannot be
+/// written is a setup failure and never a run without a verdict. The file is created (or
+/// truncated: no verdict of an earlier run stays behind) and written once, at the end.
+#[derive(Debug)]
+pub struct ReportFile {
+    path: PathBuf,
+    file: File,
+}
+
+impl ReportFile {
+    /// Creates or truncates `path` for writing (close-on-exec: the jail never gets it).
+    pub fn create(path: &Path) -> io::Result<ReportFile> {
+        let file = File::options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        Ok(ReportFile {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 
@@ -591,6 +624,24 @@ mod tests {
             v.to_string(),
             "could not set up the jail (step mount_proc, EPERM): mounting proc on /proc"
         );
+    }
+
+    #[test]
+    fn a_report_file_is_truncated_when_opened_and_holds_one_verdict() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.json");
+        std::fs::write(
+            &path,
+            "an earlier run's verdict, longer than this one".repeat(9),
+        )
+        .unwrap();
+        let mut report = ReportFile::create(&path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"", "truncated when opened");
+        let v = Verdict::exited(Path::new("p.yaml"), &cmd(), 0);
+        assert!(v.deliver(Some(&mut report), None).is_empty());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), v.to_json() + "\n");
+        let e = ReportFile::create(dir.path()).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EISDIR));
     }
 
     #[test]

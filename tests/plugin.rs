@@ -532,6 +532,16 @@ fn a_noisy_plugin_cannot_flood_the_host() {
 /// Starts `plugjail serve` on stdin/stdout with `--status-fd 3`; returns the child, the
 /// status pipe's read end.
 fn raw_serve(mode: Mode, profile: &Path, so: &Path) -> (std::process::Child, OwnedFd) {
+    raw_serve_with(mode, profile, so, &[])
+}
+
+/// [`raw_serve`] with more options.
+fn raw_serve_with(
+    mode: Mode,
+    profile: &Path,
+    so: &Path,
+    extra: &[OsString],
+) -> (std::process::Child, OwnedFd) {
     let mut fds = [0; 2];
     // SAFETY: room for two descriptors.
     assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
@@ -548,6 +558,7 @@ fn raw_serve(mode: Mode, profile: &Path, so: &Path) -> (std::process::Child, Own
         "3".into(),
     ];
     cmd.args(&args)
+        .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -718,4 +729,48 @@ fn the_c_host_example_runs_against_plugjail_serve() {
     assert_eq!(out.stdout, b"hello, from C");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("session ended cleanly after 1 call"), "{err}");
+}
+
+#[test]
+fn call_and_serve_refuse_a_report_they_cannot_write_before_the_jail_is_built() {
+    let so = plugin("hello");
+    let dir = TempDir::new("report", 0o755);
+    let missing = dir.join("missing/verdict.json");
+    let said = "could not set up the jail (step report, ENOENT): --report";
+    for mode in jail_modes() {
+        let out = mode
+            .command(plugjail())
+            .arg("call")
+            .arg("--profile")
+            .arg(default_profile())
+            .arg("--plugin")
+            .arg(&so)
+            .args(["--method", "greet", "--report"])
+            .arg(&missing)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run plugjail call");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "[{}] {err}", mode.name());
+        assert!(out.stdout.is_empty(), "[{}] the call ran", mode.name());
+        assert!(err.contains(said), "[{}] {err}", mode.name());
+
+        let report: Vec<OsString> = vec!["--report".into(), missing.clone().into()];
+        let (mut child, status) = raw_serve_with(mode, &default_profile(), &so, &report);
+        let mut out = child.stdout.take().expect("stdout");
+        let mut frames = Vec::new();
+        let _ = out.read_to_end(&mut frames);
+        let exit = child.wait().expect("wait serve");
+        let v = status_verdict(status);
+        assert_eq!(exit.code(), Some(125), "[{}] {v:#}", mode.name());
+        assert!(
+            frames.is_empty(),
+            "[{}] the plugin was started",
+            mode.name()
+        );
+        assert_eq!(v["outcome"], "setup_failed", "{v:#}");
+        assert_eq!(v["step"], "report", "{v:#}");
+        assert_eq!(v["errno"]["name"], "ENOENT", "{v:#}");
+        assert!(v.get("enforced").is_none(), "a jail was built: {v:#}");
+    }
 }

@@ -64,7 +64,12 @@ enum HostEnd {
 pub fn run(opts: CallOptions) -> u8 {
     let command = vec![opts.plugin.display().to_string(), opts.method.clone()];
     let ctx = Context::new(&opts.profile, &command);
+    let mut report_file = None;
     let verdict = 'run: {
+        report_file = match ctx.open_report(opts.report.as_deref()) {
+            Ok(r) => r,
+            Err(v) => break 'run *v,
+        };
         let profile = match ctx.load_profile() {
             Ok(p) => p,
             Err(v) => break 'run *v,
@@ -182,7 +187,7 @@ pub fn run(opts: CallOptions) -> u8 {
         }
         v
     };
-    ctx.deliver(verdict, opts.report.as_deref(), None)
+    ctx.deliver(verdict, report_file.as_mut(), None)
 }
 
 /// Reads the whole input, refusing more than fits in one frame.

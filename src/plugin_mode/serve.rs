@@ -31,10 +31,15 @@ pub fn run(opts: ServeOptions) -> u8 {
     let command = vec![opts.plugin.display().to_string()];
     let ctx = Context::new(&opts.profile, &command);
     let (fd_in, fd_out) = opts.fds.unwrap_or((0, 1));
+    let mut report_file = None;
     let verdict = 'run: {
         if let Err(v) = ctx.check_status_fd(opts.status_fd) {
             break 'run *v;
         }
+        report_file = match ctx.open_report(opts.report.as_deref()) {
+            Ok(r) => r,
+            Err(v) => break 'run *v,
+        };
         if let Err(v) = check_channel(&ctx, fd_in, fd_out, opts.status_fd) {
             break 'run *v;
         }
@@ -71,7 +76,7 @@ pub fn run(opts: ServeOptions) -> u8 {
         };
         plugin_verdict(&ctx, v, facts)
     };
-    ctx.deliver(verdict, opts.report.as_deref(), opts.status_fd)
+    ctx.deliver(verdict, report_file.as_mut(), opts.status_fd)
 }
 
 /// The channel descriptors must be open, distinct, and not the status fd.
