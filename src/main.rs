@@ -93,6 +93,7 @@ enum Command {
     /// writes the verdict (JSON) at the end to --status-fd and/or --report, with one summary
     /// line on stderr. Exit status: 0 ok, 3 plugin_rejected, 4 protocol_violation,
     /// 5 timeout, 6 oom, 7 pids_limit, 8 seccomp_violation, 9 the stub exited early,
+    /// 10 plugin_failed (it does not load, lacks its entry symbol, or its init() failed),
     /// 125 setup_failed, 128+N the plugin crashed with signal N.
     Serve {
         /// The profile to run under.
@@ -121,8 +122,8 @@ enum Command {
     /// answered; 1 the plugin answered with an error (reported on stderr and as
     /// `call_error` in the verdict, whose outcome stays `ok`: not a jail failure);
     /// otherwise as for `serve`: 3 plugin_rejected, 4 protocol_violation, 5 timeout, 6 oom,
-    /// 7 pids_limit, 8 seccomp_violation, 9 the stub exited early, 125 setup_failed,
-    /// 128+N the plugin crashed with signal N.
+    /// 7 pids_limit, 8 seccomp_violation, 9 the stub exited early, 10 plugin_failed,
+    /// 125 setup_failed, 128+N the plugin crashed with signal N.
     Call {
         /// The profile to run under.
         #[arg(long, value_name = "PROFILE")]

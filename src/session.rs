@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::plugin_mode::outcome::startup_detail;
 use crate::profile;
 use crate::protocol::{Channel, ChannelError, ErrorKind, Hello, ProtocolError};
 use std::sync::Arc;
@@ -111,9 +112,16 @@ pub enum CallError {
     /// The stub sent something that breaks the protocol; the session was ended.
     #[error("protocol violation: {0}; the session was ended")]
     Protocol(ProtocolError),
-    /// The plugin did not start (load, ABI, init or serve-filter failure).
+    /// The plugin did not start (load, ABI, init or serve-filter failure): the stub's
+    /// ERROR frame. `status` is what init() returned (`init_failed`), else 0. The message
+    /// comes from inside the jail: untrusted text. close() gives the verdict
+    /// (`plugin_failed` or `plugin_rejected`, with `plugin_failure`).
     #[error("the plugin did not start ({}): {message}", kind.name())]
-    Startup { kind: ErrorKind, message: String },
+    Startup {
+        kind: ErrorKind,
+        status: i32,
+        message: String,
+    },
     /// The jail ended (the plugin crashed or was killed): close() says how.
     #[error("the session has ended; close() gives the verdict")]
     Ended,
@@ -206,6 +214,8 @@ pub struct Session {
     call_timeout: Duration,
     calls: u64,
     fault: Option<HostFault>,
+    /// The stub's startup ERROR frame (kind, status, message), for the verdict.
+    startup: Option<(ErrorKind, i32, String)>,
     report: Option<PathBuf>,
     /// The most the channel's read buffer ever reserved.
     peak_buffer: usize,
@@ -345,6 +355,7 @@ impl Session {
             call_timeout,
             calls: 0,
             fault: None,
+            startup: None,
             report: opts.report.clone(),
             peak_buffer: 0,
         })
@@ -451,7 +462,18 @@ impl Session {
                 self.fault = Some(HostFault::Timeout(after));
                 CallError::Timeout { after }
             }
-            ChannelError::Startup { kind, message } => CallError::Startup { kind, message },
+            ChannelError::Startup {
+                kind,
+                status,
+                message,
+            } => {
+                self.startup = Some((kind, status, message.clone()));
+                CallError::Startup {
+                    kind,
+                    status,
+                    message,
+                }
+            }
             ChannelError::Io { syscall, source } => CallError::Io { syscall, source },
             ChannelError::Closed | ChannelError::Broken | ChannelError::NotReady => {
                 CallError::Ended
@@ -513,9 +535,9 @@ impl Session {
                 "plugjail serve delivered no verdict (it ended with {status:?})"
             )),
         };
-        self.merge(&mut v);
+        let merged = self.merge(&mut v);
         if let Some(path) = &self.report
-            && self.fault.is_some()
+            && merged
         {
             let _ = std::fs::write(path, v.json.to_string() + "\n");
         }
@@ -523,10 +545,30 @@ impl Session {
     }
 
     /// What the host saw wins over the supervisor's "stopped by SIGTERM"; the call count
-    /// is the host's own.
-    fn merge(&self, v: &mut SessionVerdict) {
+    /// is the host's own. True when the host's findings changed the verdict (the report
+    /// file is then written again).
+    fn merge(&self, v: &mut SessionVerdict) -> bool {
+        let mut merged = false;
         v.calls = self.calls;
         v.set("calls", self.calls.into());
+        // `plugjail serve` knows the stage from the stub's exit code; the ERROR frame
+        // the host read says more about it (as `plugjail call` adds it).
+        let stage = v
+            .json
+            .pointer("/plugin_failure/stage")
+            .and_then(|s| s.as_str());
+        if let (Some(stage), Some((kind, status, message))) = (stage, &self.startup)
+            && let Some(d) = startup_detail(stage, *kind, *status, message.clone())
+        {
+            let mut failure = serde_json::json!({ "stage": d.stage, "message": d.message });
+            if let Some(status) = d.status {
+                failure["status"] = status.into();
+            }
+            v.message = Some(d.sentence.clone());
+            v.set("plugin_failure", failure);
+            v.set("message", d.sentence.into());
+            merged = true;
+        }
         match &self.fault {
             None => {}
             Some(HostFault::Protocol(what)) => {
@@ -553,6 +595,7 @@ impl Session {
                 );
             }
         }
+        merged || self.fault.is_some()
     }
 }
 

@@ -57,6 +57,11 @@ pub enum Outcome {
     /// Plugin mode: a frame broke the protocol (`message` says what was malformed); the
     /// jail was killed.
     ProtocolViolation,
+    /// Plugin mode: the plugin could not start through its own fault: dlopen failed (a
+    /// symbol or library it needs is missing, or it is no loadable object), it lacks the
+    /// entry symbol, or its init() failed (`plugin_failure` says which). Not the jail's:
+    /// running it again will fail again.
+    PluginFailed,
 }
 
 impl Outcome {
@@ -74,6 +79,7 @@ impl Outcome {
             Outcome::Ok => "ok",
             Outcome::PluginRejected => "plugin_rejected",
             Outcome::ProtocolViolation => "protocol_violation",
+            Outcome::PluginFailed => "plugin_failed",
         }
     }
 }
@@ -212,6 +218,25 @@ pub struct CallErrorReport {
     pub message: String,
 }
 
+/// Plugin mode: how the plugin failed to start (`plugin_failed`, and `plugin_rejected` for
+/// a wrong ABI).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PluginFailure {
+    /// `load` (dlopen failed), `entry` (no `plugjail_plugin_v1`), `abi` (wrong ABI
+    /// version, struct size or description) or `init` (init() failed). Read from the
+    /// stub's exit code; `load` also stands for `entry` when plugjail did not read the
+    /// stub's ERROR frame (`plugjail serve`: the host reads the channel).
+    pub stage: &'static str,
+    /// What init() returned (stage `init`), when plugjail read the ERROR frame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<i32>,
+    /// The stub's ERROR message (the loader's error, say), when plugjail read it. Written
+    /// in the jail, after the plugin's code may have run: untrusted text, never shown in
+    /// the summary line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
 /// Which time limit ran out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -302,6 +327,9 @@ pub struct Verdict {
     /// `plugjail call`: the plugin's ERROR answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub call_error: Option<CallErrorReport>,
+    /// Plugin mode: how the plugin failed to start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin_failure: Option<PluginFailure>,
     /// plugjail's own exit status for this verdict.
     pub exit_status: u8,
     pub wall_time_ms: u64,
@@ -328,6 +356,7 @@ impl Verdict {
             calls: None,
             plugin: None,
             call_error: None,
+            plugin_failure: None,
             exit_status: 0,
             wall_time_ms: 0,
             resources: None,
@@ -536,6 +565,15 @@ impl fmt::Display for Verdict {
                     write!(f, "; the call failed ({} error): {}", e.kind, e.message)?;
                 }
                 write!(f, " ({ms} ms)")
+            }
+            Outcome::PluginFailed => {
+                // Only plugjail's own words: `plugin_failure.message` is the plugin's.
+                let stage = self.plugin_failure.as_ref().map_or("?", |p| p.stage);
+                write!(f, "plugin failed to start ({stage})")?;
+                if let Some(m) = &self.message {
+                    write!(f, ": {m}")?;
+                }
+                write!(f, " after {ms} ms")
             }
             Outcome::ProtocolViolation => {
                 write!(f, "protocol violation")?;

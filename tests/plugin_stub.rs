@@ -476,6 +476,7 @@ fn wrong_abi_version_is_refused_before_init_or_call() {
         Err(ChannelError::Startup {
             kind: ErrorKind::AbiMismatch,
             message,
+            ..
         }) => assert!(message.contains("ABI version 999"), "{message}"),
         other => panic!("wrong ABI: {other:?}"),
     }
@@ -519,6 +520,7 @@ fn a_plugin_that_fakes_seccomp_success_is_caught_by_the_probe() {
         Err(ChannelError::Startup {
             kind: ErrorKind::FilterFailed,
             message,
+            ..
         }) => assert!(message.contains("not in force"), "{message}"),
         other => panic!("faked seccomp: {other:?}"),
     }

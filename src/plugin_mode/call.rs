@@ -52,6 +52,7 @@ enum HostEnd {
     /// ERROR with call id 0: the plugin did not start.
     Startup {
         kind: ErrorKind,
+        status: i32,
         message: String,
     },
     Protocol(String),
@@ -173,14 +174,14 @@ pub fn run(opts: CallOptions) -> u8 {
                 });
                 v.exit_status = super::outcome::exit_status(&v);
             }
-            Some(HostEnd::Startup { kind, message }) => {
-                // The stub's own words are the best explanation of its exit code.
-                let said = format!(
-                    "{} ({}): {message}",
-                    v.message.unwrap_or_default(),
-                    kind.name()
-                );
-                v.message = Some(said.trim_start_matches(' ').to_owned());
+            Some(HostEnd::Startup {
+                kind,
+                status,
+                message,
+            }) => {
+                // The stub's words say which stage and why; they go to
+                // `plugin_failure.message`, never to the summary line.
+                super::outcome::add_startup_error(&mut v, kind, status, message);
             }
             Some(HostEnd::Io(e)) => eprintln!("plugjail: channel: {e}"),
             _ => {}
@@ -286,7 +287,15 @@ fn ended(e: ChannelError) -> HostEnd {
             status: 0,
             message: format!("input of {len} bytes does not fit in a frame of {cap} bytes"),
         },
-        ChannelError::Startup { kind, message } => HostEnd::Startup { kind, message },
+        ChannelError::Startup {
+            kind,
+            status,
+            message,
+        } => HostEnd::Startup {
+            kind,
+            status,
+            message,
+        },
         ChannelError::Protocol(p) => HostEnd::Protocol(p.to_string()),
         ChannelError::Timeout { after } => HostEnd::Timeout(after),
         ChannelError::Closed | ChannelError::Broken | ChannelError::NotReady => HostEnd::Closed,
