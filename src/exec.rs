@@ -270,7 +270,7 @@ fn ending_verdict(
     let timed_out = |mut v: Verdict, kind, limit| {
         v.timeout = Some(Timeout {
             kind,
-            limit_ms: ms(limit),
+            limit_ms: Some(ms(limit)),
         });
         v
     };

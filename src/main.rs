@@ -91,7 +91,9 @@ enum Command {
     /// (frames to the host), or the inherited descriptors given with --fds. plugjail
     /// enforces the profile's limits, including limits.call_time and limits.idle_time, and
     /// writes the verdict (JSON) at the end to --status-fd and/or --report, with one summary
-    /// line on stderr. Exit status: 0 ok, 3 plugin_rejected, 4 protocol_violation,
+    /// line on stderr. A host whose own deadline for a call passed sends SIGUSR1 (with
+    /// sigqueue: the deadline in ms as the value): plugjail ends the jail, and the verdict
+    /// is `timeout`, kind `host`. Exit status: 0 ok, 3 plugin_rejected, 4 protocol_violation,
     /// 5 timeout, 6 oom, 7 pids_limit, 8 seccomp_violation, 9 the stub exited early,
     /// 10 plugin_failed (it does not load, lacks its entry symbol, or its init() failed),
     /// 125 setup_failed, 128+N the plugin crashed with signal N.

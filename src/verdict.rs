@@ -40,7 +40,8 @@ pub enum Outcome {
     /// The OOM killer acted in the jail's memory cgroup (`exit_code` or `signal` say how the
     /// program ended).
     Oom,
-    /// A time limit ran out (`timeout.kind`: wall, cpu, call, idle); the jail was killed.
+    /// A time limit ran out (`timeout.kind`: wall, cpu, call, idle, host); the jail was
+    /// killed.
     Timeout,
     /// A fork or thread was refused by the pids limit.
     PidsLimit,
@@ -249,12 +250,18 @@ pub enum TimeoutKind {
     Call,
     /// `limits.idle_time`, with no call in flight.
     Idle,
+    /// The host's own deadline (plugin mode): the host ended the session because a call
+    /// took longer than it was willing to wait (`Session`'s per-call deadline, or SIGUSR1
+    /// to `plugjail serve`, docs/protocol.md).
+    Host,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Timeout {
     pub kind: TimeoutKind,
-    pub limit_ms: u64,
+    /// The limit; absent only for kind `host` when the host did not say its deadline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit_ms: Option<u64>,
 }
 
 /// What the run used.

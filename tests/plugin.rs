@@ -293,8 +293,80 @@ fn a_session_ends_a_call_at_its_own_deadline_and_says_so() {
         assert!(matches!(s.call("segv", b""), Err(CallError::Ended)));
         let v = s.close();
         expect(&v, "timeout", "host deadline");
-        assert_eq!(v.timeout_kind.as_deref(), Some("call"), "{:#}", v.json);
+        // The host's deadline, not the profile's call_time: kind `host`, with its limit.
+        assert_eq!(v.timeout_kind.as_deref(), Some("host"), "{:#}", v.json);
         assert_eq!(v.json["timeout"]["limit_ms"], 300);
+        assert_eq!(v.message.as_deref(), Some("host deadline 300ms"));
+        assert!(v.json.get("signal").is_none_or(|s| s["name"] == "SIGKILL"));
+    }
+}
+
+/// `plugjail serve` itself says when the host ended the session at its own deadline:
+/// the host sends SIGUSR1 (with sigqueue, the deadline in ms as the value; with kill,
+/// no deadline) and the verdict on the status fd is `timeout`, kind `host`, exit 5.
+#[test]
+fn a_host_deadline_signalled_to_serve_is_a_host_timeout() {
+    let so = plugin("crash");
+    for mode in jail_modes() {
+        for queued in [true, false] {
+            let what = format!("[{}] queued={queued}", mode.name());
+            let (mut child, status) = raw_serve(mode, &default_profile(), &so);
+            let mut out = child.stdout.take().expect("stdout");
+            let mut inp = child.stdin.take().expect("stdin");
+            assert_eq!(next_frame(&mut out).expect("HELLO").0, 1, "{what}");
+            inp.write_all(&call_frame(1, "hang", b"")).expect("CALL");
+            std::thread::sleep(Duration::from_millis(200));
+            let pid = child.id() as i32;
+            let sent = Instant::now();
+            let rc = if queued {
+                let value = libc::sigval {
+                    sival_ptr: std::ptr::without_provenance_mut(250),
+                };
+                // SAFETY: our own child, not yet reaped; sigqueue copies the value.
+                unsafe { libc::sigqueue(pid, libc::SIGUSR1, value) }
+            } else {
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGUSR1) }
+            };
+            assert_eq!(rc, 0, "{what}: {}", std::io::Error::last_os_error());
+            let mut rest = Vec::new();
+            let _ = out.read_to_end(&mut rest);
+            let exit = child.wait().expect("wait serve");
+            let v = status_verdict(status);
+            assert!(sent.elapsed() < Duration::from_secs(5), "{what}");
+            assert_eq!(exit.code(), Some(5), "{what}: {v:#}");
+            assert_eq!(v["outcome"], "timeout", "{what}: {v:#}");
+            assert_eq!(v["timeout"]["kind"], "host", "{what}: {v:#}");
+            if queued {
+                assert_eq!(v["timeout"]["limit_ms"], 250, "{what}: {v:#}");
+                assert_eq!(v["message"], "host deadline 250ms", "{v:#}");
+            } else {
+                assert!(v["timeout"].get("limit_ms").is_none(), "{what}: {v:#}");
+                assert_eq!(v["message"], "host deadline", "{v:#}");
+            }
+        }
+    }
+}
+
+/// A `Session` whose deadline is the profile's call_time reports the profile's limit
+/// (kind `call`), whoever noticed first.
+#[test]
+fn a_session_at_the_profiles_call_time_reports_kind_call() {
+    let so = plugin("crash");
+    let dir = TempDir::new("calltime-session", 0o755);
+    let profile = extend_profile(&dir, "ct", "default", "limits:\n  call_time: 700ms\n");
+    for mode in jail_modes() {
+        let mut s = spawn(&session_opts(mode, &profile, &so));
+        s.hello().expect("hello");
+        assert_eq!(s.call_timeout(), Duration::from_millis(700));
+        assert!(matches!(
+            s.call("hang", b""),
+            Err(CallError::Timeout { .. } | CallError::Ended)
+        ));
+        let v = s.close();
+        expect(&v, "timeout", mode.name());
+        assert_eq!(v.timeout_kind.as_deref(), Some("call"), "{:#}", v.json);
+        assert_eq!(v.json["timeout"]["limit_ms"], 700, "{:#}", v.json);
     }
 }
 

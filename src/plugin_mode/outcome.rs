@@ -30,6 +30,9 @@ use crate::verdict::{Outcome, PluginFailure, PluginReport, Timeout, TimeoutKind,
 pub enum HostStop {
     /// A call (or idle) deadline passed.
     Timeout(TimeoutKind, Duration),
+    /// The host said its own deadline passed (SIGUSR1 to `plugjail serve`), with the
+    /// deadline when it said it.
+    HostDeadline(Option<Duration>),
     /// The host side (plugjail call) received a frame that breaks the protocol.
     Protocol(String),
 }
@@ -79,7 +82,23 @@ fn reading(ctx: &Context, v: Verdict, facts: &SessionFacts) -> Verdict {
             let mut v = v.because(Outcome::Timeout, text);
             v.timeout = Some(Timeout {
                 kind: *kind,
-                limit_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+                limit_ms: Some(millis(*limit)),
+            });
+            return v;
+        }
+        Some(HostStop::HostDeadline(limit)) => {
+            // The host's own deadline, not a profile limit: it ended the session.
+            let text = match limit {
+                Some(l) => format!(
+                    "host deadline {}",
+                    crate::profile::units::format_duration(*l)
+                ),
+                None => "host deadline".to_owned(),
+            };
+            let mut v = v.because(Outcome::Timeout, text);
+            v.timeout = Some(Timeout {
+                kind: TimeoutKind::Host,
+                limit_ms: limit.map(millis),
             });
             return v;
         }
@@ -146,6 +165,10 @@ fn reading(ctx: &Context, v: Verdict, facts: &SessionFacts) -> Verdict {
             format!("the plugin ended the stub with exit status {other}"),
         ),
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// plugjail's sentence for a stage of `plugin_failure` (the `message` and the summary
@@ -380,7 +403,7 @@ mod tests {
         );
         assert_eq!(
             v.timeout.as_ref().map(|t| (t.kind, t.limit_ms)),
-            Some((TimeoutKind::Call, 1000))
+            Some((TimeoutKind::Call, Some(1000)))
         );
         assert_eq!(v.message.as_deref(), Some("call time 1s"));
         let stop = HostStop::Protocol("unknown frame type 26984".to_owned());
@@ -393,6 +416,32 @@ mod tests {
             },
         );
         assert_eq!((v.outcome, v.exit_status), (Outcome::ProtocolViolation, 4));
+        for (said, limit_ms, message) in [
+            (
+                Some(Duration::from_millis(250)),
+                Some(250),
+                "host deadline 250ms",
+            ),
+            (None, None, "host deadline"),
+        ] {
+            let v = plugin_verdict(
+                &ctx,
+                killed.clone(),
+                SessionFacts {
+                    stop: Some(HostStop::HostDeadline(said)),
+                    ..SessionFacts::default()
+                },
+            );
+            assert_eq!((v.outcome, v.exit_status), (Outcome::Timeout, 5));
+            assert_eq!(
+                v.timeout.as_ref().map(|t| (t.kind, t.limit_ms)),
+                Some((TimeoutKind::Host, limit_ms))
+            );
+            assert_eq!(v.message.as_deref(), Some(message));
+            let json: serde_json::Value = serde_json::from_str(&v.to_json()).unwrap();
+            assert_eq!(json["timeout"]["kind"], "host");
+            assert_eq!(json["timeout"].get("limit_ms").is_some(), said.is_some());
+        }
         let crash = plugin_verdict(
             &ctx,
             Verdict::signaled(Path::new("p.yaml"), &cmd, 11),
