@@ -67,7 +67,8 @@ enum Command {
     /// CMD is opened on the host before the jail is built and executed from that file
     /// descriptor inside, so its directory need not be visible in the jail. Exit status: the
     /// command's own; 128+N if killed by signal N; 125 if plugjail could not build the jail;
-    /// 126/127 if the command cannot be executed / is not found.
+    /// 126/127 if the command cannot be executed / is not found. With --exit-status
+    /// outcome, one status per outcome instead (see below).
     Exec {
         /// The profile to run under.
         #[arg(long, value_name = "PROFILE")]
@@ -79,6 +80,13 @@ enum Command {
         /// Write the verdict (JSON) to this inherited file descriptor.
         #[arg(long, value_name = "N")]
         status_fd: Option<RawFd>,
+        /// What plugjail's exit status says. `program`: the command's own (128+N for
+        /// signal N; an OOM kill or a timeout look like any SIGKILL, 137). `outcome`: one
+        /// status per outcome: 0 exited 0, 1 exited non-zero, 5 timeout, 6 oom,
+        /// 7 pids_limit, 8 seccomp_violation, 125/126/127 as always, 128+N killed by
+        /// signal N for no other reason (docs/verdict.md).
+        #[arg(long, value_enum, value_name = "WHAT", default_value_t = ExitStatus::Program)]
+        exit_status: ExitStatus,
         /// The command and its arguments.
         #[arg(required = true, last = true, value_name = "CMD")]
         command: Vec<OsString>,
@@ -146,6 +154,13 @@ enum Command {
     },
 }
 
+/// `exec --exit-status`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExitStatus {
+    Program,
+    Outcome,
+}
+
 /// `IN,OUT` descriptor numbers.
 fn parse_fd_pair(s: &str) -> Result<(RawFd, RawFd), String> {
     let (a, b) = s
@@ -172,11 +187,16 @@ fn main() -> ExitCode {
             profile,
             report,
             status_fd,
+            exit_status,
             command,
         } => ExitCode::from(plugjail::exec::run(plugjail::exec::ExecOptions {
             profile,
             report,
             status_fd,
+            exit_status: match exit_status {
+                ExitStatus::Program => plugjail::exec::ExitStatusMode::Program,
+                ExitStatus::Outcome => plugjail::exec::ExitStatusMode::Outcome,
+            },
             command,
         })),
         Command::Serve {
