@@ -1,10 +1,11 @@
 //! `plugjail exec`: run one executable in the jail and report a verdict.
 //!
-//! Order: check the status fd, load the profile, open the program (before any jail
-//! exists), build the plan, start the jail, wait, deliver the verdict. Exit status: the
-//! program's own; 128+N when it was killed by signal N; 125 when the jail could not be set
-//! up (a broken profile included); 126 / 127 when the program cannot be executed / is not
-//! found.
+//! Order: check the status fd and the report file, load the profile, open the program
+//! (before any jail exists), build the plan, start the jail, wait, deliver the verdict.
+//! Exit status ([`ExitStatusMode::Program`], the default): the program's own; 128+N when
+//! it was killed by signal N; 125 when the jail could not be set up (a broken profile
+//! included); 126 / 127 when the program cannot be executed / is not found. With
+//! [`ExitStatusMode::Outcome`] it names the outcome instead ([`outcome_exit_status`]).
 
 use std::ffi::OsString;
 use std::os::fd::RawFd;
@@ -15,13 +16,52 @@ use crate::cgroup::{self, CgroupReport};
 use crate::jail::init::Naming;
 use crate::jail::{self, Ending, Failure, Finished, Plan, Step, Stopped, TargetError};
 use crate::profile::{self, Action, Profile};
-use crate::verdict::{Enforced, Outcome, Resources, SeccompReport, Timeout, TimeoutKind, Verdict};
+use crate::verdict::{
+    Enforced, Outcome, ReportFile, Resources, SeccompReport, Timeout, TimeoutKind, Verdict,
+};
 
 pub struct ExecOptions {
     pub profile: PathBuf,
     pub report: Option<PathBuf>,
     pub status_fd: Option<RawFd>,
+    pub exit_status: ExitStatusMode,
     pub command: Vec<OsString>,
+}
+
+/// What `plugjail exec`'s exit status says (`--exit-status`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExitStatusMode {
+    /// The program's own status, as a shell would report it (128 + N for signal N), so
+    /// plugjail can stand in for the program; limits are told apart only by the verdict.
+    #[default]
+    Program,
+    /// The outcome, one status each ([`outcome_exit_status`]): a caller tells `oom`,
+    /// `timeout`, `pids_limit` and `seccomp_violation` apart without reading the verdict.
+    Outcome,
+}
+
+/// `--exit-status outcome`: plugin mode's table (docs/verdict.md) where it applies, with
+/// `exec`'s own 125–127, and the program's code reduced to success or failure:
+///
+/// | status | outcome |
+/// |---|---|
+/// | 0 | `exited` with code 0 |
+/// | 1 | `exited` with any other code (the verdict's `exit_code` has it) |
+/// | 5 | `timeout` (wall or cpu) |
+/// | 6 | `oom` |
+/// | 7 | `pids_limit` |
+/// | 8 | `seccomp_violation` |
+/// | 125 / 126 / 127 | `setup_failed` / `cannot_execute` / `not_found` |
+/// | 128 + N | `signaled` N (no limit explains it) |
+pub fn outcome_exit_status(v: &Verdict) -> u8 {
+    match v.outcome {
+        Outcome::Exited if v.exit_code == Some(0) => 0,
+        Outcome::Exited => 1,
+        Outcome::SetupFailed => 125,
+        Outcome::CannotExecute => 126,
+        Outcome::NotFound => 127,
+        _ => crate::plugin_mode::outcome::exit_status(v),
+    }
 }
 
 pub fn run(opts: ExecOptions) -> u8 {
@@ -31,10 +71,15 @@ pub fn run(opts: ExecOptions) -> u8 {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let ctx = Context::new(&opts.profile, &command);
+    let mut report = None;
     let verdict = 'run: {
         if let Err(v) = ctx.check_status_fd(opts.status_fd) {
             break 'run *v;
         }
+        report = match ctx.open_report(opts.report.as_deref()) {
+            Ok(r) => r,
+            Err(v) => break 'run *v,
+        };
         let profile = match ctx.load_profile() {
             Ok(p) => p,
             Err(v) => break 'run *v,
@@ -54,7 +99,11 @@ pub fn run(opts: ExecOptions) -> u8 {
         };
         run_plan(&ctx, &profile, &mut plan, &target_path, &mut NoHooks)
     };
-    ctx.deliver(verdict, opts.report.as_deref(), opts.status_fd)
+    let mut verdict = verdict;
+    if opts.exit_status == ExitStatusMode::Outcome {
+        verdict.exit_status = outcome_exit_status(&verdict);
+    }
+    ctx.deliver(verdict, report.as_mut(), opts.status_fd)
 }
 
 /// What every mode's verdict carries (profile path, the command shown) and when the run
@@ -108,6 +157,22 @@ impl<'a> Context<'a> {
         }
     }
 
+    /// Opens `--report FILE` now (created or truncated), before the jail exists: a report
+    /// that cannot be written is a setup failure like a bad status fd, not a run whose
+    /// verdict is lost at the end.
+    pub fn open_report(&self, path: Option<&Path>) -> Result<Option<ReportFile>, Box<Verdict>> {
+        let Some(path) = path else {
+            return Ok(None);
+        };
+        ReportFile::create(path).map(Some).map_err(|e| {
+            let msg = format!(
+                "--report {}: cannot open it for writing: {e}",
+                path.display()
+            );
+            Box::new(self.failed(Outcome::SetupFailed, "report", e.raw_os_error(), msg))
+        })
+    }
+
     /// Loads the profile; every problem goes to stderr, the verdict says which file.
     pub fn load_profile(&self) -> Result<Profile, Box<Verdict>> {
         profile::load(self.profile_path).map_err(|errors| {
@@ -122,7 +187,7 @@ impl<'a> Context<'a> {
     pub fn deliver(
         &self,
         mut verdict: Verdict,
-        report: Option<&Path>,
+        report: Option<&mut ReportFile>,
         status_fd: Option<RawFd>,
     ) -> u8 {
         verdict.wall_time_ms =
@@ -259,7 +324,7 @@ fn ending_verdict(
     let timed_out = |mut v: Verdict, kind, limit| {
         v.timeout = Some(Timeout {
             kind,
-            limit_ms: ms(limit),
+            limit_ms: Some(ms(limit)),
         });
         v
     };
@@ -428,5 +493,40 @@ fn enforced(plan: &Plan, default_action: Action, naming: Naming) -> Enforced {
         gid_map: plan.ids.gid_map.clone(),
         missing_paths: plan.missing.clone(),
         cgroup: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_exit_statuses_tell_the_limits_apart() {
+        let (p, cmd) = (Path::new("p.yaml"), vec!["/bin/true".to_owned()]);
+        let killed = || Verdict::signaled(p, &cmd, libc::SIGKILL);
+        let status = |v: Verdict| (v.exit_status, outcome_exit_status(&v));
+        assert_eq!(status(Verdict::exited(p, &cmd, 0)), (0, 0));
+        assert_eq!(status(Verdict::exited(p, &cmd, 6)), (6, 1));
+        assert_eq!(status(killed()), (137, 137));
+        for (outcome, code) in [
+            (Outcome::Timeout, 5),
+            (Outcome::Oom, 6),
+            (Outcome::PidsLimit, 7),
+        ] {
+            assert_eq!(
+                status(killed().because(outcome, String::new())),
+                (137, code)
+            );
+        }
+        let violation = Verdict::seccomp_violation_unnamed(p, &cmd, libc::EPERM);
+        assert_eq!(status(violation), (159, 8));
+        for (outcome, code) in [
+            (Outcome::SetupFailed, 125),
+            (Outcome::CannotExecute, 126),
+            (Outcome::NotFound, 127),
+        ] {
+            let v = Verdict::failed(outcome, p, &cmd, "x", None, String::new());
+            assert_eq!(status(v), (code, code));
+        }
     }
 }

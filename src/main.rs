@@ -67,17 +67,26 @@ enum Command {
     /// CMD is opened on the host before the jail is built and executed from that file
     /// descriptor inside, so its directory need not be visible in the jail. Exit status: the
     /// command's own; 128+N if killed by signal N; 125 if plugjail could not build the jail;
-    /// 126/127 if the command cannot be executed / is not found.
+    /// 126/127 if the command cannot be executed / is not found. With --exit-status
+    /// outcome, one status per outcome instead (see below).
     Exec {
         /// The profile to run under.
         #[arg(long, value_name = "PROFILE")]
         profile: PathBuf,
-        /// Write the verdict (JSON) to this file.
+        /// Write the verdict (JSON) to this file. It is created (or truncated) before the
+        /// jail is built: if it cannot be, plugjail exits 125 and runs nothing.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
         /// Write the verdict (JSON) to this inherited file descriptor.
         #[arg(long, value_name = "N")]
         status_fd: Option<RawFd>,
+        /// What plugjail's exit status says. `program`: the command's own (128+N for
+        /// signal N; an OOM kill or a timeout look like any SIGKILL, 137). `outcome`: one
+        /// status per outcome: 0 exited 0, 1 exited non-zero, 5 timeout, 6 oom,
+        /// 7 pids_limit, 8 seccomp_violation, 125/126/127 as always, 128+N killed by
+        /// signal N for no other reason (docs/verdict.md).
+        #[arg(long, value_enum, value_name = "WHAT", default_value_t = ExitStatus::Program)]
+        exit_status: ExitStatus,
         /// The command and its arguments.
         #[arg(required = true, last = true, value_name = "CMD")]
         command: Vec<OsString>,
@@ -90,8 +99,11 @@ enum Command {
     /// (frames to the host), or the inherited descriptors given with --fds. plugjail
     /// enforces the profile's limits, including limits.call_time and limits.idle_time, and
     /// writes the verdict (JSON) at the end to --status-fd and/or --report, with one summary
-    /// line on stderr. Exit status: 0 ok, 3 plugin_rejected, 4 protocol_violation,
+    /// line on stderr. A host whose own deadline for a call passed sends SIGUSR1 (with
+    /// sigqueue: the deadline in ms as the value): plugjail ends the jail, and the verdict
+    /// is `timeout`, kind `host`. Exit status: 0 ok, 3 plugin_rejected, 4 protocol_violation,
     /// 5 timeout, 6 oom, 7 pids_limit, 8 seccomp_violation, 9 the stub exited early,
+    /// 10 plugin_failed (it does not load, lacks its entry symbol, or its init() failed),
     /// 125 setup_failed, 128+N the plugin crashed with signal N.
     Serve {
         /// The profile to run under.
@@ -107,7 +119,8 @@ enum Command {
         /// Write the verdict (JSON) to this inherited file descriptor at the end.
         #[arg(long, value_name = "N")]
         status_fd: Option<RawFd>,
-        /// Write the verdict (JSON) to this file at the end.
+        /// Write the verdict (JSON) to this file at the end. It is created (or truncated)
+        /// first: if it cannot be, plugjail exits 125 and starts no jail.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
     },
@@ -120,8 +133,8 @@ enum Command {
     /// answered; 1 the plugin answered with an error (reported on stderr and as
     /// `call_error` in the verdict, whose outcome stays `ok`: not a jail failure);
     /// otherwise as for `serve`: 3 plugin_rejected, 4 protocol_violation, 5 timeout, 6 oom,
-    /// 7 pids_limit, 8 seccomp_violation, 9 the stub exited early, 125 setup_failed,
-    /// 128+N the plugin crashed with signal N.
+    /// 7 pids_limit, 8 seccomp_violation, 9 the stub exited early, 10 plugin_failed,
+    /// 125 setup_failed, 128+N the plugin crashed with signal N.
     Call {
         /// The profile to run under.
         #[arg(long, value_name = "PROFILE")]
@@ -135,10 +148,18 @@ enum Command {
         /// Where the input comes from: a file, or `-` for stdin. Default: empty input.
         #[arg(long, value_name = "FILE|-")]
         input: Option<PathBuf>,
-        /// Write the verdict (JSON) to this file.
+        /// Write the verdict (JSON) to this file. It is created (or truncated) first: if it
+        /// cannot be, plugjail exits 125 and starts no jail.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
     },
+}
+
+/// `exec --exit-status`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExitStatus {
+    Program,
+    Outcome,
 }
 
 /// `IN,OUT` descriptor numbers.
@@ -167,11 +188,16 @@ fn main() -> ExitCode {
             profile,
             report,
             status_fd,
+            exit_status,
             command,
         } => ExitCode::from(plugjail::exec::run(plugjail::exec::ExecOptions {
             profile,
             report,
             status_fd,
+            exit_status: match exit_status {
+                ExitStatus::Program => plugjail::exec::ExitStatusMode::Program,
+                ExitStatus::Outcome => plugjail::exec::ExitStatusMode::Outcome,
+            },
             command,
         })),
         Command::Serve {

@@ -22,6 +22,12 @@
 //! `limits.call_time` unless overridden). A protocol violation or a missed deadline ends
 //! the session: the jail is stopped and [`Session::close`] reports why. An ERROR answer
 //! from the plugin ([`CallError::Failed`]) does not: the next call works.
+//!
+//! A missed deadline is reported as `timeout` with kind `call` when it was the profile's
+//! `limits.call_time`, and kind `host` (with the deadline as `limit_ms`) when it was the
+//! session's own (`SessionOptions::call_timeout`, [`Session::call_with_timeout`]). The
+//! session tells `plugjail serve` by sending it SIGUSR1 with the deadline
+//! (docs/protocol.md), so the verdict `plugjail serve` writes itself says so too.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -31,6 +37,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::plugin_mode::outcome::startup_detail;
 use crate::profile;
 use crate::protocol::{Channel, ChannelError, ErrorKind, Hello, ProtocolError};
 use std::sync::Arc;
@@ -111,9 +118,16 @@ pub enum CallError {
     /// The stub sent something that breaks the protocol; the session was ended.
     #[error("protocol violation: {0}; the session was ended")]
     Protocol(ProtocolError),
-    /// The plugin did not start (load, ABI, init or serve-filter failure).
+    /// The plugin did not start (load, ABI, init or serve-filter failure): the stub's
+    /// ERROR frame. `status` is what init() returned (`init_failed`), else 0. The message
+    /// comes from inside the jail: untrusted text. close() gives the verdict
+    /// (`plugin_failed` or `plugin_rejected`, with `plugin_failure`).
     #[error("the plugin did not start ({}): {message}", kind.name())]
-    Startup { kind: ErrorKind, message: String },
+    Startup {
+        kind: ErrorKind,
+        status: i32,
+        message: String,
+    },
     /// The jail ended (the plugin crashed or was killed): close() says how.
     #[error("the session has ended; close() gives the verdict")]
     Ended,
@@ -150,7 +164,7 @@ pub struct SessionVerdict {
     pub outcome: String,
     /// The signal that ended the plugin (`signaled`).
     pub signal: Option<i32>,
-    /// `call`, `idle`, `wall` or `cpu` for a `timeout`.
+    /// `call`, `idle`, `wall`, `cpu` or `host` for a `timeout`.
     pub timeout_kind: Option<String>,
     pub message: Option<String>,
     /// Calls the plugin answered (RESULT or ERROR) in this session.
@@ -195,6 +209,13 @@ impl SessionVerdict {
             obj.insert(key.to_owned(), value);
         }
     }
+
+    /// Optional fields are absent, not null, when they do not apply.
+    fn unset(&mut self, key: &str) {
+        if let Some(obj) = self.json.as_object_mut() {
+            obj.remove(key);
+        }
+    }
 }
 
 /// A running plugin session.
@@ -206,6 +227,10 @@ pub struct Session {
     call_timeout: Duration,
     calls: u64,
     fault: Option<HostFault>,
+    /// The profile's `limits.call_time`: a missed deadline equal to it is the profile's.
+    profile_call_time: Option<Duration>,
+    /// The stub's startup ERROR frame (kind, status, message), for the verdict.
+    startup: Option<(ErrorKind, i32, String)>,
     report: Option<PathBuf>,
     /// The most the channel's read buffer ever reserved.
     peak_buffer: usize,
@@ -345,6 +370,8 @@ impl Session {
             call_timeout,
             calls: 0,
             fault: None,
+            profile_call_time: prof.limits.call_time,
+            startup: None,
             report: opts.report.clone(),
             peak_buffer: 0,
         })
@@ -451,20 +478,60 @@ impl Session {
                 self.fault = Some(HostFault::Timeout(after));
                 CallError::Timeout { after }
             }
-            ChannelError::Startup { kind, message } => CallError::Startup { kind, message },
+            ChannelError::Startup {
+                kind,
+                status,
+                message,
+            } => {
+                self.startup = Some((kind, status, message.clone()));
+                CallError::Startup {
+                    kind,
+                    status,
+                    message,
+                }
+            }
             ChannelError::Io { syscall, source } => CallError::Io { syscall, source },
             ChannelError::Closed | ChannelError::Broken | ChannelError::NotReady => {
                 CallError::Ended
             }
         };
-        if self.fault.is_some() {
-            // The stream is out of step or the plugin is stuck: stop the jail now (the
-            // supervisor ends it and still delivers its verdict).
-            self.stop();
+        match self.fault {
+            // The plugin is stuck: tell the supervisor it is the host's deadline (it ends
+            // the jail and says `timeout`, kind `host`).
+            Some(HostFault::Timeout(after)) => self.signal_deadline(after),
+            // The stream is out of step: stop the jail now (the supervisor ends it and
+            // still delivers its verdict).
+            Some(HostFault::Protocol(_)) => self.stop(),
+            None => {}
         }
         // Closing our ends lets a stub that is still alive see end of file.
         self.channel = None;
         err
+    }
+
+    /// Tells `plugjail serve` that the host's deadline passed (SIGUSR1, the deadline in
+    /// milliseconds as the signal's value): it ends the jail and reports a timeout.
+    fn signal_deadline(&mut self, after: Duration) {
+        let Some(pid) = self.child.as_ref().and_then(|c| i32::try_from(c.id()).ok()) else {
+            return;
+        };
+        // 0 (not said) when it does not fit the signal's int.
+        let ms = i32::try_from(after.as_millis()).unwrap_or(0) as u32 as usize;
+        // sigval is a union of an int and a pointer: the int is the pointer's low half,
+        // which is its first bytes on a little-endian machine and its last on a big one.
+        let bits = if cfg!(target_endian = "little") {
+            ms
+        } else {
+            ms << (usize::BITS - 32)
+        };
+        let value = libc::sigval {
+            sival_ptr: std::ptr::without_provenance_mut(bits),
+        };
+        // SAFETY: sigqueue copies the value; the pid is our own child, not yet reaped, so
+        // it cannot have been reused.
+        if unsafe { libc::sigqueue(pid, libc::SIGUSR1, value) } != 0 {
+            self.stop();
+        }
     }
 
     /// Asks `plugjail serve` to end the jail (SIGTERM: it kills the jail and reports).
@@ -513,9 +580,9 @@ impl Session {
                 "plugjail serve delivered no verdict (it ended with {status:?})"
             )),
         };
-        self.merge(&mut v);
+        let merged = self.merge(&mut v);
         if let Some(path) = &self.report
-            && self.fault.is_some()
+            && merged
         {
             let _ = std::fs::write(path, v.json.to_string() + "\n");
         }
@@ -523,10 +590,30 @@ impl Session {
     }
 
     /// What the host saw wins over the supervisor's "stopped by SIGTERM"; the call count
-    /// is the host's own.
-    fn merge(&self, v: &mut SessionVerdict) {
+    /// is the host's own. True when the host's findings changed the verdict (the report
+    /// file is then written again).
+    fn merge(&self, v: &mut SessionVerdict) -> bool {
+        let mut merged = false;
         v.calls = self.calls;
         v.set("calls", self.calls.into());
+        // `plugjail serve` knows the stage from the stub's exit code; the ERROR frame
+        // the host read says more about it (as `plugjail call` adds it).
+        let stage = v
+            .json
+            .pointer("/plugin_failure/stage")
+            .and_then(|s| s.as_str());
+        if let (Some(stage), Some((kind, status, message))) = (stage, &self.startup)
+            && let Some(d) = startup_detail(stage, *kind, *status, message.clone())
+        {
+            let mut failure = serde_json::json!({ "stage": d.stage, "message": d.message });
+            if let Some(status) = d.status {
+                failure["status"] = status.into();
+            }
+            v.message = Some(d.sentence.clone());
+            v.set("plugin_failure", failure);
+            v.set("message", d.sentence.into());
+            merged = true;
+        }
         match &self.fault {
             None => {}
             Some(HostFault::Protocol(what)) => {
@@ -535,24 +622,43 @@ impl Session {
                 v.signal = None;
                 v.set("outcome", "protocol_violation".into());
                 v.set("message", what.as_str().into());
-                v.set("signal", serde_json::Value::Null);
+                // The supervisor's "stopped by SIGTERM" is not how it ended.
+                v.unset("signal");
             }
             Some(HostFault::Timeout(after)) => {
-                v.outcome = "timeout".to_owned();
-                v.timeout_kind = Some("call".to_owned());
+                // The profile's limit, noticed by the host first; or the host's own.
+                let profile = self.profile_call_time == Some(*after);
+                let kind = if profile { "call" } else { "host" };
+                let (what, limit) = (
+                    if profile {
+                        "call time"
+                    } else {
+                        "host deadline"
+                    },
+                    crate::profile::units::format_duration(*after),
+                );
+                let msg = format!("{what} {limit}");
                 let ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
-                let msg = format!("a call took longer than {ms} ms (host deadline)");
+                v.outcome = "timeout".to_owned();
+                v.timeout_kind = Some(kind.to_owned());
                 v.message = Some(msg.clone());
-                v.signal = None;
                 v.set("outcome", "timeout".into());
                 v.set("message", msg.into());
-                v.set("signal", serde_json::Value::Null);
                 v.set(
                     "timeout",
-                    serde_json::json!({ "kind": "call", "limit_ms": ms }),
+                    serde_json::json!({ "kind": kind, "limit_ms": ms }),
                 );
+                // The jail's ending (signal or exit code) stays as `plugjail serve` saw it,
+                // unless that was plugjail's own stop.
+                if v.json.pointer("/signal/number").and_then(|n| n.as_i64())
+                    == Some(i64::from(libc::SIGTERM))
+                {
+                    v.signal = None;
+                    v.unset("signal");
+                }
             }
         }
+        merged || self.fault.is_some()
     }
 }
 

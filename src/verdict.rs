@@ -6,7 +6,8 @@
 //! changes only if an existing field changes meaning.
 
 use std::fmt;
-use std::io::Write;
+use std::fs::File;
+use std::io::{self, Write};
 use std::os::fd::{FromRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
@@ -39,7 +40,8 @@ pub enum Outcome {
     /// The OOM killer acted in the jail's memory cgroup (`exit_code` or `signal` say how the
     /// program ended).
     Oom,
-    /// A time limit ran out (`timeout.kind`: wall, cpu, call, idle); the jail was killed.
+    /// A time limit ran out (`timeout.kind`: wall, cpu, call, idle, host); the jail was
+    /// killed.
     Timeout,
     /// A fork or thread was refused by the pids limit.
     PidsLimit,
@@ -56,6 +58,11 @@ pub enum Outcome {
     /// Plugin mode: a frame broke the protocol (`message` says what was malformed); the
     /// jail was killed.
     ProtocolViolation,
+    /// Plugin mode: the plugin could not start through its own fault: dlopen failed (a
+    /// symbol or library it needs is missing, or it is no loadable object), it lacks the
+    /// entry symbol, or its init() failed (`plugin_failure` says which). Not the jail's:
+    /// running it again will fail again.
+    PluginFailed,
 }
 
 impl Outcome {
@@ -73,6 +80,7 @@ impl Outcome {
             Outcome::Ok => "ok",
             Outcome::PluginRejected => "plugin_rejected",
             Outcome::ProtocolViolation => "protocol_violation",
+            Outcome::PluginFailed => "plugin_failed",
         }
     }
 }
@@ -299,6 +307,25 @@ pub struct CallErrorReport {
     pub message: String,
 }
 
+/// Plugin mode: how the plugin failed to start (`plugin_failed`, and `plugin_rejected` for
+/// a wrong ABI).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PluginFailure {
+    /// `load` (dlopen failed), `entry` (no `plugjail_plugin_v1`), `abi` (wrong ABI
+    /// version, struct size or description) or `init` (init() failed). Read from the
+    /// stub's exit code; `load` also stands for `entry` when plugjail did not read the
+    /// stub's ERROR frame (`plugjail serve`: the host reads the channel).
+    pub stage: &'static str,
+    /// What init() returned (stage `init`), when plugjail read the ERROR frame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<i32>,
+    /// The stub's ERROR message (the loader's error, say), when plugjail read it. Written
+    /// in the jail, after the plugin's code may have run: untrusted text, never shown in
+    /// the summary line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
 /// Which time limit ran out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -311,12 +338,18 @@ pub enum TimeoutKind {
     Call,
     /// `limits.idle_time`, with no call in flight.
     Idle,
+    /// The host's own deadline (plugin mode): the host ended the session because a call
+    /// took longer than it was willing to wait (`Session`'s per-call deadline, or SIGUSR1
+    /// to `plugjail serve`, docs/protocol.md).
+    Host,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Timeout {
     pub kind: TimeoutKind,
-    pub limit_ms: u64,
+    /// The limit; absent only for kind `host` when the host did not say its deadline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit_ms: Option<u64>,
 }
 
 /// What the run used.
@@ -395,6 +428,9 @@ pub struct Verdict {
     /// `plugjail call`: the plugin's ERROR answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub call_error: Option<CallErrorReport>,
+    /// Plugin mode: how the plugin failed to start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin_failure: Option<PluginFailure>,
     /// plugjail's own exit status for this verdict.
     pub exit_status: u8,
     pub wall_time_ms: u64,
@@ -421,6 +457,7 @@ impl Verdict {
             calls: None,
             plugin: None,
             call_error: None,
+            plugin_failure: None,
             exit_status: 0,
             wall_time_ms: 0,
             resources: None,
@@ -529,16 +566,20 @@ impl Verdict {
 
     /// Delivers the verdict: the summary line on stderr, the JSON to the report file and
     /// the status fd. Returns a description of each delivery that failed.
-    pub fn deliver(&self, report: Option<&Path>, status_fd: Option<RawFd>) -> Vec<String> {
+    pub fn deliver(
+        &self,
+        report: Option<&mut ReportFile>,
+        status_fd: Option<RawFd>,
+    ) -> Vec<String> {
         eprintln!("plugjail: {self}");
         let json = self.to_json() + "\n";
         let mut errors = Vec::new();
-        if let Some(path) = report
-            && let Err(e) = std::fs::write(path, &json)
+        if let Some(r) = report
+            && let Err(e) = r.file.write_all(json.as_bytes())
         {
             errors.push(format!(
                 "cannot write the report to {}: {e}",
-                path.display()
+                r.path.display()
             ));
         }
         if let Some(fd) = status_fd {
@@ -576,6 +617,34 @@ fn allow_hint(syscall: &Syscall, phase: SeccompPhase) -> Option<String> {
             args.join(", ")
         )
     })
+}
+
+/// `--report FILE`, opened before anything else is done, so that a report that cannot be
+/// written is a setup failure and never a run without a verdict. The file is created (or
+/// truncated: no verdict of an earlier run stays behind) and written once, at the end.
+#[derive(Debug)]
+pub struct ReportFile {
+    path: PathBuf,
+    file: File,
+}
+
+impl ReportFile {
+    /// Creates or truncates `path` for writing (close-on-exec: the jail never gets it).
+    pub fn create(path: &Path) -> io::Result<ReportFile> {
+        let file = File::options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        Ok(ReportFile {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 impl fmt::Display for Verdict {
@@ -642,6 +711,15 @@ impl fmt::Display for Verdict {
                     )?;
                 }
                 write!(f, " ({ms} ms)")
+            }
+            Outcome::PluginFailed => {
+                // Only plugjail's own words: `plugin_failure.message` is the plugin's.
+                let stage = self.plugin_failure.as_ref().map_or("?", |p| p.stage);
+                write!(f, "plugin failed to start ({stage})")?;
+                if let Some(m) = &self.message {
+                    write!(f, ": {m}")?;
+                }
+                write!(f, " after {ms} ms")
             }
             Outcome::ProtocolViolation => {
                 write!(f, "protocol violation")?;
@@ -730,6 +808,24 @@ mod tests {
             v.to_string(),
             "could not set up the jail (step mount_proc, EPERM): mounting proc on /proc"
         );
+    }
+
+    #[test]
+    fn a_report_file_is_truncated_when_opened_and_holds_one_verdict() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.json");
+        std::fs::write(
+            &path,
+            "an earlier run's verdict, longer than this one".repeat(9),
+        )
+        .unwrap();
+        let mut report = ReportFile::create(&path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"", "truncated when opened");
+        let v = Verdict::exited(Path::new("p.yaml"), &cmd(), 0);
+        assert!(v.deliver(Some(&mut report), None).is_empty());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), v.to_json() + "\n");
+        let e = ReportFile::create(dir.path()).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EISDIR));
     }
 
     #[test]

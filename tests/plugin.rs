@@ -337,8 +337,80 @@ fn a_session_ends_a_call_at_its_own_deadline_and_says_so() {
         assert!(matches!(s.call("segv", b""), Err(CallError::Ended)));
         let v = s.close();
         expect(&v, "timeout", "host deadline");
-        assert_eq!(v.timeout_kind.as_deref(), Some("call"), "{:#}", v.json);
+        // The host's deadline, not the profile's call_time: kind `host`, with its limit.
+        assert_eq!(v.timeout_kind.as_deref(), Some("host"), "{:#}", v.json);
         assert_eq!(v.json["timeout"]["limit_ms"], 300);
+        assert_eq!(v.message.as_deref(), Some("host deadline 300ms"));
+        assert!(v.json.get("signal").is_none_or(|s| s["name"] == "SIGKILL"));
+    }
+}
+
+/// `plugjail serve` itself says when the host ended the session at its own deadline:
+/// the host sends SIGUSR1 (with sigqueue, the deadline in ms as the value; with kill,
+/// no deadline) and the verdict on the status fd is `timeout`, kind `host`, exit 5.
+#[test]
+fn a_host_deadline_signalled_to_serve_is_a_host_timeout() {
+    let so = plugin("crash");
+    for mode in jail_modes() {
+        for queued in [true, false] {
+            let what = format!("[{}] queued={queued}", mode.name());
+            let (mut child, status) = raw_serve(mode, &default_profile(), &so);
+            let mut out = child.stdout.take().expect("stdout");
+            let mut inp = child.stdin.take().expect("stdin");
+            assert_eq!(next_frame(&mut out).expect("HELLO").0, 1, "{what}");
+            inp.write_all(&call_frame(1, "hang", b"")).expect("CALL");
+            std::thread::sleep(Duration::from_millis(200));
+            let pid = child.id() as i32;
+            let sent = Instant::now();
+            let rc = if queued {
+                let value = libc::sigval {
+                    sival_ptr: std::ptr::without_provenance_mut(250),
+                };
+                // SAFETY: our own child, not yet reaped; sigqueue copies the value.
+                unsafe { libc::sigqueue(pid, libc::SIGUSR1, value) }
+            } else {
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGUSR1) }
+            };
+            assert_eq!(rc, 0, "{what}: {}", std::io::Error::last_os_error());
+            let mut rest = Vec::new();
+            let _ = out.read_to_end(&mut rest);
+            let exit = child.wait().expect("wait serve");
+            let v = status_verdict(status);
+            assert!(sent.elapsed() < Duration::from_secs(5), "{what}");
+            assert_eq!(exit.code(), Some(5), "{what}: {v:#}");
+            assert_eq!(v["outcome"], "timeout", "{what}: {v:#}");
+            assert_eq!(v["timeout"]["kind"], "host", "{what}: {v:#}");
+            if queued {
+                assert_eq!(v["timeout"]["limit_ms"], 250, "{what}: {v:#}");
+                assert_eq!(v["message"], "host deadline 250ms", "{v:#}");
+            } else {
+                assert!(v["timeout"].get("limit_ms").is_none(), "{what}: {v:#}");
+                assert_eq!(v["message"], "host deadline", "{v:#}");
+            }
+        }
+    }
+}
+
+/// A `Session` whose deadline is the profile's call_time reports the profile's limit
+/// (kind `call`), whoever noticed first.
+#[test]
+fn a_session_at_the_profiles_call_time_reports_kind_call() {
+    let so = plugin("crash");
+    let dir = TempDir::new("calltime-session", 0o755);
+    let profile = extend_profile(&dir, "ct", "default", "limits:\n  call_time: 700ms\n");
+    for mode in jail_modes() {
+        let mut s = spawn(&session_opts(mode, &profile, &so));
+        s.hello().expect("hello");
+        assert_eq!(s.call_timeout(), Duration::from_millis(700));
+        assert!(matches!(
+            s.call("hang", b""),
+            Err(CallError::Timeout { .. } | CallError::Ended)
+        ));
+        let v = s.close();
+        expect(&v, "timeout", mode.name());
+        assert_eq!(v.timeout_kind.as_deref(), Some("call"), "{:#}", v.json);
+        assert_eq!(v.json["timeout"]["limit_ms"], 700, "{:#}", v.json);
     }
 }
 
@@ -700,12 +772,15 @@ fn a_wrong_abi_is_rejected_and_the_plugin_never_runs() {
         let c = call(mode, &profile, &so, "run", None);
         assert_eq!(c.code, Some(3), "{}", c.describe());
         assert_eq!(c.outcome(), "plugin_rejected", "{}", c.describe());
-        let msg = c.report["message"].as_str().unwrap_or("");
+        assert_eq!(c.report["plugin_failure"]["stage"], "abi");
+        let msg = c.report["plugin_failure"]["message"].as_str().unwrap_or("");
         assert!(msg.contains("ABI version 999"), "{}", c.describe());
         assert!(!marker.exists(), "the plugin's init or call ran");
         let mut s = spawn(&session_opts(mode, &profile, &so));
         assert!(matches!(s.hello(), Err(CallError::Startup { .. })));
-        expect(&s.close(), "plugin_rejected", "wrong ABI via Session");
+        let v = s.close();
+        expect(&v, "plugin_rejected", "wrong ABI via Session");
+        assert_eq!(v.json["plugin_failure"]["stage"], "abi", "{:#}", v.json);
         assert!(!marker.exists(), "the plugin's init or call ran");
     }
 }
@@ -887,6 +962,16 @@ fn a_noisy_plugin_cannot_flood_the_host() {
 /// Starts `plugjail serve` on stdin/stdout with `--status-fd 3`; returns the child, the
 /// status pipe's read end.
 fn raw_serve(mode: Mode, profile: &Path, so: &Path) -> (std::process::Child, OwnedFd) {
+    raw_serve_with(mode, profile, so, &[])
+}
+
+/// [`raw_serve`] with more options.
+fn raw_serve_with(
+    mode: Mode,
+    profile: &Path,
+    so: &Path,
+    extra: &[OsString],
+) -> (std::process::Child, OwnedFd) {
     let mut fds = [0; 2];
     // SAFETY: room for two descriptors.
     assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
@@ -903,6 +988,7 @@ fn raw_serve(mode: Mode, profile: &Path, so: &Path) -> (std::process::Child, Own
         "3".into(),
     ];
     cmd.args(&args)
+        .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -1073,4 +1159,140 @@ fn the_c_host_example_runs_against_plugjail_serve() {
     assert_eq!(out.stdout, b"hello, from C");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("session ended cleanly after 1 call"), "{err}");
+}
+
+#[test]
+fn call_and_serve_refuse_a_report_they_cannot_write_before_the_jail_is_built() {
+    let so = plugin("hello");
+    let dir = TempDir::new("report", 0o755);
+    let missing = dir.join("missing/verdict.json");
+    let said = "could not set up the jail (step report, ENOENT): --report";
+    for mode in jail_modes() {
+        let out = mode
+            .command(plugjail())
+            .arg("call")
+            .arg("--profile")
+            .arg(default_profile())
+            .arg("--plugin")
+            .arg(&so)
+            .args(["--method", "greet", "--report"])
+            .arg(&missing)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run plugjail call");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "[{}] {err}", mode.name());
+        assert!(out.stdout.is_empty(), "[{}] the call ran", mode.name());
+        assert!(err.contains(said), "[{}] {err}", mode.name());
+
+        let report: Vec<OsString> = vec!["--report".into(), missing.clone().into()];
+        let (mut child, status) = raw_serve_with(mode, &default_profile(), &so, &report);
+        let mut out = child.stdout.take().expect("stdout");
+        let mut frames = Vec::new();
+        let _ = out.read_to_end(&mut frames);
+        let exit = child.wait().expect("wait serve");
+        let v = status_verdict(status);
+        assert_eq!(exit.code(), Some(125), "[{}] {v:#}", mode.name());
+        assert!(
+            frames.is_empty(),
+            "[{}] the plugin was started",
+            mode.name()
+        );
+        assert_eq!(v["outcome"], "setup_failed", "{v:#}");
+        assert_eq!(v["step"], "report", "{v:#}");
+        assert_eq!(v["errno"]["name"], "ENOENT", "{v:#}");
+        assert!(v.get("enforced").is_none(), "a jail was built: {v:#}");
+    }
+}
+
+/// A plugin that cannot start through its own fault is `plugin_failed` (exit status 10),
+/// never `setup_failed` (125, which CI systems retry as infrastructure): through
+/// `plugjail call` and the `Session` (both read the stub's ERROR frame and add its words
+/// as `plugin_failure.message`), and through `plugjail serve` alone (the stage from the
+/// stub's exit code).
+#[test]
+fn a_plugin_that_cannot_start_is_its_own_failure_not_the_jails() {
+    // (plugin, stage, stage from the exit code alone, init()'s status, the stub's words)
+    let cases = [
+        (
+            "missing_symbol",
+            "load",
+            "load",
+            None,
+            "undefined symbol: plugjail_test_symbol_nobody_defines",
+        ),
+        (
+            "no_entry",
+            "entry",
+            "load",
+            None,
+            "does not export plugjail_plugin_v1",
+        ),
+        ("init_fails", "init", "init", Some(3i64), "returned 3"),
+    ];
+    for mode in jail_modes() {
+        for (name, stage, exit_stage, status, says) in cases {
+            let so = plugin(name);
+            let what = format!("[{}] {name}", mode.name());
+
+            let c = call(mode, &default_profile(), &so, "run", None);
+            assert_eq!(c.code, Some(10), "{what}: {}", c.describe());
+            assert_eq!(c.outcome(), "plugin_failed", "{}", c.describe());
+            let failure = &c.report["plugin_failure"];
+            assert_eq!(failure["stage"], stage, "{}", c.describe());
+            assert_eq!(failure["status"].as_i64(), status, "{}", c.describe());
+            let words = failure["message"].as_str().unwrap_or_default();
+            assert!(words.contains(says), "{what}: {}", c.describe());
+            assert!(c.stdout.is_empty(), "{}", c.describe());
+            // The summary line is plugjail's own words; the stub's stay in the JSON.
+            let line = c
+                .stderr
+                .lines()
+                .find(|l| l.starts_with(&format!("plugjail: plugin failed to start ({stage})")))
+                .unwrap_or_else(|| panic!("{what}: no summary line: {}", c.describe()));
+            assert!(!line.contains(words), "{what}: {line}");
+            assert!(
+                !line.contains("plugjail_test_symbol_nobody_defines"),
+                "{what}: {line}"
+            );
+            if let Some(n) = status {
+                assert!(line.contains(&format!("init() returned {n}")), "{line}");
+            }
+
+            let (mut child, status_r) = raw_serve(mode, &default_profile(), &so);
+            let mut out = child.stdout.take().expect("stdout");
+            let (kind, payload) = next_frame(&mut out).expect("a startup ERROR");
+            assert_eq!(kind, 4, "{what}: the first frame is ERROR");
+            assert!(String::from_utf8_lossy(&payload).contains(says), "{what}");
+            let mut rest = Vec::new();
+            let _ = out.read_to_end(&mut rest);
+            drop(child.stdin.take());
+            let exit = child.wait().expect("wait serve");
+            let v = status_verdict(status_r);
+            assert_eq!(exit.code(), Some(10), "{what}: {v:#}");
+            assert_eq!(v["outcome"], "plugin_failed", "{what}: {v:#}");
+            assert_eq!(v["exit_status"], 10, "{v:#}");
+            assert_eq!(v["plugin_failure"]["stage"], exit_stage, "{what}: {v:#}");
+            // plugjail serve does not read the channel: the words are the host's to read.
+            assert!(v["plugin_failure"].get("message").is_none(), "{v:#}");
+
+            let mut s = spawn(&session_opts(mode, &default_profile(), &so));
+            match s.hello() {
+                Err(CallError::Startup {
+                    status: got,
+                    message,
+                    ..
+                }) => {
+                    assert_eq!(i64::from(got), status.unwrap_or(0), "{what}");
+                    assert!(message.contains(says), "{what}: {message}");
+                }
+                other => panic!("{what}: hello: {other:?}"),
+            }
+            let v = s.close();
+            expect(&v, "plugin_failed", &what);
+            assert_eq!(v.json["plugin_failure"]["stage"], stage, "{:#}", v.json);
+            let words = v.json["plugin_failure"]["message"].as_str().unwrap_or("");
+            assert!(words.contains(says), "{what}: {:#}", v.json);
+        }
+    }
 }

@@ -453,6 +453,7 @@ fn wrong_abi_version_is_refused_before_init_or_call() {
         Err(ChannelError::Startup {
             kind: ErrorKind::AbiMismatch,
             message,
+            ..
         }) => assert!(message.contains("ABI version 999"), "{message}"),
         other => panic!("wrong ABI: {other:?}"),
     }

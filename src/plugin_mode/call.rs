@@ -58,6 +58,7 @@ enum HostEnd {
     /// ERROR with call id 0: the plugin did not start.
     Startup {
         kind: ErrorKind,
+        status: i32,
         message: String,
     },
     Protocol(String),
@@ -70,7 +71,12 @@ enum HostEnd {
 pub fn run(opts: CallOptions) -> u8 {
     let command = vec![opts.plugin.display().to_string(), opts.method.clone()];
     let ctx = Context::new(&opts.profile, &command);
+    let mut report_file = None;
     let verdict = 'run: {
+        report_file = match ctx.open_report(opts.report.as_deref()) {
+            Ok(r) => r,
+            Err(v) => break 'run *v,
+        };
         let profile = match ctx.load_profile() {
             Ok(p) => p,
             Err(v) => break 'run *v,
@@ -156,7 +162,7 @@ pub fn run(opts: CallOptions) -> u8 {
             plugin: Some(plugin),
             serve_filter: jail.serve_filter.take(),
         };
-        let mut v = plugin_verdict(&ctx, v, facts);
+        let mut v = plugin_verdict(v, facts);
         match end {
             Some(HostEnd::Failed {
                 kind,
@@ -176,23 +182,21 @@ pub fn run(opts: CallOptions) -> u8 {
                 });
                 v.exit_status = super::outcome::exit_status(&v);
             }
-            Some(HostEnd::Startup { kind, message }) => {
-                // The stub's own words are the best explanation of its exit code. They
-                // come off the channel, so the plugin may have forged them: the summary
-                // line escapes the message (Verdict's Display), the JSON keeps it as is.
-                let said = format!(
-                    "{} ({}): {message}",
-                    v.message.unwrap_or_default(),
-                    kind.name()
-                );
-                v.message = Some(said.trim_start_matches(' ').to_owned());
+            Some(HostEnd::Startup {
+                kind,
+                status,
+                message,
+            }) => {
+                // The stub's words say which stage and why; they go to
+                // `plugin_failure.message`, never to the summary line.
+                super::outcome::add_startup_error(&mut v, kind, status, message);
             }
             Some(HostEnd::Io(e)) => eprintln!("plugjail: channel: {e}"),
             _ => {}
         }
         v
     };
-    ctx.deliver(verdict, opts.report.as_deref(), None)
+    ctx.deliver(verdict, report_file.as_mut(), None)
 }
 
 /// Reads the whole input, refusing more than fits in one frame.
@@ -319,7 +323,15 @@ fn ended(e: ChannelError) -> HostEnd {
             message: format!("input of {len} bytes does not fit in a frame of {cap} bytes"),
             remote: false,
         },
-        ChannelError::Startup { kind, message } => HostEnd::Startup { kind, message },
+        ChannelError::Startup {
+            kind,
+            status,
+            message,
+        } => HostEnd::Startup {
+            kind,
+            status,
+            message,
+        },
         ChannelError::Protocol(p) => HostEnd::Protocol(p.to_string()),
         ChannelError::Timeout { after } => HostEnd::Timeout(after),
         ChannelError::Closed | ChannelError::Broken | ChannelError::NotReady => HostEnd::Closed,

@@ -15,20 +15,23 @@
 //! | 7 | `pids_limit` |
 //! | 8 | `seccomp_violation` |
 //! | 9 | `exited`: the stub ended without a clean session end (the plugin called exit(), or the channel broke) |
-//! | 125 | `setup_failed` |
+//! | 10 | `plugin_failed`: the plugin could not start through its own fault (dlopen, entry symbol, init()) |
+//! | 125 | `setup_failed` (the jail's or plugjail's fault: worth a retry) |
 //! | 128+N | `signaled`: the plugin crashed with signal N |
 
 use std::time::Duration;
 
-use crate::exec::Context;
-use crate::protocol::consts::exit_code;
-use crate::verdict::{Outcome, PluginReport, Timeout, TimeoutKind, Verdict};
+use crate::protocol::consts::{ErrorKind, exit_code};
+use crate::verdict::{Outcome, PluginFailure, PluginReport, Timeout, TimeoutKind, Verdict};
 
 /// Why plugjail ended a plugin session itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostStop {
     /// A call (or idle) deadline passed.
     Timeout(TimeoutKind, Duration),
+    /// The host said its own deadline passed (SIGUSR1 to `plugjail serve`), with the
+    /// deadline when it said it.
+    HostDeadline(Option<Duration>),
     /// The host side (plugjail call) received a frame that breaks the protocol.
     Protocol(String),
 }
@@ -47,8 +50,8 @@ pub struct SessionFacts {
 }
 
 /// Turns the shared run's verdict into the plugin-mode one.
-pub(crate) fn plugin_verdict(ctx: &Context, v: Verdict, facts: SessionFacts) -> Verdict {
-    let mut v = reading(ctx, v, &facts);
+pub(crate) fn plugin_verdict(v: Verdict, facts: SessionFacts) -> Verdict {
+    let mut v = reading(v, &facts);
     v.calls = Some(facts.calls);
     v.plugin = facts.plugin;
     if let Some(e) = v.enforced.as_mut() {
@@ -71,7 +74,7 @@ pub(crate) fn plugin_verdict(ctx: &Context, v: Verdict, facts: SessionFacts) -> 
     v
 }
 
-fn reading(ctx: &Context, v: Verdict, facts: &SessionFacts) -> Verdict {
+fn reading(v: Verdict, facts: &SessionFacts) -> Verdict {
     // A setup failure means the stop (if any) found nothing running worth blaming.
     if v.outcome == Outcome::SetupFailed && v.exit_code.is_none() && v.signal.is_none() {
         return v;
@@ -86,7 +89,23 @@ fn reading(ctx: &Context, v: Verdict, facts: &SessionFacts) -> Verdict {
             let mut v = v.because(Outcome::Timeout, text);
             v.timeout = Some(Timeout {
                 kind: *kind,
-                limit_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+                limit_ms: Some(millis(*limit)),
+            });
+            return v;
+        }
+        Some(HostStop::HostDeadline(limit)) => {
+            // The host's own deadline, not a profile limit: it ended the session.
+            let text = match limit {
+                Some(l) => format!(
+                    "host deadline {}",
+                    crate::profile::units::format_duration(*l)
+                ),
+                None => "host deadline".to_owned(),
+            };
+            let mut v = v.because(Outcome::Timeout, text);
+            v.timeout = Some(Timeout {
+                kind: TimeoutKind::Host,
+                limit_ms: limit.map(millis),
             });
             return v;
         }
@@ -112,11 +131,6 @@ fn reading(ctx: &Context, v: Verdict, facts: &SessionFacts) -> Verdict {
         return v;
     }
     let code = v.exit_code.unwrap_or(0);
-    let failed = |step: &str, msg: &str| {
-        let mut f = ctx.failed(Outcome::SetupFailed, step, None, msg.to_owned());
-        f.exit_code = Some(code);
-        f
-    };
     match code {
         exit_code::OK if facts.in_call => {
             let msg = "the plugin ended the stub (exit status 0) during a call";
@@ -127,19 +141,19 @@ fn reading(ctx: &Context, v: Verdict, facts: &SessionFacts) -> Verdict {
             exit_code: None,
             ..v
         },
-        exit_code::ABI_MISMATCH => v.because(
-            Outcome::PluginRejected,
-            "the plugin's ABI version, struct size or description is not what this \
-             plugjail implements; none of its code ran beyond its constructors and entry \
-             function"
+        // The plugin's own failures: running it again fails again, so none of them is a
+        // setup failure (125, which CI systems retry).
+        exit_code::ABI_MISMATCH => plugin_failure(v, Outcome::PluginRejected, "abi"),
+        exit_code::LOAD_FAILED => plugin_failure(v, Outcome::PluginFailed, "load"),
+        exit_code::INIT_FAILED => plugin_failure(v, Outcome::PluginFailed, "init"),
+        // Every exit code is the plugin's to choose (it can call exit()), so none of them
+        // may claim an infrastructure failure that CI would retry.
+        exit_code::USAGE => v.because(
+            Outcome::Exited,
+            "the stub exited with 64, its code for a bad command line: a plugjail bug, or \
+             the plugin called exit(64)"
                 .to_owned(),
         ),
-        exit_code::LOAD_FAILED => failed(
-            "plugin_load",
-            "the stub could not dlopen the plugin or find plugjail_plugin_v1 in it",
-        ),
-        exit_code::INIT_FAILED => failed("plugin_init", "the plugin's init() returned non-zero"),
-        exit_code::USAGE => failed("stub", "the stub refused its command line (a plugjail bug)"),
         exit_code::PROTOCOL => v.because(
             Outcome::ProtocolViolation,
             "the host sent a malformed or out-of-order frame (the stub ended the session)"
@@ -158,6 +172,105 @@ fn reading(ctx: &Context, v: Verdict, facts: &SessionFacts) -> Verdict {
     }
 }
 
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// plugjail's sentence for a stage of `plugin_failure` (the `message` and the summary
+/// line): never the plugin's own text.
+fn stage_sentence(stage: &str, status: Option<i32>) -> String {
+    match (stage, status) {
+        ("abi", _) => "the plugin's ABI version, struct size or description is not what this \
+                       plugjail implements; none of its code ran beyond its constructors and \
+                       entry function"
+            .to_owned(),
+        ("entry", _) => "the plugin does not export plugjail_plugin_v1".to_owned(),
+        ("init", Some(status)) => format!("the plugin's init() returned {status}"),
+        ("init", None) => "the plugin's init() failed".to_owned(),
+        // `load` from the exit code alone covers a missing entry symbol too.
+        (_, _) => "the plugin could not be loaded: dlopen failed (a symbol or library it needs \
+                   is missing, or it is not a shared object for this machine) or it does not \
+                   export plugjail_plugin_v1"
+            .to_owned(),
+    }
+}
+
+fn plugin_failure(v: Verdict, outcome: Outcome, stage: &'static str) -> Verdict {
+    let mut v = v.because(outcome, stage_sentence(stage, None));
+    v.plugin_failure = Some(PluginFailure {
+        stage,
+        status: None,
+        message: None,
+    });
+    v
+}
+
+/// How LoadError::NoEntry's message starts in the stub (src/stub/plugin.rs).
+const NO_ENTRY: &str = "the plugin does not export plugjail_plugin_v1";
+
+/// What a startup ERROR frame (call id 0) adds to a `plugin_failure` the stub's exit
+/// code already established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StartupDetail {
+    pub stage: &'static str,
+    pub status: Option<i32>,
+    /// The frame's message: untrusted (the plugin's code may have written it).
+    pub message: String,
+    /// plugjail's own sentence for the verdict's `message`.
+    pub sentence: String,
+}
+
+/// The detail of a startup ERROR frame for a failure whose exit code said `exit_stage`,
+/// or None when the frame is about something else (the exit code is the authority; the
+/// frame only says more about the same stage: `load` becomes `entry` when the loader
+/// found no entry symbol, `init` gains init()'s return value).
+pub(crate) fn startup_detail(
+    exit_stage: &str,
+    kind: ErrorKind,
+    status: i32,
+    message: String,
+) -> Option<StartupDetail> {
+    let stage = match kind {
+        ErrorKind::LoadFailed if message.starts_with(NO_ENTRY) => "entry",
+        ErrorKind::LoadFailed => "load",
+        ErrorKind::AbiMismatch => "abi",
+        ErrorKind::InitFailed => "init",
+        _ => return None,
+    };
+    let agrees = stage == exit_stage || (exit_stage == "load" && stage == "entry");
+    if !agrees {
+        return None;
+    }
+    let status = (stage == "init").then_some(status);
+    let sentence = match stage {
+        "load" => "dlopen of the plugin failed: a symbol or library it needs is missing, or \
+                   it is not a shared object for this machine (plugin_failure.message has \
+                   the loader's error)"
+            .to_owned(),
+        other => stage_sentence(other, status),
+    };
+    Some(StartupDetail {
+        stage,
+        status,
+        message,
+        sentence,
+    })
+}
+
+/// Adds what the stub's startup ERROR frame said to a verdict (plugjail read the frame
+/// itself, as the host of `plugjail call`).
+pub(crate) fn add_startup_error(v: &mut Verdict, kind: ErrorKind, status: i32, message: String) {
+    let Some(failure) = v.plugin_failure.as_mut() else {
+        return;
+    };
+    if let Some(d) = startup_detail(failure.stage, kind, status, message) {
+        failure.stage = d.stage;
+        failure.status = d.status;
+        failure.message = Some(d.message);
+        v.message = Some(d.sentence);
+    }
+}
+
 /// plugjail's exit status for a plugin-mode verdict (table above).
 pub fn exit_status(v: &Verdict) -> u8 {
     match v.outcome {
@@ -170,6 +283,7 @@ pub fn exit_status(v: &Verdict) -> u8 {
         Outcome::PidsLimit => 7,
         Outcome::SeccompViolation => 8,
         Outcome::Exited => 9,
+        Outcome::PluginFailed => 10,
         Outcome::Signaled => v
             .signal
             .as_ref()
@@ -185,9 +299,8 @@ mod tests {
 
     fn ctx_run(code: i32, facts: SessionFacts) -> Verdict {
         let cmd = vec!["p.so".to_owned()];
-        let ctx = Context::new(Path::new("p.yaml"), &cmd);
         let v = Verdict::exited(Path::new("p.yaml"), &cmd, code);
-        plugin_verdict(&ctx, v, facts)
+        plugin_verdict(v, facts)
     }
 
     #[test]
@@ -203,10 +316,20 @@ mod tests {
             (rejected.outcome, rejected.exit_status),
             (Outcome::PluginRejected, 3)
         );
-        let init = ctx_run(exit_code::INIT_FAILED, f());
-        assert_eq!(init.outcome, Outcome::SetupFailed);
-        assert_eq!(init.step.as_deref(), Some("plugin_init"));
-        assert_eq!(init.exit_status, 125);
+        assert_eq!(
+            rejected.plugin_failure.as_ref().map(|p| p.stage),
+            Some("abi")
+        );
+        // The plugin's own failures are not setup failures (125: retried by CI).
+        for (code, stage) in [
+            (exit_code::INIT_FAILED, "init"),
+            (exit_code::LOAD_FAILED, "load"),
+        ] {
+            let v = ctx_run(code, f());
+            assert_eq!((v.outcome, v.exit_status), (Outcome::PluginFailed, 10));
+            assert_eq!(v.plugin_failure.as_ref().map(|p| p.stage), Some(stage));
+            assert!(v.step.is_none(), "{v:?}");
+        }
         let host = ctx_run(exit_code::PROTOCOL, f());
         assert_eq!(host.outcome, Outcome::ProtocolViolation);
         let quit = ctx_run(
@@ -221,13 +344,54 @@ mod tests {
     }
 
     #[test]
+    fn a_startup_error_frame_adds_detail_to_the_stage_the_exit_code_gave() {
+        let f = SessionFacts::default;
+        let no_entry = crate::stub::plugin::LoadError::NoEntry {
+            message: "undefined symbol: plugjail_plugin_v1".to_owned(),
+        };
+        let mut v = ctx_run(exit_code::LOAD_FAILED, f());
+        add_startup_error(&mut v, ErrorKind::LoadFailed, 0, no_entry.to_string());
+        let p = v.plugin_failure.clone().unwrap();
+        assert_eq!((p.stage, p.status), ("entry", None));
+        assert_eq!(p.message.as_deref(), Some(no_entry.to_string().as_str()));
+        assert_eq!(
+            v.message.as_deref(),
+            Some("the plugin does not export plugjail_plugin_v1")
+        );
+
+        let mut v = ctx_run(exit_code::INIT_FAILED, f());
+        add_startup_error(&mut v, ErrorKind::InitFailed, -2, "\u{1b}[2Jhi".to_owned());
+        let p = v.plugin_failure.clone().unwrap();
+        assert_eq!((p.stage, p.status), ("init", Some(-2)));
+        v.wall_time_ms = 7;
+        // The plugin's words are in the JSON (escaped), not in the summary line.
+        assert_eq!(
+            v.to_string(),
+            "plugin failed to start (init): the plugin's init() returned -2 after 7 ms"
+        );
+        assert!(
+            v.to_json().contains(r#""message":"\u001b[2Jhi""#),
+            "{}",
+            v.to_json()
+        );
+
+        // A frame that disagrees with the exit code adds nothing: the exit code decides.
+        let mut v = ctx_run(exit_code::INIT_FAILED, f());
+        add_startup_error(&mut v, ErrorKind::LoadFailed, 0, "dlopen: no".to_owned());
+        let p = v.plugin_failure.clone().unwrap();
+        assert_eq!((p.stage, p.status, p.message), ("init", None, None));
+        // Nor to an outcome that is not a plugin failure.
+        let mut v = ctx_run(exit_code::OK, f());
+        add_startup_error(&mut v, ErrorKind::InitFailed, 1, "x".to_owned());
+        assert_eq!((v.outcome, v.plugin_failure), (Outcome::Ok, None));
+    }
+
+    #[test]
     fn a_stop_by_plugjail_explains_the_kill() {
         let cmd = vec!["p.so".to_owned()];
-        let ctx = Context::new(Path::new("p.yaml"), &cmd);
         let killed = Verdict::signaled(Path::new("p.yaml"), &cmd, libc::SIGKILL);
         let stop = HostStop::Timeout(TimeoutKind::Call, Duration::from_secs(1));
         let v = plugin_verdict(
-            &ctx,
             killed.clone(),
             SessionFacts {
                 stop: Some(stop),
@@ -241,12 +405,11 @@ mod tests {
         );
         assert_eq!(
             v.timeout.as_ref().map(|t| (t.kind, t.limit_ms)),
-            Some((TimeoutKind::Call, 1000))
+            Some((TimeoutKind::Call, Some(1000)))
         );
         assert_eq!(v.message.as_deref(), Some("call time 1s"));
         let stop = HostStop::Protocol("unknown frame type 26984".to_owned());
         let v = plugin_verdict(
-            &ctx,
             killed.clone(),
             SessionFacts {
                 stop: Some(stop),
@@ -254,8 +417,32 @@ mod tests {
             },
         );
         assert_eq!((v.outcome, v.exit_status), (Outcome::ProtocolViolation, 4));
+        for (said, limit_ms, message) in [
+            (
+                Some(Duration::from_millis(250)),
+                Some(250),
+                "host deadline 250ms",
+            ),
+            (None, None, "host deadline"),
+        ] {
+            let v = plugin_verdict(
+                killed.clone(),
+                SessionFacts {
+                    stop: Some(HostStop::HostDeadline(said)),
+                    ..SessionFacts::default()
+                },
+            );
+            assert_eq!((v.outcome, v.exit_status), (Outcome::Timeout, 5));
+            assert_eq!(
+                v.timeout.as_ref().map(|t| (t.kind, t.limit_ms)),
+                Some((TimeoutKind::Host, limit_ms))
+            );
+            assert_eq!(v.message.as_deref(), Some(message));
+            let json: serde_json::Value = serde_json::from_str(&v.to_json()).unwrap();
+            assert_eq!(json["timeout"]["kind"], "host");
+            assert_eq!(json["timeout"].get("limit_ms").is_some(), said.is_some());
+        }
         let crash = plugin_verdict(
-            &ctx,
             Verdict::signaled(Path::new("p.yaml"), &cmd, 11),
             SessionFacts::default(),
         );

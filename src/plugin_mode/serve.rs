@@ -1,17 +1,29 @@
 //! `plugjail serve`: the helper a host application spawns for one plugin session.
 //!
 //! The channel is a pair of descriptors plugjail inherits (default: stdin for frames from
-//! the host, stdout for frames to it). They go to the stub in the jail as they are: the
-//! host talks to the stub directly, and plugjail keeps no copy (so the host sees end of
+//! the host, stdout for frames to it). They go into the jail as they are — held by the
+//! jail's init until the stub's switch to the serve phase, then the stub's: the host talks
+//! to the stub directly, and plugjail keeps no copy (so the host sees end of
 //! file the moment the jail ends). plugjail only watches — process exit, limits, wall
 //! time, and the call/idle deadlines through the watch page — and delivers the verdict at
 //! the end on `--status-fd` and/or `--report`, with a summary line on stderr. It never
 //! writes to its stdout: that may be the channel. Plugin text in the frames (LOG, ERROR
 //! messages, HELLO names) reaches the host unchanged: a host that shows it to people must
 //! escape it (docs/protocol.md; [`crate::text`] does it for Rust hosts).
+//!
+//! The host cannot tell plugjail anything over the channel (plugjail does not read it),
+//! so a host that gives up on a call at its own deadline says so with a signal:
+//! [`HOST_DEADLINE`] (SIGUSR1), optionally sent with `sigqueue(3)` and the deadline in
+//! milliseconds as its integer value. plugjail then ends the jail and the verdict is
+//! `timeout`, kind `host` (docs/protocol.md). SIGTERM stays "stop, for no reason of the
+//! plugin's" (`signaled`).
 
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use super::outcome::{HostStop, SessionFacts, plugin_verdict};
 use super::watch::Watcher;
@@ -29,14 +41,32 @@ pub struct ServeOptions {
     pub report: Option<PathBuf>,
 }
 
+/// The signal a host sends `plugjail serve` when its own deadline for a call passed.
+pub const HOST_DEADLINE: Signal = Signal::SIGUSR1;
+
 pub fn run(opts: ServeOptions) -> u8 {
+    // First of all, so that a host's early signal waits for the jail instead of killing
+    // plugjail (SIGUSR1's default action) before any verdict exists.
+    let host_deadline = host_deadline_signal();
     let command = vec![opts.plugin.display().to_string()];
     let ctx = Context::new(&opts.profile, &command);
     let (fd_in, fd_out) = opts.fds.unwrap_or((0, 1));
+    let mut report_file = None;
     let verdict = 'run: {
+        let host_deadline = match host_deadline {
+            Ok(sfd) => sfd,
+            Err(e) => {
+                let msg = format!("a signalfd for {}: {e}", HOST_DEADLINE.as_str());
+                break 'run ctx.failed(Outcome::SetupFailed, "signalfd", Some(e as i32), msg);
+            }
+        };
         if let Err(v) = ctx.check_status_fd(opts.status_fd) {
             break 'run *v;
         }
+        report_file = match ctx.open_report(opts.report.as_deref()) {
+            Ok(r) => r,
+            Err(v) => break 'run *v,
+        };
         if let Err(v) = check_channel(&ctx, fd_in, fd_out, opts.status_fd) {
             break 'run *v;
         }
@@ -61,6 +91,7 @@ pub fn run(opts: ServeOptions) -> u8 {
             watcher: &mut jail.watcher,
             stop: None,
             release: [fd_in, fd_out],
+            host_deadline: &host_deadline,
         };
         let v = run_plan(&ctx, &profile, &mut jail.plan, &jail.stub, &mut hooks);
         let stop = hooks.stop.take();
@@ -71,9 +102,26 @@ pub fn run(opts: ServeOptions) -> u8 {
             plugin: Some(plugin),
             serve_filter: jail.serve_filter.take(),
         };
-        plugin_verdict(&ctx, v, facts)
+        plugin_verdict(v, facts)
     };
-    ctx.deliver(verdict, opts.report.as_deref(), opts.status_fd)
+    ctx.deliver(verdict, report_file.as_mut(), opts.status_fd)
+}
+
+/// Blocks [`HOST_DEADLINE`] (the jail's child unblocks every signal before it execs) and
+/// returns a non-blocking signalfd that reads it.
+fn host_deadline_signal() -> nix::Result<SignalFd> {
+    let mut set = SigSet::empty();
+    set.add(HOST_DEADLINE);
+    set.thread_block()?;
+    SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+}
+
+/// The host's deadline signal, if one is pending: Some(the deadline it said, if it said
+/// one with sigqueue(3)).
+fn host_deadline_sent(sfd: &SignalFd) -> Option<Option<Duration>> {
+    let info = sfd.read_signal().ok().flatten()?;
+    let said = info.ssi_code == libc::SI_QUEUE && info.ssi_int > 0;
+    Some(said.then(|| Duration::from_millis(info.ssi_int as u64)))
 }
 
 /// The channel descriptors must be open, distinct, and not the status fd.
@@ -152,6 +200,8 @@ struct ServeHooks<'a> {
     watcher: &'a mut Watcher,
     stop: Option<HostStop>,
     release: [RawFd; 2],
+    /// Reads [`HOST_DEADLINE`].
+    host_deadline: &'a SignalFd,
 }
 
 impl Hooks for ServeHooks<'_> {
@@ -171,10 +221,14 @@ impl Watch for ServeHooks<'_> {
     }
 
     fn wake_fd(&self) -> Option<BorrowedFd<'_>> {
-        None
+        Some(self.host_deadline.as_fd())
     }
 
     fn check(&mut self) -> bool {
+        if let Some(limit) = host_deadline_sent(self.host_deadline) {
+            self.stop = Some(HostStop::HostDeadline(limit));
+            return true;
+        }
         match self.watcher.check() {
             Some(kind) => {
                 let limit = self.watcher.limit(kind).unwrap_or_default();

@@ -38,9 +38,14 @@ pub enum ChannelError {
         status: i32,
         message: String,
     },
-    /// The stub could not start the plugin (ERROR with call id 0).
-    #[error("plugin did not start ({}): {message}", kind.name())]
-    Startup { kind: ErrorKind, message: String },
+    /// The stub could not start the plugin (ERROR with call id 0). `status` is what
+    /// init() returned (kind `init_failed`), else 0.
+    #[error("plugin did not start ({}){}: {message}", kind.name(), status_note(*status))]
+    Startup {
+        kind: ErrorKind,
+        status: i32,
+        message: String,
+    },
     #[error("input of {len} bytes does not fit in a frame of at most {cap} bytes")]
     InputTooLarge { len: usize, cap: u32 },
     #[error("the channel is unusable after an earlier failure")]
@@ -181,6 +186,7 @@ impl Channel {
                     let e = ErrorPayload::parse(frame.payload)?;
                     return Err(ChannelError::Startup {
                         kind: e.kind,
+                        status: e.status,
                         message: e.message.to_string(),
                     });
                 }
