@@ -195,6 +195,11 @@ pub fn notify_output(fd: RawFd) {
             ) == 0
     };
     SIGNALLED.store(armed, Ordering::Relaxed);
+    // SAFETY: integer fcntl on the stub's own pipe end.
+    let size = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
+    if let Ok(size) = usize::try_from(size) {
+        OUTPUT_PIPE_SIZE.store(size, Ordering::Relaxed);
+    }
     // Whatever init() printed before this is drained once anyway.
     OUTPUT_PENDING.store(true, Ordering::Relaxed);
 }
@@ -232,8 +237,23 @@ pub fn drain_output(fd: RawFd, buf: &mut [u8]) {
             }
         }
     }
-    if dropped > 0 {
-        let note = format!("plugjail-stub: {dropped} bytes of plugin stdout/stderr dropped");
+    // The pipe is non-blocking for the plugin: once it is full, further writes fail
+    // (EAGAIN) and their bytes are lost before the stub could count them. A drain that
+    // found the pipe full says so, in the same single note.
+    let filled = sent + dropped >= OUTPUT_PIPE_SIZE.load(Ordering::Relaxed);
+    if dropped > 0 || filled {
+        let lost = if filled {
+            "; the pipe was full, so the plugin's later writes failed and are not counted"
+        } else {
+            ""
+        };
+        let note = format!(
+            "plugjail-stub: plugin stdout/stderr: {sent} bytes forwarded, {dropped} dropped{lost}"
+        );
         with(|s| emit(s, log_level::WARN, note.as_bytes()));
     }
 }
+
+/// The output pipe's capacity (`F_GETPIPE_SZ`), set by [`notify_output`].
+static OUTPUT_PIPE_SIZE: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(usize::MAX);
