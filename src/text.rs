@@ -135,7 +135,7 @@ fn shown_escaped(c: char, quote: bool) -> bool {
 
 /// Bidi embedding/override/isolate controls and marks (Trojan Source), and the Unicode
 /// line and paragraph separators (a line break to some terminals and viewers).
-fn is_bidi_or_break(c: char) -> bool {
+pub fn is_bidi_or_break(c: char) -> bool {
     matches!(
         c,
         '\u{061c}'

@@ -105,10 +105,12 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// A valid name: 1..=255 bytes of UTF-8 without control characters.
+/// A valid name: 1..=255 bytes of UTF-8 without control characters, bidi controls or
+/// line separators (names are shown to people, e.g. in a host's plugin list).
 pub fn check_name(bytes: &[u8]) -> Option<&str> {
     let s = std::str::from_utf8(bytes).ok()?;
-    let ok = !s.is_empty() && s.len() <= MAX_NAME_LEN && !s.chars().any(char::is_control);
+    let shown_as_is = |c: char| !c.is_control() && !crate::text::is_bidi_or_break(c);
+    let ok = !s.is_empty() && s.len() <= MAX_NAME_LEN && s.chars().all(shown_as_is);
     ok.then_some(s)
 }
 
