@@ -67,12 +67,13 @@ impl<'a> Switch<'a> {
     /// otherwise the channel is sent at once (the serve phase is then not enforced, which
     /// the verdict says, or the target refuses to go on when the gate is required).
     pub fn start(handover: &'a Handover, sock: RawFd, traced: bool) -> Result<Switch<'a>, i32> {
+        let gated = traced && handover.gate.is_some();
         let mut s = Switch {
             handover,
             sock,
-            gated: traced && handover.gate.is_some(),
+            gated,
             phase: SeccompPhase::Load,
-            own_filters: filter_count(c"/proc/self/status"),
+            own_filters: gated.then(|| filter_count(c"/proc/self/status")).flatten(),
         };
         if !s.gated {
             s.send()?;
