@@ -315,8 +315,18 @@ fn large_input_and_small_reply_round_trip() {
 #[test]
 fn names_shown_to_people_hold_no_control_or_bidi_characters() {
     assert_eq!(payload::check_name(b"csv2json"), Some("csv2json"));
-    assert_eq!(payload::check_name("caf\u{e9} 1.0".as_bytes()), Some("caf\u{e9} 1.0"));
-    for bad in ["a\u{1b}]0;x\u{7}", "a\rb", "txt\u{202e}exe", "a\u{2066}b", "a\u{2028}b", ""] {
+    assert_eq!(
+        payload::check_name("caf\u{e9} 1.0".as_bytes()),
+        Some("caf\u{e9} 1.0")
+    );
+    for bad in [
+        "a\u{1b}]0;x\u{7}",
+        "a\rb",
+        "txt\u{202e}exe",
+        "a\u{2066}b",
+        "a\u{2028}b",
+        "",
+    ] {
         assert_eq!(payload::check_name(bad.as_bytes()), None, "{bad:?}");
     }
     assert_eq!(payload::check_name(b"\xff"), None);
