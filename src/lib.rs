@@ -17,6 +17,7 @@ pub mod protocol;
 pub mod seccomp;
 pub mod session;
 pub mod stub;
+pub(crate) mod supervise;
 pub mod sysnames;
 pub mod text;
 pub mod verdict;

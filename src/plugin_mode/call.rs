@@ -21,10 +21,10 @@ use super::outcome::{HostStop, SessionFacts, plugin_verdict};
 use super::prepare;
 use super::serve::{prepare_failure, release, report};
 use super::watch::Watcher;
-use crate::exec::{Context, Hooks, run_plan};
 use crate::jail::{Plan, Watch};
 use crate::protocol::consts::log_level;
 use crate::protocol::{Channel, ChannelError, ErrorKind};
+use crate::supervise::{Context, Hooks, run_plan};
 use crate::text::{self, LogLevel, Source};
 use crate::verdict::{CallErrorReport, Outcome, TimeoutKind};
 

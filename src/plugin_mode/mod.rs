@@ -193,9 +193,9 @@ pub fn prepare(
     let mut plan = jail::build(&load_profile, target, &[], |n| std::env::var_os(n))?;
     let gate = serve_gate(profile, &plan)?;
     // Naming is known once the jail ran; outcome.rs reports the gate only if it was in force.
-    let serve_filter = gate
-        .as_ref()
-        .map(|g| crate::exec::seccomp_report(&g.program, profile.seccomp.default_action, "ptrace"));
+    let serve_filter = gate.as_ref().map(|g| {
+        crate::supervise::seccomp_report(&g.program, profile.seccomp.default_action, "ptrace")
+    });
     plan.handover = Some(jail::Handover {
         fds: [JAIL_CHANNEL_IN, JAIL_CHANNEL_OUT],
         socket: JAIL_SWITCH,
