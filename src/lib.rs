@@ -3,12 +3,12 @@
 //! The crate keeps *what* apart from *how*: [`profile`] reads and validates the policy ops
 //! staff write; one module per kernel mechanism enforces it.
 
+// Public: used by the binaries (src/main.rs, src/bin/plugjail-stub.rs), the integration
+// tests, the benches or the fuzz targets, or named in the docs for Rust hosts.
 pub mod cgroup;
 pub mod cli;
 pub mod doctor;
 pub mod exec;
-pub mod jail;
-pub mod landlock_rules;
 pub mod plugin_file;
 pub mod plugin_mode;
 pub mod probe;
@@ -19,6 +19,11 @@ pub mod session;
 pub mod stub;
 pub mod sysnames;
 pub mod text;
-pub mod verdict;
+
+// The crate's own: nothing outside it needs them.
+pub(crate) mod jail;
+pub(crate) mod landlock_rules;
+pub(crate) mod supervise;
+pub(crate) mod verdict;
 
 pub use session::{CallError, Session, SessionOptions, SessionVerdict};

@@ -9,8 +9,8 @@ use std::process::ExitCode;
 
 use crate::profile;
 
-pub use explain::{explain_json, explain_text};
-pub use schema::profile_schema;
+use explain::{explain_json, explain_text};
+use schema::profile_schema;
 
 /// Exit status of `check` when a profile is invalid (clap uses 2 for bad usage too: both
 /// mean "fix what you wrote").

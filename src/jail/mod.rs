@@ -18,6 +18,6 @@ pub mod template;
 
 pub use handover::GateAction;
 pub use plan::{Gate, Handover, Plan, PlanError, build};
-pub use spawn::{Ending, Finished, Running, SpawnError, Stopped, Watch, block_stop_signals, start};
+pub use spawn::{Ending, Finished, Stopped, Watch, block_stop_signals, start};
 pub use step::{Failure, Step};
-pub use target::{Target, TargetError};
+pub use target::TargetError;

@@ -308,18 +308,8 @@ impl Running {
         }
     }
 
-    /// Waits for the jail to end, ending it first when `deadline` passes or plugjail is
-    /// asked to stop through `stop` (a signalfd of [`STOP_SIGNALS`]).
-    pub fn supervise(
-        self,
-        deadline: Option<Instant>,
-        stop: Option<&nix::sys::signalfd::SignalFd>,
-        cgroup: Option<&Cgroup>,
-    ) -> Result<Finished, SpawnError> {
-        self.supervise_watched(deadline, stop, cgroup, None)
-    }
-
-    /// [`Running::supervise`], also ending the jail when `watch` says so.
+    /// Waits for the jail to end, ending it first when `deadline` passes, plugjail is asked
+    /// to stop through `stop` (a signalfd of [`STOP_SIGNALS`]), or `watch` says so.
     pub fn supervise_watched(
         mut self,
         deadline: Option<Instant>,
@@ -359,11 +349,6 @@ impl Running {
             max_rss: usage.ru_maxrss as u64 * 1024,
             naming,
         })
-    }
-
-    /// Waits for the jail to end and says how (no deadline, no cgroup).
-    pub fn wait(self) -> Result<Ending, SpawnError> {
-        self.supervise(None, None, None).map(|f| f.ending)
     }
 
     /// The child's setup failure record, if a step failed. Returns at the target's exec

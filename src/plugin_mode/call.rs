@@ -1,11 +1,11 @@
 //! `plugjail call`: one call of one plugin method, for the shell and CI.
 //!
 //! Here plugjail is both the supervisor and the host. The main thread supervises the jail
-//! exactly as `exec` and `serve` do ([`run_plan`]); once the jail runs, a host thread
-//! speaks the protocol over a pipe pair with [`Channel`]: HELLO, one CALL, SHUTDOWN. The
-//! RESULT goes to stdout, LOG frames to stderr. Because plugjail is the host, it sees a
-//! malformed frame itself (`protocol_violation`) and enforces the call deadline itself
-//! (`timeout`, kind `call`), besides the watch page.
+//! exactly as `exec` and `serve` do (`supervise::run_plan`); once the jail runs, a host
+//! thread speaks the protocol over a pipe pair with [`Channel`]: HELLO, one CALL,
+//! SHUTDOWN. The RESULT goes to stdout, LOG frames to stderr. Because plugjail is the
+//! host, it sees a malformed frame itself (`protocol_violation`) and enforces the call
+//! deadline itself (`timeout`, kind `call`), besides the watch page.
 //!
 //! Everything the plugin says reaches stderr through [`crate::text`]: one escaped line per
 //! record, marked `plugin[TAG]: `, so the only `plugjail: ` line is plugjail's own.
@@ -21,10 +21,10 @@ use super::outcome::{HostStop, SessionFacts, plugin_verdict};
 use super::prepare;
 use super::serve::{prepare_failure, release, report};
 use super::watch::Watcher;
-use crate::exec::{Context, Hooks, run_plan};
 use crate::jail::{Plan, Watch};
 use crate::protocol::consts::log_level;
 use crate::protocol::{Channel, ChannelError, ErrorKind};
+use crate::supervise::{Context, Hooks, run_plan};
 use crate::text::{self, LogLevel, Source};
 use crate::verdict::{CallErrorReport, Outcome, TimeoutKind};
 

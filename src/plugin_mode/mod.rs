@@ -2,7 +2,7 @@
 //!
 //! The stub runs exactly like `plugjail exec`'s program — copied into a sealed memfd above
 //! the jail's open-files limit, exec'd as the last step of the jail sequence — with the
-//! descriptors it needs placed at fixed numbers ([`Plan::place_fd`]):
+//! descriptors it needs placed at fixed numbers (`Plan::place_fd`):
 //!
 //! | jail fd | what |
 //! |---|---|
@@ -12,20 +12,20 @@
 //! | 5 | the verified plugin, a sealed memfd (dlopened as /proc/self/fd/5) |
 //! | 6 | the stub's end of the socket the channel arrives through |
 //! | 7 | read end of the output pipe |
-//! | 8 | the watch page ([`watch`]) |
+//! | 8 | the watch page (`watch`) |
 //!
 //! The serve phase is the jail's serve gate (`seccomp/gate.rs`), installed before the stub
 //! exists and switched by the init: the stub itself installs nothing.
 //!
-//! - [`watch`]: the shared page behind `limits.call_time` and `limits.idle_time`;
+//! - `watch`: the shared page behind `limits.call_time` and `limits.idle_time`;
 //! - [`serve`]: `plugjail serve`, the helper host applications spawn;
 //! - [`call`]: `plugjail call`, one call from a shell or CI;
-//! - [`outcome`]: the plugin-mode reading of a run (stub exit codes, exit statuses).
+//! - `outcome`: the plugin-mode reading of a run (stub exit codes, exit statuses).
 
 pub mod call;
-pub mod outcome;
+pub(crate) mod outcome;
 pub mod serve;
-pub mod watch;
+pub(crate) mod watch;
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -38,16 +38,16 @@ use crate::seccomp::{self, SeccompError};
 use watch::{WatchError, Watcher};
 
 /// The channel's numbers in the jail's init, which hands them to the stub at its switch.
-pub const JAIL_CHANNEL_IN: i32 = 3;
-pub const JAIL_CHANNEL_OUT: i32 = 4;
+const JAIL_CHANNEL_IN: i32 = 3;
+const JAIL_CHANNEL_OUT: i32 = 4;
 const JAIL_PLUGIN: i32 = 5;
 /// The stub's end of the handshake socket: `recvmsg` on it is the switch.
-pub const JAIL_SWITCH: i32 = 6;
+const JAIL_SWITCH: i32 = 6;
 const JAIL_OUTPUT: i32 = 7;
 const JAIL_WATCH: i32 = 8;
 
 /// The stub's file name, looked up next to the running plugjail.
-pub const STUB_NAME: &str = "plugjail-stub";
+const STUB_NAME: &str = "plugjail-stub";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
@@ -133,7 +133,7 @@ fn serve_gate(profile: &Profile, plan: &Plan) -> Result<Option<jail::Gate>, Prep
 }
 
 /// `plugjail-stub` next to the running executable.
-pub fn stub_path() -> Result<PathBuf, PrepareError> {
+fn stub_path() -> Result<PathBuf, PrepareError> {
     let exe = std::env::current_exe().map_err(|source| PrepareError::CurrentExe { source })?;
     let path = exe
         .parent()
@@ -193,9 +193,9 @@ pub fn prepare(
     let mut plan = jail::build(&load_profile, target, &[], |n| std::env::var_os(n))?;
     let gate = serve_gate(profile, &plan)?;
     // Naming is known once the jail ran; outcome.rs reports the gate only if it was in force.
-    let serve_filter = gate
-        .as_ref()
-        .map(|g| crate::exec::seccomp_report(&g.program, profile.seccomp.default_action, "ptrace"));
+    let serve_filter = gate.as_ref().map(|g| {
+        crate::supervise::seccomp_report(&g.program, profile.seccomp.default_action, "ptrace")
+    });
     plan.handover = Some(jail::Handover {
         fds: [JAIL_CHANNEL_IN, JAIL_CHANNEL_OUT],
         socket: JAIL_SWITCH,

@@ -28,8 +28,8 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use super::outcome::{HostStop, SessionFacts, plugin_verdict};
 use super::watch::Watcher;
 use super::{PrepareError, PrepareError as E, prepare};
-use crate::exec::{Context, Hooks, run_plan};
 use crate::jail::{Plan, Watch};
+use crate::supervise::{Context, Hooks, run_plan};
 use crate::verdict::{Outcome, PluginReport, Verdict};
 
 pub struct ServeOptions {

@@ -23,8 +23,8 @@
 //! The binary skips Rust's runtime start-up (`#![no_main]`): it polls fds 0–2, which the
 //! strict profile's load phase does not allow.
 
-pub mod args;
-pub mod plugin;
+mod args;
+pub(crate) mod plugin;
 mod serve;
 pub mod sink;
 

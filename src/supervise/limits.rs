@@ -1,0 +1,27 @@
+//! The limits around a run: a cgroup where the host allows one (stale ones from killed
+//! runs reaped first) and the rlimits that go into the plan, always. Fails closed when the
+//! profile requires what this host cannot give.
+
+use crate::cgroup::{self, Cgroup, CgroupError};
+use crate::jail::Plan;
+use crate::profile::Profile;
+
+/// Creates the run's cgroup and adds the limits backend's rlimits to `plan`.
+pub(super) fn set_up(profile: &Profile, plan: &mut Plan) -> Result<Cgroup, CgroupError> {
+    let caps = crate::probe::cgroups();
+    cgroup::reap_stale(&caps);
+    cgroup::prepare_profile(profile, &caps).and_then(|p| {
+        add_rlimits(plan, p.rlimits.as_slice());
+        p.create()
+    })
+}
+
+/// Adds the limits backend's rlimits (e.g. RLIMIT_AS standing in for a memory cgroup)
+/// that the plan does not already set; the plan's own values win.
+fn add_rlimits(plan: &mut Plan, extra: &[(u32, u64)]) {
+    for &(resource, value) in extra {
+        if !plan.rlimits.iter().any(|(r, _)| *r == resource) {
+            plan.rlimits.push((resource, value));
+        }
+    }
+}
