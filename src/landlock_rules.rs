@@ -81,7 +81,6 @@ struct NetPortAttr {
     port: u64,
 }
 
-const CREATE_RULESET_VERSION: libc::c_uint = 1;
 const RULE_PATH_BENEATH: libc::c_uint = 1;
 const RULE_NET_PORT: libc::c_uint = 2;
 
@@ -106,27 +105,6 @@ pub struct LandlockPlan {
     ports: Vec<NetPortAttr>,
 }
 
-/// The kernel's Landlock ABI; 0 when it is not built in (ENOSYS) or disabled (EOPNOTSUPP).
-pub fn kernel_abi() -> Result<u32, Errno> {
-    // SAFETY: with LANDLOCK_CREATE_RULESET_VERSION the attribute pointer is NULL and the
-    // size 0; the kernel reads no memory and returns a number, not a file descriptor.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<RulesetAttr>(),
-            0usize,
-            CREATE_RULESET_VERSION,
-        )
-    };
-    match ret {
-        n if n >= 0 => Ok(u32::try_from(n).unwrap_or(u32::MAX)),
-        _ => match Errno::last() {
-            Errno::ENOSYS | Errno::EOPNOTSUPP => Ok(0),
-            errno => Err(errno),
-        },
-    }
-}
-
 /// Parent side: probe the ABI, decide the handled access rights and the rules, pre-build the
 /// C strings of the paths. With compat: required, anything the profile asks for that this
 /// kernel cannot enforce is an error (fail closed); with best_effort it is recorded in the
@@ -134,6 +112,16 @@ pub fn kernel_abi() -> Result<u32, Errno> {
 pub fn prepare(landlock: &Landlock) -> Result<LandlockPlan, LandlockError> {
     let abi = kernel_abi().map_err(|errno| LandlockError::Probe { errno })?;
     prepare_for_abi(landlock, abi)
+}
+
+/// The kernel's Landlock ABI as the jail reads it (the one probe, `probe::landlock_abi_errno`):
+/// 0 when the kernel has no Landlock (built without it: ENOSYS; not enabled at boot:
+/// EOPNOTSUPP). Any other errno means the probe itself was refused: an error.
+fn kernel_abi() -> Result<u32, Errno> {
+    match crate::probe::landlock_abi_errno() {
+        Err(Errno::ENOSYS | Errno::EOPNOTSUPP) => Ok(0),
+        other => other,
+    }
 }
 
 /// What `write` grants on a directory: change its content. Not MAKE_CHAR / MAKE_BLOCK: no
