@@ -17,7 +17,7 @@ use super::idmap::{self, IdPlan};
 use super::namespaces::{self, NamespacePlan};
 use super::target::Target;
 use super::template::{self, Entry, TemplateError};
-use crate::landlock_rules::{self, LandlockError, LandlockPlan};
+use crate::landlock::{self, LandlockError, LandlockPlan};
 use crate::profile::{Level, Profile};
 use crate::seccomp::{self, SeccompError, SeccompPhase, SeccompProgram};
 
@@ -284,7 +284,7 @@ pub fn build(
     } else {
         None
     };
-    let landlock = Some(landlock_rules::prepare(&profile.landlock)?);
+    let landlock = Some(landlock::prepare(&profile.landlock)?);
     let hostname = namespaces
         .has(libc::CLONE_NEWUTS)
         .then(|| cstring(profile.hostname.as_bytes(), "hostname"))
