@@ -5,6 +5,9 @@ use serde::Serialize;
 
 use super::{Error, Failure, read_trimmed};
 
+/// `CAP_SYS_ADMIN` from linux/capability.h (libc does not define the numbers).
+const CAP_SYS_ADMIN: u32 = 21;
+
 const ACTIONS_AVAIL: &str = "/proc/sys/kernel/seccomp/actions_avail";
 
 /// The action names the kernel uses in `actions_avail`, with their return values, for
@@ -60,12 +63,8 @@ pub fn privileges() -> Privileges {
         euid,
         gid: nix::unistd::getgid().as_raw(),
         root: euid == 0,
-        cap_sys_admin: caps::has_cap(
-            None,
-            caps::CapSet::Effective,
-            caps::Capability::CAP_SYS_ADMIN,
-        )
-        .unwrap_or(false),
+        cap_sys_admin: crate::jail::capget_effective()
+            .is_ok_and(|effective| effective & (1 << CAP_SYS_ADMIN) != 0),
     }
 }
 
