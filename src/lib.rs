@@ -22,7 +22,7 @@ pub mod text;
 
 // The crate's own: nothing outside it needs them.
 pub(crate) mod jail;
-pub(crate) mod landlock_rules;
+pub(crate) mod landlock;
 pub(crate) mod supervise;
 pub(crate) mod verdict;
 

@@ -5,6 +5,9 @@
 //! [`Capabilities::probe`] gathers all of them for `plugjail doctor`; the small functions
 //! ([`landlock_abi`], [`seccomp`], [`userns`], [`cgroup_mode`], [`cgroups`]...) let the
 //! jail and cgroup code check one mechanism at start-up and fail closed.
+//! Each kernel feature is probed here and nowhere else, so doctor and the jail read the same
+//! answer: the Landlock ABI ([`landlock_abi_errno`]) and seccomp filters ([`seccomp_filter`])
+//! decide both what doctor prints and what the jail plan enforces.
 //! [`assess`] says, for a profile, what would be enforced here and whether it would run.
 
 mod assess;
@@ -20,9 +23,11 @@ use serde::Serialize;
 
 pub use assess::{Assessment, Enforce, Item, Mechanism, Outcome, assess};
 pub use cgroup::{CgroupMode, Cgroups, Controller, cgroup_mode, cgroups};
-pub use landlock::{LANDLOCK_FEATURES, Landlock, landlock, landlock_abi};
+pub use landlock::{LANDLOCK_FEATURES, Landlock, landlock, landlock_abi, landlock_abi_errno};
 pub use ns::{Namespaces, userns};
-pub use seccomp::{NoNewPrivs, Privileges, Seccomp, no_new_privs, privileges, seccomp};
+pub use seccomp::{
+    NoNewPrivs, Privileges, Seccomp, no_new_privs, privileges, seccomp, seccomp_filter,
+};
 
 /// Everything `plugjail doctor` reports, as plain data.
 #[derive(Debug, Clone, Serialize)]

@@ -16,7 +16,7 @@ use nix::sys::signal::Signal;
 use serde::Serialize;
 
 use crate::jail::init::{Naming, Violation};
-use crate::landlock_rules::LandlockReport;
+use crate::landlock::LandlockReport;
 use crate::seccomp::{SeccompPhase, TraceData};
 use crate::sysnames::Arch;
 

@@ -20,4 +20,7 @@ pub use handover::GateAction;
 pub use plan::{Gate, Handover, Plan, PlanError, build};
 pub use spawn::{Ending, Finished, Stopped, Watch, block_stop_signals, start};
 pub use step::{Failure, Step};
+/// The one capability read outside the child (doctor's CAP_SYS_ADMIN), with the child's
+/// own capability code.
+pub(crate) use sys::capget_effective;
 pub use target::TargetError;

@@ -17,7 +17,7 @@ use super::idmap::{self, IdPlan};
 use super::namespaces::{self, NamespacePlan};
 use super::target::Target;
 use super::template::{self, Entry, TemplateError};
-use crate::landlock_rules::{self, LandlockError, LandlockPlan};
+use crate::landlock::{self, LandlockError, LandlockPlan};
 use crate::profile::{Level, Profile};
 use crate::seccomp::{self, SeccompError, SeccompPhase, SeccompProgram};
 
@@ -272,7 +272,7 @@ pub fn build(
     target
         .place_at_or_above(open_files as RawFd)
         .map_err(PlanError::Target)?;
-    let seccomp = if seccomp_available() {
+    let seccomp = if crate::probe::seccomp_filter().is_ok() {
         let fd = target.memfd.as_raw_fd();
         Some(seccomp::compile(
             &profile.seccomp,
@@ -284,7 +284,7 @@ pub fn build(
     } else {
         None
     };
-    let landlock = Some(landlock_rules::prepare(&profile.landlock)?);
+    let landlock = Some(landlock::prepare(&profile.landlock)?);
     let hostname = namespaces
         .has(libc::CLONE_NEWUTS)
         .then(|| cstring(profile.hostname.as_bytes(), "hostname"))
@@ -314,12 +314,6 @@ pub fn build(
         landlock,
         rootless: euid != 0,
     })
-}
-
-/// Whether this kernel has seccomp filters (PR_GET_SECCOMP fails with EINVAL without).
-fn seccomp_available() -> bool {
-    // SAFETY: PR_GET_SECCOMP takes no pointer arguments.
-    unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) >= 0 }
 }
 
 fn cstring(bytes: &[u8], what: &'static str) -> Result<CString, PlanError> {

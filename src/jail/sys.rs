@@ -257,33 +257,48 @@ pub fn set_ids(uid: u32, gid: u32, clear_groups: bool) -> Result<(), i32> {
     check(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) }).map(drop)
 }
 
-/// Empties the effective, permitted and inheritable capability sets.
-pub fn capset_empty() -> Result<(), i32> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: c_int,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-    let mut header = Header {
+/// `struct __user_cap_header_struct` from linux/capability.h.
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: c_int,
+}
+
+/// `struct __user_cap_data_struct`; version 3 uses two, for capabilities 0–31 and 32–63.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// The calling thread's capability header (pid 0), version 3.
+fn cap_header() -> CapHeader {
+    CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
         pid: 0,
-    };
-    let data = [Data {
-        effective: 0,
-        permitted: 0,
-        inheritable: 0,
-    }; 2];
+    }
+}
+
+/// Empties the effective, permitted and inheritable capability sets.
+pub fn capset_empty() -> Result<(), i32> {
+    let mut header = cap_header();
+    let data = [CapData::default(); 2];
     // SAFETY: version 3 capset reads one header and two data structs, both on the stack.
-    check(unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) })
-        .map(drop)
+    check(unsafe { libc::syscall(libc::SYS_capset, &raw mut header, data.as_ptr()) }).map(drop)
+}
+
+/// The calling thread's effective capability set, bit `n` for capability `n`.
+pub fn capget_effective() -> Result<u64, i32> {
+    let mut header = cap_header();
+    let mut data = [CapData::default(); 2];
+    // SAFETY: version 3 capget writes two data structs, both on the stack, and may write
+    // the header's version; both pointers are live for the call.
+    check(unsafe { libc::syscall(libc::SYS_capget, &raw mut header, data.as_mut_ptr()) })?;
+    Ok(u64::from(data[1].effective) << 32 | u64::from(data[0].effective))
 }
 
 pub fn setsid() -> Result<(), i32> {

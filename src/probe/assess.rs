@@ -206,7 +206,7 @@ fn landlock(profile: &Profile, caps: &Capabilities) -> Vec<Item> {
             )
         }
     };
-    // The same list landlock_rules::prepare fails closed on.
+    // The same list landlock::prepare fails closed on.
     let ports = |p: &[u16]| p.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
     let tcp_detail = match (l.tcp_bind.is_empty(), l.tcp_connect.is_empty()) {
         (true, true) => "; no TCP bind or connect allowed".to_owned(),
@@ -216,7 +216,7 @@ fn landlock(profile: &Profile, caps: &Capabilities) -> Vec<Item> {
             ports(&l.tcp_connect)
         ),
     };
-    crate::landlock_rules::requirements(l)
+    crate::landlock::requirements(l)
         .into_iter()
         .map(|(needed, what)| {
             let mut it = need(what, needed);

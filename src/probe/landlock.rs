@@ -36,8 +36,14 @@ pub struct Landlock {
 }
 
 /// The kernel's Landlock ABI version, from
-/// `landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION)`.
-pub fn landlock_abi() -> Result<u32, Error> {
+/// `landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION)`, or the call's errno:
+/// `ENOSYS` when the kernel was built without Landlock, `EOPNOTSUPP` when it is built in but
+/// not enabled at boot.
+///
+/// The one probe of the ABI: doctor reports its answer ([`landlock_abi`], [`landlock`]) and
+/// the jail prepares its Landlock rules for it (`landlock::prepare`), so the two cannot
+/// disagree about the kernel.
+pub fn landlock_abi_errno() -> Result<u32, Errno> {
     // SAFETY: with LANDLOCK_CREATE_RULESET_VERSION the attribute pointer must be NULL and
     // the size 0; the kernel reads no memory and returns the version, not a file descriptor.
     let ret = unsafe {
@@ -49,12 +55,18 @@ pub fn landlock_abi() -> Result<u32, Error> {
         )
     };
     if ret < 0 {
-        return Err(Error::Syscall {
-            syscall: "landlock_create_ruleset",
-            errno: Errno::last(),
-        });
+        return Err(Errno::last());
     }
-    Ok(u32::try_from(ret).unwrap_or(0))
+    // The kernel returns an int; saturate rather than wrap should that ever change.
+    Ok(u32::try_from(ret).unwrap_or(u32::MAX))
+}
+
+/// [`landlock_abi_errno`], with a failure named for the report.
+pub fn landlock_abi() -> Result<u32, Error> {
+    landlock_abi_errno().map_err(|errno| Error::Syscall {
+        syscall: "landlock_create_ruleset",
+        errno,
+    })
 }
 
 pub fn landlock() -> Landlock {

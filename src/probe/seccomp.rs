@@ -5,6 +5,9 @@ use serde::Serialize;
 
 use super::{Error, Failure, read_trimmed};
 
+/// `CAP_SYS_ADMIN` from linux/capability.h (libc does not define the numbers).
+const CAP_SYS_ADMIN: u32 = 21;
+
 const ACTIONS_AVAIL: &str = "/proc/sys/kernel/seccomp/actions_avail";
 
 /// The action names the kernel uses in `actions_avail`, with their return values, for
@@ -60,12 +63,8 @@ pub fn privileges() -> Privileges {
         euid,
         gid: nix::unistd::getgid().as_raw(),
         root: euid == 0,
-        cap_sys_admin: caps::has_cap(
-            None,
-            caps::CapSet::Effective,
-            caps::Capability::CAP_SYS_ADMIN,
-        )
-        .unwrap_or(false),
+        cap_sys_admin: crate::jail::capget_effective()
+            .is_ok_and(|effective| effective & (1 << CAP_SYS_ADMIN) != 0),
     }
 }
 
@@ -79,7 +78,7 @@ pub fn no_new_privs() -> NoNewPrivs {
 }
 
 pub fn seccomp() -> Seccomp {
-    let (available, error) = match filter_supported() {
+    let (available, error) = match seccomp_filter() {
         Ok(()) => (true, None),
         Err(e) => (false, Some(Failure::from(e))),
     };
@@ -107,10 +106,15 @@ pub fn seccomp() -> Seccomp {
     }
 }
 
-/// Filter mode is supported when `seccomp(SECCOMP_SET_MODE_FILTER)` with a NULL program
-/// fails with EFAULT (the kernel got as far as reading it) rather than EINVAL or ENOSYS.
-/// The kernel copies the program before any other check, so nothing is installed.
-fn filter_supported() -> Result<(), Error> {
+/// Whether this process can install a seccomp filter: filter mode is supported when
+/// `seccomp(SECCOMP_SET_MODE_FILTER)` with a NULL program fails with EFAULT (the kernel got
+/// as far as reading it) rather than EINVAL or ENOSYS (or an errno some filter above us
+/// answers for `seccomp`). The kernel copies the program before any other check, so
+/// nothing is installed.
+///
+/// The one probe of seccomp filters: doctor reports it ([`seccomp`]) and the jail plan
+/// compiles its filter only when it succeeds (or refuses `enforcement.seccomp: required`).
+pub fn seccomp_filter() -> Result<(), Error> {
     // SAFETY: the program pointer is NULL, so the kernel fails the copy with EFAULT and
     // installs nothing; no memory of ours is read or written.
     let ret = unsafe {
