@@ -4,7 +4,7 @@
 #[path = "suite/mod.rs"]
 mod suite;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: bench [--quick] [--json FILE] [--cold-reps N]";
@@ -29,7 +29,7 @@ fn main() -> ExitCode {
         }
     }
     let bins = suite::Binaries {
-        stub: PathBuf::from(env!("CARGO_BIN_EXE_plugjail-stub")),
+        stub: Path::new(env!("CARGO_BIN_EXE_plugjail")).with_file_name("plugjail-stub"),
         plugjail: PathBuf::from(env!("CARGO_BIN_EXE_plugjail")),
         root: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
         out: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench"),

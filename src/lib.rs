@@ -3,8 +3,9 @@
 //! The crate keeps *what* apart from *how*: [`profile`] reads and validates the policy ops
 //! staff write; one module per kernel mechanism enforces it.
 
-// Public: used by the binaries (src/main.rs, src/bin/plugjail-stub.rs), the integration
-// tests, the benches or the fuzz targets, or named in the docs for Rust hosts.
+// Public: used by the binary (src/main.rs), the integration tests or the benches, or named
+// in the docs for Rust hosts. The in-jail stub is its own crate (crates/stub), and the wire
+// format it shares with this crate another (crates/protocol, re-exported as `protocol`).
 pub mod cgroup;
 pub mod cli;
 pub mod doctor;
@@ -13,10 +14,9 @@ pub mod plugin_file;
 pub mod plugin_mode;
 pub mod probe;
 pub mod profile;
-pub mod protocol;
+pub use plugjail_protocol as protocol;
 pub mod seccomp;
 pub mod session;
-pub mod stub;
 pub mod sysnames;
 pub mod text;
 

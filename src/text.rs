@@ -30,6 +30,7 @@
 //! (the verdict on `--report` or `--status-fd`) stays lossless: it carries the text as it
 //! came, and serde's string escaping makes it safe JSON.
 
+use crate::protocol::payload::is_bidi_or_break;
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 
@@ -131,21 +132,6 @@ fn write_escaped(out: &mut dyn fmt::Write, text: &[u8], quote: bool) -> fmt::Res
 fn shown_escaped(c: char, quote: bool) -> bool {
     // is_control: Unicode category Cc, i.e. C0, DEL and C1.
     c.is_control() || c == '\\' || (quote && c == '"') || is_bidi_or_break(c)
-}
-
-/// Bidi embedding/override/isolate controls and marks (Trojan Source), and the Unicode
-/// line and paragraph separators (a line break to some terminals and viewers).
-pub fn is_bidi_or_break(c: char) -> bool {
-    matches!(
-        c,
-        '\u{061c}'
-            | '\u{200e}'
-            | '\u{200f}'
-            | '\u{202a}'..='\u{202e}'
-            | '\u{2028}'
-            | '\u{2029}'
-            | '\u{2066}'..='\u{2069}'
-    )
 }
 
 fn write_char_escape(out: &mut dyn fmt::Write, c: char) -> fmt::Result {

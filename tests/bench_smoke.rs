@@ -29,7 +29,7 @@ fn quick_bench_reports_every_figure() {
     let dir = tempfile::tempdir().expect("temp dir");
     let json_path = dir.path().join("bench.json");
     let bins = suite::Binaries {
-        stub: PathBuf::from(env!("CARGO_BIN_EXE_plugjail-stub")),
+        stub: Path::new(env!("CARGO_BIN_EXE_plugjail")).with_file_name("plugjail-stub"),
         plugjail: PathBuf::from(env!("CARGO_BIN_EXE_plugjail")),
         root: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
         out: Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-smoke"),

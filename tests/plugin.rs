@@ -945,7 +945,8 @@ fn a_noisy_plugin_cannot_flood_the_host() {
         assert_eq!(c.code, Some(0), "{}", c.describe());
         assert_eq!(c.stdout, b"done");
         // 16 MiB were written to stdout, stderr and the log; the host got the budgets.
-        let bound = plugjail::stub::sink::LOG_BUDGET + 3 * plugjail::stub::sink::OUTPUT_BUDGET;
+        let bound =
+            plugjail::protocol::consts::LOG_BUDGET + 3 * plugjail::protocol::consts::OUTPUT_BUDGET;
         assert!(
             c.stderr.len() < bound + (64 << 10),
             "{} bytes on stderr",

@@ -19,9 +19,11 @@ use plugjail::profile::{self, Plugin, Profile};
 use plugjail::protocol::consts::{exit_code, log_level};
 use plugjail::protocol::{Channel, ChannelError, ErrorKind, ProtocolError};
 use plugjail::seccomp::{SeccompPhase, SeccompProgram, compile};
-use plugjail::stub;
 
-const STUB: &str = env!("CARGO_BIN_EXE_plugjail-stub");
+/// The stub is its own crate's binary, built next to plugjail (scripts/test.sh builds both).
+fn stub_exe() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_plugjail")).with_file_name("plugjail-stub")
+}
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Where the stub finds each descriptor (the hostile channel_writer plugin relies on 4).
@@ -143,7 +145,7 @@ impl Session {
         let load: Option<SeccompProgram> = s.load.then(|| {
             compile(&prof.seccomp, SeccompPhase::Load, Some(EXE_FD)).expect("load filter")
         });
-        let exe = std::fs::File::open(STUB).expect("open stub");
+        let exe = std::fs::File::open(stub_exe()).expect("open stub");
 
         let mut args = vec![
             "--channel".to_string(),
@@ -190,7 +192,7 @@ impl Session {
                 (out_w.as_raw_fd(), 2),
             ]);
         }
-        let mut cmd = Command::new(STUB);
+        let mut cmd = Command::new(stub_exe());
         cmd.args(&args)
             .env_clear()
             .envs(s.env.iter().map(|(k, v)| (k, v)));
@@ -480,7 +482,9 @@ fn a_noisy_plugin_cannot_flood_the_host() {
         let logs = s.logs.lock().unwrap();
         let total: usize = logs.bytes.iter().sum();
         // Two calls: each at most the log budget plus the output budget, plus notes.
-        let bound = 2 * (stub::sink::LOG_BUDGET + stub::sink::OUTPUT_BUDGET) + (64 << 10);
+        let bound = 2
+            * (plugjail::protocol::consts::LOG_BUDGET + plugjail::protocol::consts::OUTPUT_BUDGET)
+            + (64 << 10);
         assert!(total <= bound, "output={output}: {total} bytes of LOG");
         assert!(logs.bytes[log_level::DEBUG as usize] > 0);
         if output {
@@ -491,11 +495,11 @@ fn a_noisy_plugin_cannot_flood_the_host() {
             // each: the stub learns of it from its SIGURG notification, and more than one
             // call's budget arrives only if the second call's output was noticed too.
             assert!(
-                out > stub::sink::OUTPUT_BUDGET + 4096,
+                out > plugjail::protocol::consts::OUTPUT_BUDGET + 4096,
                 "stdout of both calls forwarded: {out} bytes"
             );
             assert!(
-                out <= 3 * stub::sink::OUTPUT_BUDGET,
+                out <= 3 * plugjail::protocol::consts::OUTPUT_BUDGET,
                 "{out} bytes of output"
             );
         } else {

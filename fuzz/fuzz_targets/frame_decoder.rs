@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use plugjail::protocol::FrameReader;
-use plugjail::protocol::payload::{CallPayload, ErrorPayload, Hello, LogPayload, check_shutdown};
+use plugjail_protocol::FrameReader;
+use plugjail_protocol::payload::{CallPayload, ErrorPayload, Hello, LogPayload, check_shutdown};
 
 fuzz_target!(|data: &[u8]| {
     // The first bytes choose the cap and the chunking; the rest is the stream.

@@ -113,6 +113,25 @@ pub struct PluginJail {
     pub stub: PathBuf,
 }
 
+/// The allow rule added to the profile's load phase when the jail runs the stub, so the
+/// stub can ask for its channel: exactly `recvmsg(socket, ..)`. The jail's serve gate stops
+/// that call for the init, which decides the switch; a plugin making it early only starts
+/// its serve phase early.
+pub fn load_phase_rules(socket: i32) -> Vec<crate::profile::Rule> {
+    use crate::profile::{ArgCondition, CmpOp, Rule};
+    let eq = |index, value| ArgCondition {
+        index,
+        op: CmpOp::Eq,
+        value,
+        mask: None,
+    };
+    vec![Rule {
+        syscalls: vec!["recvmsg".to_string()],
+        args: vec![eq(0, u64::from(socket.unsigned_abs()))],
+        comment: Some("plugjail-stub asks for its channel (the switch)".to_string()),
+    }]
+}
+
 /// The serve gate for `profile`, when it has a serve phase to enforce: seccomp in the plan,
 /// a serve phase narrower than the load phase, and a default action that refuses (`log`
 /// refuses nothing, in either phase).
@@ -175,7 +194,7 @@ pub fn prepare(
         .seccomp
         .load
         .allow
-        .extend(crate::stub::load_phase_rules(JAIL_SWITCH));
+        .extend(load_phase_rules(JAIL_SWITCH));
     let max_message = u32::try_from(profile.limits.max_message).unwrap_or(u32::MAX);
     let argv: Vec<OsString> = vec![
         STUB_NAME.into(),

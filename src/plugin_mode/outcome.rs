@@ -19,6 +19,7 @@
 //! | 125 | `setup_failed` (the jail's or plugjail's fault: worth a retry) |
 //! | 128+N | `signaled`: the plugin crashed with signal N |
 
+use crate::protocol::consts::NO_ENTRY_MESSAGE as NO_ENTRY;
 use std::time::Duration;
 
 use crate::protocol::consts::{ErrorKind, exit_code};
@@ -205,9 +206,6 @@ fn plugin_failure(v: Verdict, outcome: Outcome, stage: &'static str) -> Verdict 
     v
 }
 
-/// How LoadError::NoEntry's message starts in the stub (src/stub/plugin.rs).
-const NO_ENTRY: &str = "the plugin does not export plugjail_plugin_v1";
-
 /// What a startup ERROR frame (call id 0) adds to a `plugin_failure` the stub's exit
 /// code already established.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -346,9 +344,7 @@ mod tests {
     #[test]
     fn a_startup_error_frame_adds_detail_to_the_stage_the_exit_code_gave() {
         let f = SessionFacts::default;
-        let no_entry = crate::stub::plugin::LoadError::NoEntry {
-            message: "undefined symbol: plugjail_plugin_v1".to_owned(),
-        };
+        let no_entry = format!("{NO_ENTRY}: undefined symbol: plugjail_plugin_v1");
         let mut v = ctx_run(exit_code::LOAD_FAILED, f());
         add_startup_error(&mut v, ErrorKind::LoadFailed, 0, no_entry.to_string());
         let p = v.plugin_failure.clone().unwrap();

@@ -19,73 +19,20 @@
 //! own deadline (SECURITY.md). The memfd is sealed against shrinking, so nothing the jail
 //! does can make the supervisor's read fault.
 
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+pub use plugjail_protocol::watch::WatchError;
+use plugjail_protocol::watch::{PAGE, Page};
+
 use crate::verdict::TimeoutKind;
-
-/// Size of the shared mapping.
-const PAGE: usize = 4096;
-
-#[derive(Debug, thiserror::Error)]
-pub enum WatchError {
-    #[error("watch page ({syscall}): {source}")]
-    Sys {
-        syscall: &'static str,
-        source: io::Error,
-    },
-}
-
-fn sys_err(syscall: &'static str) -> WatchError {
-    WatchError::Sys {
-        syscall,
-        source: io::Error::last_os_error(),
-    }
-}
-
-/// A shared mapping of the page.
-#[derive(Debug)]
-struct Mapping(NonNull<AtomicU64>);
-
-// SAFETY: the mapping is plain shared memory accessed only through an AtomicU64.
-unsafe impl Send for Mapping {}
-// SAFETY: as above; atomics make concurrent access defined.
-unsafe impl Sync for Mapping {}
-
-impl Mapping {
-    fn new(fd: RawFd, prot: libc::c_int) -> Result<Mapping, WatchError> {
-        // SAFETY: a fresh shared mapping of PAGE bytes of a memfd at least that long (sealed
-        // against shrinking on the supervisor side); the kernel picks the address.
-        let p = unsafe { libc::mmap(std::ptr::null_mut(), PAGE, prot, libc::MAP_SHARED, fd, 0) };
-        if p == libc::MAP_FAILED {
-            return Err(sys_err("mmap"));
-        }
-        NonNull::new(p.cast())
-            .map(Mapping)
-            .ok_or_else(|| sys_err("mmap"))
-    }
-
-    fn seq(&self) -> &AtomicU64 {
-        // SAFETY: the mapping is page-aligned, PAGE bytes, alive as long as `self`.
-        unsafe { self.0.as_ref() }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: unmapping exactly the region mmap returned; nothing refers to it after.
-        unsafe { libc::munmap(self.0.as_ptr().cast(), PAGE) };
-    }
-}
 
 /// The supervisor's side: the page's memfd (to hand to the stub) and a read-only view.
 #[derive(Debug)]
 pub struct Watcher {
     memfd: OwnedFd,
-    page: Mapping,
+    page: Page,
     call_time: Option<Duration>,
     idle_time: Option<Duration>,
     last: u64,
@@ -106,22 +53,22 @@ impl Watcher {
             )
         };
         if fd < 0 {
-            return Err(sys_err("memfd_create"));
+            return Err(WatchError::last("memfd_create"));
         }
         // SAFETY: memfd_create just returned this descriptor; nothing else owns it.
         let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
         // SAFETY: integer calls on the memfd we own.
         if unsafe { libc::ftruncate(memfd.as_raw_fd(), PAGE as libc::off_t) } < 0 {
-            return Err(sys_err("ftruncate"));
+            return Err(WatchError::last("ftruncate"));
         }
         // No shrinking (a read past the end would SIGBUS the supervisor), no growing, no
         // new seals; writes stay allowed for the stub.
         let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
         // SAFETY: as above.
         if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
-            return Err(sys_err("fcntl(F_ADD_SEALS)"));
+            return Err(WatchError::last("fcntl(F_ADD_SEALS)"));
         }
-        let page = Mapping::new(memfd.as_raw_fd(), libc::PROT_READ)?;
+        let page = Page::map(memfd.as_raw_fd(), libc::PROT_READ)?;
         Ok(Watcher {
             memfd,
             page,
@@ -192,37 +139,10 @@ impl Watcher {
     }
 }
 
-/// The stub's side: the page mapped writable.
-#[derive(Debug)]
-pub struct StubPage(Mapping);
-
-impl StubPage {
-    /// Maps the page from `fd` (the stub closes `fd` afterwards).
-    pub fn map(fd: RawFd) -> Result<StubPage, WatchError> {
-        Mapping::new(fd, libc::PROT_READ | libc::PROT_WRITE).map(StubPage)
-    }
-
-    /// A call into the plugin starts (seq becomes odd).
-    #[inline]
-    pub fn begin(&self) {
-        let seq = self.0.seq();
-        seq.store(seq.load(Ordering::Relaxed) | 1, Ordering::Release);
-    }
-
-    /// The call returned (seq becomes the next even number).
-    #[inline]
-    pub fn end(&self) {
-        let seq = self.0.seq();
-        seq.store(
-            (seq.load(Ordering::Relaxed) | 1).wrapping_add(1),
-            Ordering::Release,
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugjail_protocol::watch::StubPage;
 
     #[test]
     fn a_long_call_and_a_long_idle_are_seen() {

@@ -13,16 +13,13 @@ use std::os::fd::RawFd;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::protocol::consts::log_level;
-use crate::protocol::frame::FrameWriter;
-use crate::protocol::payload;
+use plugjail_protocol::consts::{LOG_BUDGET, OUTPUT_BUDGET, log_level};
 
 /// Longest single log line (longer ones are cut).
 pub const MAX_LOG_LINE: usize = 16 << 10;
-/// Log text per call (or init), beyond which lines are dropped.
-pub const LOG_BUDGET: usize = 1 << 20;
-/// Forwarded stdout/stderr per call (or init).
-pub const OUTPUT_BUDGET: usize = 64 << 10;
+use plugjail_protocol::frame::FrameWriter;
+use plugjail_protocol::payload;
+
 /// How much more output one drain reads and discards before giving up (a plugin thread
 /// may keep writing while the stub drains).
 const DISCARD_LIMIT: usize = 4 << 20;

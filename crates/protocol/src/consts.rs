@@ -140,3 +140,13 @@ pub mod exit_code {
     /// init() returned non-zero.
     pub const INIT_FAILED: i32 = 69;
 }
+
+/// Log text (levels 0–3) the stub forwards per call (or init); the rest is dropped and the
+/// host told once how much (docs/protocol.md, LOG).
+pub const LOG_BUDGET: usize = 1 << 20;
+/// The plugin's stdout/stderr (level 4) the stub forwards per call (or init).
+pub const OUTPUT_BUDGET: usize = 64 << 10;
+
+/// How the stub's `load_failed` ERROR message begins when the plugin loaded but does not
+/// export its entry symbol (a host tells that apart from a failed dlopen by it).
+pub const NO_ENTRY_MESSAGE: &str = "the plugin does not export plugjail_plugin_v1";

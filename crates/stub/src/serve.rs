@@ -6,14 +6,14 @@
 use std::ffi::c_int;
 use std::os::fd::RawFd;
 
-use crate::protocol::consts::{ErrorKind, FrameType, exit_code};
-use crate::protocol::frame::{FrameReader, FrameWriter, ReadError};
-use crate::protocol::payload::{self, CallPayload};
+use plugjail_protocol::consts::{ErrorKind, FrameType, exit_code};
+use plugjail_protocol::frame::{FrameReader, FrameWriter, ReadError};
+use plugjail_protocol::payload::{self, CallPayload};
 
 use super::args::Args;
 use super::plugin::{Output, Plugin};
 use super::sink;
-use crate::plugin_mode::watch::StubPage;
+use plugjail_protocol::watch::StubPage;
 
 pub fn serve(
     a: &Args,

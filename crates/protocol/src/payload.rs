@@ -105,11 +105,27 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Bidi embedding/override/isolate controls and marks (Trojan Source), and the Unicode
+/// line and paragraph separators (a line break to some terminals and viewers): characters
+/// that change how the text around them is shown.
+pub fn is_bidi_or_break(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2028}'
+            | '\u{2029}'
+            | '\u{2066}'..='\u{2069}'
+    )
+}
+
 /// A valid name: 1..=255 bytes of UTF-8 without control characters, bidi controls or
 /// line separators (names are shown to people, e.g. in a host's plugin list).
 pub fn check_name(bytes: &[u8]) -> Option<&str> {
     let s = std::str::from_utf8(bytes).ok()?;
-    let shown_as_is = |c: char| !c.is_control() && !crate::text::is_bidi_or_break(c);
+    let shown_as_is = |c: char| !c.is_control() && !is_bidi_or_break(c);
     let ok = !s.is_empty() && s.len() <= MAX_NAME_LEN && s.chars().all(shown_as_is);
     ok.then_some(s)
 }

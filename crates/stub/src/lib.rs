@@ -31,9 +31,9 @@ pub mod sink;
 use std::ffi::{CStr, c_char, c_int};
 use std::os::fd::RawFd;
 
-use crate::protocol::consts::{ErrorKind, exit_code};
-use crate::protocol::frame::FrameWriter;
-use crate::protocol::payload;
+use plugjail_protocol::consts::{ErrorKind, exit_code};
+use plugjail_protocol::frame::FrameWriter;
+use plugjail_protocol::payload;
 
 use args::{Channel, Command};
 
@@ -72,7 +72,7 @@ fn run(a: &args::Args) -> c_int {
     stdio(a);
     // Mapped before the plugin exists, and the descriptor closed: the plugin never holds
     // it (it could only reach the mapping, see plugin_mode::watch).
-    let watch = match a.watch_fd.map(crate::plugin_mode::watch::StubPage::map) {
+    let watch = match a.watch_fd.map(plugjail_protocol::watch::StubPage::map) {
         None => None,
         Some(Ok(page)) => Some(page),
         Some(Err(e)) => {
@@ -261,23 +261,4 @@ fn close(fd: RawFd) {
 fn write_fd(fd: RawFd, bytes: &[u8]) {
     // SAFETY: valid slice; a failed diagnostic write is ignored.
     unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
-}
-
-/// The allow rule the supervisor adds to the profile's load phase when it runs the stub
-/// (plugin mode), so the stub can ask for its channel: exactly `recvmsg(socket, ..)`. The
-/// jail's serve gate stops that call for the init, which decides the switch; a plugin
-/// making it early only starts its serve phase early.
-pub fn load_phase_rules(socket: RawFd) -> Vec<crate::profile::Rule> {
-    use crate::profile::{ArgCondition, CmpOp, Rule};
-    let eq = |index, value| ArgCondition {
-        index,
-        op: CmpOp::Eq,
-        value,
-        mask: None,
-    };
-    vec![Rule {
-        syscalls: vec!["recvmsg".to_string()],
-        args: vec![eq(0, socket as u64)],
-        comment: Some("plugjail-stub asks for its channel (the switch)".to_string()),
-    }]
 }

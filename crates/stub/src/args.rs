@@ -9,7 +9,7 @@
 use std::ffi::CStr;
 use std::os::fd::RawFd;
 
-use crate::protocol::consts::MIN_MAX_MESSAGE;
+use plugjail_protocol::consts::MIN_MAX_MESSAGE;
 
 /// Where the channel to the host comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,9 +4,9 @@
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::os::fd::RawFd;
 
-use crate::protocol::consts::{ABI_VERSION, MAX_METHODS, log_level};
-use crate::protocol::frame::FrameWriter;
-use crate::protocol::payload::{MAX_ERROR_MESSAGE, check_name};
+use plugjail_protocol::consts::{ABI_VERSION, MAX_METHODS, log_level};
+use plugjail_protocol::frame::FrameWriter;
+use plugjail_protocol::payload::{MAX_ERROR_MESSAGE, check_name};
 
 use super::sink;
 
@@ -39,7 +39,7 @@ pub struct HostTable {
 pub enum LoadError {
     #[error("dlopen {path}: {message}")]
     Dlopen { path: String, message: String },
-    #[error("the plugin does not export plugjail_plugin_v1: {message}")]
+    #[error("{}: {message}", plugjail_protocol::consts::NO_ENTRY_MESSAGE)]
     NoEntry { message: String },
     #[error("plugin ABI mismatch: {what}")]
     Abi { what: String },
