@@ -26,6 +26,7 @@
 mod build;
 mod check;
 mod exec;
+mod hostile;
 mod modes;
 mod outside;
 pub mod probe;
@@ -43,6 +44,8 @@ pub use build::{Lang, build};
 pub use check::Failures;
 #[allow(unused_imports)]
 pub use exec::{Exec, deny_ptrace};
+#[allow(unused_imports)]
+pub use hostile::{HostProcess, Pty, SECRET, SHIPPED, attack, jail, label};
 #[allow(unused_imports)]
 pub use modes::{Mode, jail_modes};
 #[allow(unused_imports)]
