@@ -17,20 +17,26 @@ use crate::jail::target::Target;
 use crate::profile::{Profile, load_str};
 use crate::seccomp::{self, SeccompPhase};
 
-/// The descriptors of the plan's [`ChildFds`]: numbers only, the recorder never uses them.
-const SYNC: RawFd = 100;
-const ERR: RawFd = 101;
-const STATUS: RawFd = 102;
-const MEMFD: RawFd = 103;
+/// The descriptors of the plan's [`ChildFds`]: numbers only, which the recorder never uses.
+/// Negative, so that no name stands for a jail descriptor number (0-63) or a placed
+/// descriptor's source (a real /dev/null of the test process).
+const SYNC: RawFd = -10;
+const ERR: RawFd = -11;
+const STATUS: RawFd = -12;
+const MEMFD: RawFd = -13;
 /// What the recorder's `handshake_pair` returns: (init's end, target's end).
-const INIT_SOCK: RawFd = 110;
-const TARGET_SOCK: RawFd = 111;
+const INIT_SOCK: RawFd = -20;
+const TARGET_SOCK: RawFd = -21;
 
 /// A [`ChildSys`] that records each call as a line of text and answers as told.
 struct Recorder {
     calls: Vec<String>,
-    /// Names for descriptor numbers in the lines ("sync", "src@3", ...).
-    names: Vec<(RawFd, String)>,
+    /// Names for the plan's fixed descriptor numbers in the lines ("sync", "memfd", ...).
+    names: Vec<(RawFd, &'static str)>,
+    /// Names for the placed descriptors' sources ("src@3": copied to 3), which are real
+    /// descriptors of the test process: named only where a source is expected (`dup2`),
+    /// since their numbers may equal the jail's own small ones.
+    sources: Vec<(RawFd, String)>,
     /// What `fork` returns: 0 follows the target, a pid the init.
     fork: libc::pid_t,
     /// The init's answer at the tracing handshake.
@@ -58,7 +64,8 @@ impl Recorder {
         ];
         Recorder {
             calls: Vec::new(),
-            names: names.iter().map(|(fd, n)| (*fd, n.to_string())).collect(),
+            names: names.to_vec(),
+            sources: Vec::new(),
             fork: 0,
             traced: true,
             sync_eof_at: None,
@@ -72,7 +79,7 @@ impl Recorder {
     /// Names the placed descriptors' sources of `plan` ("src@TARGET").
     fn naming_sources(mut self, plan: &Plan) -> Recorder {
         for p in &plan.fds {
-            self.names
+            self.sources
                 .push((p.source.as_raw_fd(), format!("src@{}", p.target)));
         }
         self
@@ -80,6 +87,13 @@ impl Recorder {
 
     fn fd(&self, fd: RawFd) -> String {
         self.names
+            .iter()
+            .find(|(n, _)| *n == fd)
+            .map_or_else(|| fd.to_string(), |(_, name)| name.to_string())
+    }
+
+    fn source(&self, fd: RawFd) -> String {
+        self.sources
             .iter()
             .find(|(n, _)| *n == fd)
             .map_or_else(|| fd.to_string(), |(_, name)| name.clone())
@@ -202,7 +216,7 @@ impl ChildSys for Recorder {
         self.rec("setsid".into())
     }
     fn dup2(&mut self, old: RawFd, new: RawFd) -> Result<(), i32> {
-        let line = format!("dup2 {} {new}", self.fd(old));
+        let line = format!("dup2 {} {new}", self.source(old));
         self.rec(line)
     }
     fn close_range(&mut self, first: u32, last: u32) -> Result<(), i32> {
@@ -347,7 +361,8 @@ fn exec_plan(caller: Caller) -> Plan {
     } else {
         0
     };
-    let seccomp = seccomp::compile(&p.seccomp, SeccompPhase::Load, Some(MEMFD)).unwrap();
+    // The filter's exec rule names a descriptor number; which one does not matter here.
+    let seccomp = seccomp::compile(&p.seccomp, SeccompPhase::Load, Some(65536)).unwrap();
     assert!(seccomp.has_traced_variant(), "kill_process is traced");
     Plan {
         namespaces: NamespacePlan {
