@@ -7,17 +7,27 @@
 //! (step, errno, item) record to the close-on-exec error pipe and `_exit`s; a successful
 //! `execveat` closes that pipe, which the supervisor reads as success.
 //!
+//! The sequence ([`sequence`]) makes every syscall through [`ChildSys`]: [`Kernel`] makes
+//! the real ones, and the unit tests (`child/tests.rs`) a recording double that checks the
+//! order of the steps without root. The sequence never ends the process itself: it returns
+//! an [`Ending`] (a failed step, a vanished supervisor, or the init's side of the fork),
+//! and [`run`] carries that out (error record and `_exit`, or the init's loop). Exec is
+//! the one ending that never returns to [`run`].
+//!
 //! The numbered comments match docs/architecture.md one to one.
 
 use std::ffi::CStr;
 use std::os::fd::RawFd;
 
-use libc::{MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_REC};
+use libc::{MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_REC, c_int, c_ulong};
+use nix::errno::Errno;
 
 use super::init;
-use super::plan::{FsOp, Plan, ROOT_TMPFS};
+use super::plan::{CStringArray, FsOp, Plan, ROOT_TMPFS};
 use super::step::{Failure, Step};
 use super::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+use crate::landlock_rules::{ApplyFailure, LandlockPlan};
+use crate::seccomp::SeccompProgram;
 
 /// Exit status of a child whose setup failed (the record, not this, is what counts).
 const SETUP_FAILED: libc::c_int = 125;
@@ -41,18 +51,251 @@ pub struct ChildFds {
     pub close: Vec<(u32, u32)>,
 }
 
-/// Reports a failed step and ends the process.
-fn fail(fds: &ChildFds, step: Step, errno: i32, item: u32) -> ! {
-    sys::write_all(fds.err_w, &Failure::encode(step, errno, item));
-    sys::exit(SETUP_FAILED)
+/// Every syscall the child sequence makes, one method each, with the arguments and the
+/// result (`Err(errno)`) of the wrappers in `sys.rs`. [`Kernel`] makes them; a test double
+/// records them. Implementations used after `clone` must keep the child's rules: no
+/// allocation, no locks, raw syscalls only.
+///
+/// What never returns is not here: exiting and the init's loop are [`run`]'s, after the
+/// sequence has returned its [`Ending`]; and a successful exec does not return from
+/// [`ChildSys::execveat`] (a double returns an errno instead, so the sequence ends there as
+/// a failed exec).
+pub(crate) trait ChildSys {
+    fn prctl(&mut self, option: c_int, arg2: c_ulong) -> Result<(), i32>;
+    /// One byte from `fd`; `Ok(false)` on end of file.
+    fn read_byte(&mut self, fd: RawFd) -> Result<bool, i32>;
+    /// Whether the writer of the pipe `fd` is gone (without blocking).
+    fn pipe_hung_up(&mut self, fd: RawFd) -> bool;
+    fn reset_signals(&mut self) -> Result<(), i32>;
+    fn set_ids(&mut self, uid: u32, gid: u32, clear_groups: bool) -> Result<(), i32>;
+    fn write_file(&mut self, path: &CStr, bytes: &[u8]) -> Result<(), i32>;
+    fn mount(
+        &mut self,
+        src: Option<&CStr>,
+        target: &CStr,
+        fstype: Option<&CStr>,
+        flags: c_ulong,
+        data: Option<&CStr>,
+    ) -> Result<(), i32>;
+    fn mount_setattr(&mut self, target: &CStr, attr_set: u64, recursive: bool) -> Result<(), i32>;
+    fn mkdir(&mut self, path: &CStr, mode: libc::mode_t) -> Result<(), i32>;
+    fn symlink(&mut self, target: &CStr, path: &CStr) -> Result<(), i32>;
+    fn touch(&mut self, path: &CStr) -> Result<(), i32>;
+    fn pivot_root(&mut self, new_root: &CStr, put_old: &CStr) -> Result<(), i32>;
+    fn chdir(&mut self, path: &CStr) -> Result<(), i32>;
+    fn umount_detach(&mut self, target: &CStr) -> Result<(), i32>;
+    fn sethostname(&mut self, name: &CStr) -> Result<(), i32>;
+    fn loopback_up(&mut self) -> Result<(), i32>;
+    fn setrlimit(&mut self, resource: u32, value: u64) -> Result<(), i32>;
+    fn unshare(&mut self, flags: c_int) -> Result<(), i32>;
+    fn drop_bounding_set(&mut self) -> Result<(), i32>;
+    fn capset_empty(&mut self) -> Result<(), i32>;
+    fn setsid(&mut self) -> Result<(), i32>;
+    fn dup2(&mut self, old: RawFd, new: RawFd) -> Result<(), i32>;
+    fn close_range(&mut self, first: u32, last: u32) -> Result<(), i32>;
+    fn close(&mut self, fd: RawFd);
+    fn place_inheritable(&mut self, fd: RawFd, slot: RawFd) -> Result<(), i32>;
+    /// The init/target handshake socket pair (`init::handshake_pair`).
+    fn handshake_pair(&mut self) -> Result<(RawFd, RawFd), i32>;
+    /// Fork: 0 in the child (the target), the child's pid in the parent (the init). A
+    /// double does not fork; it returns the branch the test wants to follow.
+    fn fork(&mut self) -> Result<libc::pid_t, i32>;
+    /// The target's half of the tracing handshake (`init::await_tracer`): whether the
+    /// init now traces it.
+    fn await_tracer(&mut self, sock: RawFd, trace: bool) -> Result<bool, i32>;
+    /// Landlock's `restrict_self` with the plan's rules.
+    fn landlock(&mut self, plan: &LandlockPlan) -> Result<(), ApplyFailure>;
+    /// Installs `program` as it is (the serve gate).
+    fn install_filter(&mut self, program: &SeccompProgram) -> Result<(), Errno>;
+    /// Installs the load filter, its traced variant when `traced`.
+    fn install_filter_for(&mut self, program: &SeccompProgram, traced: bool) -> Result<(), Errno>;
+    /// `execveat(fd, "", argv, env, AT_EMPTY_PATH)`: returns only on failure, with the
+    /// errno.
+    fn execveat(&mut self, fd: RawFd, argv: &CStringArray, env: &CStringArray) -> i32;
+}
+
+/// The real syscalls (`sys.rs`, and the handshake in `init.rs`).
+pub(crate) struct Kernel;
+
+impl ChildSys for Kernel {
+    #[inline]
+    fn prctl(&mut self, option: c_int, arg2: c_ulong) -> Result<(), i32> {
+        sys::prctl(option, arg2)
+    }
+    #[inline]
+    fn read_byte(&mut self, fd: RawFd) -> Result<bool, i32> {
+        sys::read_byte(fd)
+    }
+    #[inline]
+    fn pipe_hung_up(&mut self, fd: RawFd) -> bool {
+        sys::pipe_hung_up(fd)
+    }
+    #[inline]
+    fn reset_signals(&mut self) -> Result<(), i32> {
+        sys::reset_signals()
+    }
+    #[inline]
+    fn set_ids(&mut self, uid: u32, gid: u32, clear_groups: bool) -> Result<(), i32> {
+        sys::set_ids(uid, gid, clear_groups)
+    }
+    #[inline]
+    fn write_file(&mut self, path: &CStr, bytes: &[u8]) -> Result<(), i32> {
+        sys::write_file(path, bytes)
+    }
+    #[inline]
+    fn mount(
+        &mut self,
+        src: Option<&CStr>,
+        target: &CStr,
+        fstype: Option<&CStr>,
+        flags: c_ulong,
+        data: Option<&CStr>,
+    ) -> Result<(), i32> {
+        sys::mount(src, target, fstype, flags, data)
+    }
+    #[inline]
+    fn mount_setattr(&mut self, target: &CStr, attr_set: u64, recursive: bool) -> Result<(), i32> {
+        sys::mount_setattr(target, attr_set, recursive)
+    }
+    #[inline]
+    fn mkdir(&mut self, path: &CStr, mode: libc::mode_t) -> Result<(), i32> {
+        sys::mkdir(path, mode)
+    }
+    #[inline]
+    fn symlink(&mut self, target: &CStr, path: &CStr) -> Result<(), i32> {
+        sys::symlink(target, path)
+    }
+    #[inline]
+    fn touch(&mut self, path: &CStr) -> Result<(), i32> {
+        sys::touch(path)
+    }
+    #[inline]
+    fn pivot_root(&mut self, new_root: &CStr, put_old: &CStr) -> Result<(), i32> {
+        sys::pivot_root(new_root, put_old)
+    }
+    #[inline]
+    fn chdir(&mut self, path: &CStr) -> Result<(), i32> {
+        sys::chdir(path)
+    }
+    #[inline]
+    fn umount_detach(&mut self, target: &CStr) -> Result<(), i32> {
+        sys::umount_detach(target)
+    }
+    #[inline]
+    fn sethostname(&mut self, name: &CStr) -> Result<(), i32> {
+        sys::sethostname(name)
+    }
+    #[inline]
+    fn loopback_up(&mut self) -> Result<(), i32> {
+        sys::loopback_up()
+    }
+    #[inline]
+    fn setrlimit(&mut self, resource: u32, value: u64) -> Result<(), i32> {
+        sys::setrlimit(resource, value)
+    }
+    #[inline]
+    fn unshare(&mut self, flags: c_int) -> Result<(), i32> {
+        sys::unshare(flags)
+    }
+    #[inline]
+    fn drop_bounding_set(&mut self) -> Result<(), i32> {
+        sys::drop_bounding_set()
+    }
+    #[inline]
+    fn capset_empty(&mut self) -> Result<(), i32> {
+        sys::capset_empty()
+    }
+    #[inline]
+    fn setsid(&mut self) -> Result<(), i32> {
+        sys::setsid()
+    }
+    #[inline]
+    fn dup2(&mut self, old: RawFd, new: RawFd) -> Result<(), i32> {
+        sys::dup2(old, new)
+    }
+    #[inline]
+    fn close_range(&mut self, first: u32, last: u32) -> Result<(), i32> {
+        sys::close_range(first, last)
+    }
+    #[inline]
+    fn close(&mut self, fd: RawFd) {
+        sys::close(fd)
+    }
+    #[inline]
+    fn place_inheritable(&mut self, fd: RawFd, slot: RawFd) -> Result<(), i32> {
+        sys::place_inheritable(fd, slot)
+    }
+    #[inline]
+    fn handshake_pair(&mut self) -> Result<(RawFd, RawFd), i32> {
+        init::handshake_pair()
+    }
+    #[inline]
+    fn fork(&mut self) -> Result<libc::pid_t, i32> {
+        sys::fork_raw()
+    }
+    #[inline]
+    fn await_tracer(&mut self, sock: RawFd, trace: bool) -> Result<bool, i32> {
+        init::await_tracer(sock, trace)
+    }
+    #[inline]
+    fn landlock(&mut self, plan: &LandlockPlan) -> Result<(), ApplyFailure> {
+        plan.apply_detailed()
+    }
+    #[inline]
+    fn install_filter(&mut self, program: &SeccompProgram) -> Result<(), Errno> {
+        program.install()
+    }
+    #[inline]
+    fn install_filter_for(&mut self, program: &SeccompProgram, traced: bool) -> Result<(), Errno> {
+        program.install_for(traced)
+    }
+    #[inline]
+    fn execveat(&mut self, fd: RawFd, argv: &CStringArray, env: &CStringArray) -> i32 {
+        // SAFETY: a CStringArray is a NULL-terminated array of pointers to C strings it
+        // owns; both arrays are borrowed from the plan, which lives until this process
+        // execs or exits.
+        unsafe { sys::execveat_fd(fd, argv.as_ptr(), env.as_ptr()) }
+    }
+}
+
+/// How [`sequence`] ends when it does not exec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// A step failed: report (step, errno, item) on the error pipe and leave.
+    Failed(Step, i32, u32),
+    /// The supervisor is gone (end of file on the sync pipe): leave quietly.
+    SupervisorGone,
+    /// The parent side of step 26's fork: this process is the jail's init, for the target
+    /// `target`, with its end `sock` of the handshake socket; `trace`: trace the target.
+    Init {
+        target: libc::pid_t,
+        sock: RawFd,
+        trace: bool,
+    },
 }
 
 /// Runs the jail sequence; never returns.
 pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
+    match sequence(&mut Kernel, plan, fds) {
+        Ending::Failed(step, errno, item) => {
+            sys::write_all(fds.err_w, &Failure::encode(step, errno, item));
+            sys::exit(SETUP_FAILED)
+        }
+        Ending::SupervisorGone => sys::exit(SETUP_FAILED),
+        Ending::Init {
+            target,
+            sock,
+            trace,
+        } => init::run(target, fds, sock, trace, plan.handover.as_ref()),
+    }
+}
+
+/// The jail sequence through `os`: returns only when it does not exec (see [`Ending`]).
+pub(crate) fn sequence<S: ChildSys>(os: &mut S, plan: &Plan, fds: &ChildFds) -> Ending {
     macro_rules! step {
         ($step:expr, $call:expr) => {
             if let Err(errno) = $call {
-                fail(fds, $step, errno, NO_ITEM)
+                return Ending::Failed($step, errno, NO_ITEM);
             }
         };
     }
@@ -61,22 +304,22 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
     //    (and, as PID 1 of the new PID namespace, everything in the jail with us).
     step!(
         Step::ParentDeathSignal,
-        sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
+        os.prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
     );
 
     // 2. Wait for the id maps: block until the supervisor has written uid_map/gid_map and
     //    sends one byte. EOF means it died before that (possibly before step 1 armed the
     //    death signal): leave quietly.
-    match sys::read_byte(fds.sync_r) {
+    match os.read_byte(fds.sync_r) {
         Ok(true) => {}
-        Ok(false) => sys::exit(SETUP_FAILED),
-        Err(errno) => fail(fds, Step::WaitForMaps, errno, NO_ITEM),
+        Ok(false) => return Ending::SupervisorGone,
+        Err(errno) => return Ending::Failed(Step::WaitForMaps, errno, NO_ITEM),
     }
 
     // 3. Default signal dispositions and an empty signal mask: an ignored signal survives
     //    exec, and plugjail (like every Rust program) ignores SIGPIPE, as may whoever
     //    started it (nohup); the program must start as if exec'd by a plain shell.
-    step!(Step::ResetSignals, sys::reset_signals());
+    step!(Step::ResetSignals, os.reset_signals());
 
     // 4. Securebits, locked: uid 0 never regains capabilities on exec, changing ids keeps
     //    capabilities (so step 5 can switch to the jail's ids before mounting, and the
@@ -86,7 +329,7 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
     if plan.drop_caps {
         step!(
             Step::Securebits,
-            sys::prctl(libc::PR_SET_SECUREBITS, sys::SECUREBITS_LOCKED_DOWN)
+            os.prctl(libc::PR_SET_SECUREBITS, sys::SECUREBITS_LOCKED_DOWN)
         );
     }
 
@@ -95,17 +338,17 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
     //    mounted by an id the namespace does not map. Root also drops its supplementary
     //    groups here.
     if let Some((uid, gid)) = plan.ids.switch_to {
-        step!(Step::SetIds, sys::set_ids(uid, gid, plan.ids.clear_groups));
+        step!(Step::SetIds, os.set_ids(uid, gid, plan.ids.clear_groups));
     }
 
     // 6. Changing ids cleared the parent death signal: arm it again, then make sure the
     //    supervisor did not die in between (its end of the sync pipe would be closed).
     step!(
         Step::RearmParentDeathSignal,
-        sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
+        os.prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
     );
-    if sys::pipe_hung_up(fds.sync_r) {
-        sys::exit(SETUP_FAILED);
+    if os.pipe_hung_up(fds.sync_r) {
+        return Ending::SupervisorGone;
     }
 
     // 7. No nested user namespaces: a user namespace needs no privilege to create, and
@@ -116,7 +359,7 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
     if plan.no_nested_userns {
         step!(
             Step::NoNestedUserNamespaces,
-            sys::write_file(c"/proc/sys/user/max_user_namespaces", b"0")
+            os.write_file(c"/proc/sys/user/max_user_namespaces", b"0")
         );
     }
 
@@ -125,7 +368,7 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
         //    to the host and no host mount event propagates in.
         step!(
             Step::MakeRootPrivate,
-            sys::mount(None, c"/", None, MS_REC | MS_PRIVATE, None)
+            os.mount(None, c"/", None, MS_REC | MS_PRIVATE, None)
         );
 
         // 9. A tiny private tmpfs as a base: it will hold the new root (/newroot) and the
@@ -133,7 +376,7 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
         //    /oldroot/PATH, even paths the new mounts would otherwise cover (like /tmp).
         step!(
             Step::MountBase,
-            sys::mount(
+            os.mount(
                 Some(c"tmpfs"),
                 c"/tmp",
                 Some(c"tmpfs"),
@@ -141,17 +384,17 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
                 Some(c"size=64k,nr_inodes=16,mode=0700"),
             )
         );
-        step!(Step::MountBase, sys::mkdir(c"/tmp/newroot", 0o700));
-        step!(Step::MountBase, sys::mkdir(c"/tmp/oldroot", 0o700));
+        step!(Step::MountBase, os.mkdir(c"/tmp/newroot", 0o700));
+        step!(Step::MountBase, os.mkdir(c"/tmp/oldroot", 0o700));
 
         // 10. Pivot into the base: the host root moves to /oldroot.
-        step!(Step::PivotToBase, sys::pivot_root(c"/tmp", c"/tmp/oldroot"));
-        step!(Step::PivotToBase, sys::chdir(c"/"));
+        step!(Step::PivotToBase, os.pivot_root(c"/tmp", c"/tmp/oldroot"));
+        step!(Step::PivotToBase, os.chdir(c"/"));
 
         // 11. The jail's root: a small tmpfs, nosuid and nodev.
         step!(
             Step::MountNewRoot,
-            sys::mount(
+            os.mount(
                 Some(c"tmpfs"),
                 c"/newroot",
                 Some(c"tmpfs"),
@@ -170,49 +413,53 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
         for (i, s) in ops.iter().enumerate() {
             let item = i as u32;
             let result = match &s.op {
-                FsOp::Mkdir(path) => sys::mkdir(path, 0o755).map_err(|e| (Step::Mkdir, e)),
+                FsOp::Mkdir(path) => os.mkdir(path, 0o755).map_err(|e| (Step::Mkdir, e)),
                 FsOp::Symlink { target, path } => {
-                    sys::symlink(target, path).map_err(|e| (Step::Symlink, e))
+                    os.symlink(target, path).map_err(|e| (Step::Symlink, e))
                 }
-                FsOp::Touch(path) => sys::touch(path).map_err(|e| (Step::MountPoint, e)),
-                FsOp::Bind { src, dst, attrs } => bind(src, dst, *attrs),
-                FsOp::Tmpfs { dst, flags, data } => {
-                    sys::mount(Some(c"tmpfs"), dst, Some(c"tmpfs"), *flags, Some(data))
-                        .map_err(|e| (Step::MountTmpfs, e))
-                }
-                FsOp::Proc { dst, data } => sys::mount(
-                    Some(c"proc"),
-                    dst,
-                    Some(c"proc"),
-                    MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                    Some(data),
-                )
-                .map_err(|e| (Step::MountProc, e)),
-                FsOp::Seal(dst) => sys::mount_setattr(
-                    dst,
-                    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-                    false,
-                )
-                .map_err(|e| (Step::SealMount, e)),
+                FsOp::Touch(path) => os.touch(path).map_err(|e| (Step::MountPoint, e)),
+                FsOp::Bind { src, dst, attrs } => bind(os, src, dst, *attrs),
+                FsOp::Tmpfs { dst, flags, data } => os
+                    .mount(Some(c"tmpfs"), dst, Some(c"tmpfs"), *flags, Some(data))
+                    .map_err(|e| (Step::MountTmpfs, e)),
+                FsOp::Proc { dst, data } => os
+                    .mount(
+                        Some(c"proc"),
+                        dst,
+                        Some(c"proc"),
+                        MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                        Some(data),
+                    )
+                    .map_err(|e| (Step::MountProc, e)),
+                FsOp::Seal(dst) => os
+                    .mount_setattr(
+                        dst,
+                        MOUNT_ATTR_RDONLY
+                            | MOUNT_ATTR_NOSUID
+                            | MOUNT_ATTR_NODEV
+                            | MOUNT_ATTR_NOEXEC,
+                        false,
+                    )
+                    .map_err(|e| (Step::SealMount, e)),
             };
             if let Err((step, errno)) = result {
-                fail(fds, step, errno, item);
+                return Ending::Failed(step, errno, item);
             }
         }
 
         // 13. Enter the new root: pivot_root(".", ".") stacks the base (with the host root
         //    under it) on top of the new root...
-        step!(Step::PivotRoot, sys::chdir(c"/newroot"));
-        step!(Step::PivotRoot, sys::pivot_root(c".", c"."));
+        step!(Step::PivotRoot, os.chdir(c"/newroot"));
+        step!(Step::PivotRoot, os.pivot_root(c".", c"."));
 
         // 14. ...and detaching it drops every path to the host's tree at once.
-        step!(Step::DetachOldRoot, sys::umount_detach(c"."));
+        step!(Step::DetachOldRoot, os.umount_detach(c"."));
 
         // 15. The root itself becomes read-only (and noexec: it only holds directories,
         //     symlinks and mount points).
         step!(
             Step::RemountRootReadOnly,
-            sys::mount_setattr(
+            os.mount_setattr(
                 c"/",
                 MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
                 false,
@@ -220,22 +467,22 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
         );
 
         // 16. Start in /.
-        step!(Step::Chdir, sys::chdir(c"/"));
+        step!(Step::Chdir, os.chdir(c"/"));
     }
 
     // 17. Hostname, in the jail's own UTS namespace.
     if let Some(name) = &plan.hostname {
-        step!(Step::Hostname, sys::sethostname(name));
+        step!(Step::Hostname, os.sethostname(name));
     }
 
     // 18. Loopback up, in the jail's own network namespace (network: loopback).
     if plan.loopback {
-        step!(Step::Loopback, sys::loopback_up());
+        step!(Step::Loopback, os.loopback_up());
     }
 
     // 19. Resource limits (lowered only; no core dumps).
     for &(resource, value) in &plan.rlimits {
-        step!(Step::Rlimits, sys::setrlimit(resource, value));
+        step!(Step::Rlimits, os.setrlimit(resource, value));
     }
 
     // 19b. Wait for the cgroup: a second byte on the sync pipe once the supervisor has
@@ -245,27 +492,27 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
     //      target is forked in step 26, after this. EOF: the supervisor died or gave up.
     //      It comes before the capability drop because step 19c needs CAP_SYS_ADMIN, and
     //      steps 20-25 take microseconds.
-    match sys::read_byte(fds.sync_r) {
+    match os.read_byte(fds.sync_r) {
         Ok(true) => {}
-        Ok(false) => sys::exit(SETUP_FAILED),
-        Err(errno) => fail(fds, Step::WaitForCgroup, errno, NO_ITEM),
+        Ok(false) => return Ending::SupervisorGone,
+        Err(errno) => return Ending::Failed(Step::WaitForCgroup, errno, NO_ITEM),
     }
 
     // 19c. The cgroup namespace, now that we are in the jail's cgroup (v1 cannot clone
     //      into a cgroup): rooted there, the jail sees its own cgroup as `/` and nothing
     //      of the host's cgroup tree or the supervisor's name.
     if plan.cgroup_namespace {
-        step!(Step::CgroupNamespace, sys::unshare(libc::CLONE_NEWCGROUP));
+        step!(Step::CgroupNamespace, os.unshare(libc::CLONE_NEWCGROUP));
     }
 
     if plan.drop_caps {
         // 20. Empty the capability bounding set: no exec can ever grant a capability.
-        step!(Step::DropBounding, sys::drop_bounding_set());
+        step!(Step::DropBounding, os.drop_bounding_set());
 
         // 21. Clear ambient capabilities.
         step!(
             Step::ClearAmbient,
-            sys::prctl(
+            os.prctl(
                 libc::PR_CAP_AMBIENT,
                 libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong
             )
@@ -273,28 +520,28 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
     }
 
     // 22. Drop every capability: effective, permitted, inheritable.
-    step!(Step::DropCapabilities, sys::capset_empty());
+    step!(Step::DropCapabilities, os.capset_empty());
 
     // 23. A new session: no controlling terminal, so TIOCSTI cannot push input into the
     //     caller's terminal and the jail receives no terminal signals.
-    step!(Step::NewSession, sys::setsid());
+    step!(Step::NewSession, os.setsid());
 
     // 24. no_new_privs: exec can never add privilege (setuid bits, file capabilities); it
     //     is also what lets an unprivileged process install Landlock and seccomp.
-    step!(Step::NoNewPrivs, sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1));
+    step!(Step::NoNewPrivs, os.prctl(libc::PR_SET_NO_NEW_PRIVS, 1));
 
     // 24b. Put the descriptors the program inherits (plugin mode: channel, plugin memfd,
     //      serve filter, ...) at their fixed numbers. Every source sits above the highest
     //      target, as do the child's own pipes, so no copy overwrites anything still needed.
     for placed in &plan.fds {
         let source = std::os::fd::AsRawFd::as_raw_fd(&placed.source);
-        step!(Step::PlaceFds, sys::dup2(source, placed.target));
+        step!(Step::PlaceFds, os.dup2(source, placed.target));
     }
 
     // 25. Close every descriptor except stdin/stdout/stderr, the placed ones, the error
     //     and status pipes and the program's memfd (the last three are close-on-exec).
     for &(first, last) in &fds.close {
-        step!(Step::CloseFds, sys::close_range(first, last));
+        step!(Step::CloseFds, os.close_range(first, last));
     }
 
     // 26. Fork the target. This process stays behind as the jail's init (PID 1 of the new
@@ -308,31 +555,35 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
             .seccomp
             .as_ref()
             .is_some_and(|s| s.has_traced_variant());
-    let (init_sock, target_sock) = match init::handshake_pair() {
+    let (init_sock, target_sock) = match os.handshake_pair() {
         Ok(pair) => pair,
-        Err(errno) => fail(fds, Step::ForkTarget, errno, NO_ITEM),
+        Err(errno) => return Ending::Failed(Step::ForkTarget, errno, NO_ITEM),
     };
-    match sys::fork_raw() {
-        Err(errno) => fail(fds, Step::ForkTarget, errno, NO_ITEM),
-        Ok(0) => sys::close(init_sock),
+    match os.fork() {
+        Err(errno) => return Ending::Failed(Step::ForkTarget, errno, NO_ITEM),
+        Ok(0) => os.close(init_sock),
         Ok(target) => {
-            sys::close(target_sock);
+            os.close(target_sock);
             // The init needs none of the program's placed descriptors but the channel it
             // hands over; anything else kept here would only delay the host's end of file.
             let kept = plan.handover.as_ref().map_or(&[][..], |h| &h.fds[..]);
             for placed in plan.fds.iter().filter(|p| !kept.contains(&p.target)) {
-                sys::close(placed.target);
+                os.close(placed.target);
             }
-            init::run(target, fds, init_sock, trace, plan.handover.as_ref())
+            return Ending::Init {
+                target,
+                sock: init_sock,
+                trace,
+            };
         }
     }
 
     // 26b. Wait for the tracer: tell the init we are ready to be seized (traceable), and
     //      learn whether it now traces us. Nothing of the program runs before that, so no
     //      process of the jail ever exists untraced when tracing works.
-    let traced = match init::await_tracer(target_sock, trace) {
+    let traced = match os.await_tracer(target_sock, trace) {
         Ok(traced) => traced,
-        Err(errno) => fail(fds, Step::WaitForTracer, errno, NO_ITEM),
+        Err(errno) => return Ending::Failed(Step::WaitForTracer, errno, NO_ITEM),
     };
 
     // 26c. Plugin mode: the channel is the init's until the stub's switch, so the target
@@ -343,26 +594,23 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
     match &plan.handover {
         Some(h) => {
             for fd in h.fds {
-                sys::close(fd);
+                os.close(fd);
             }
-            step!(
-                Step::ServeGate,
-                sys::place_inheritable(target_sock, h.socket)
-            );
+            step!(Step::ServeGate, os.place_inheritable(target_sock, h.socket));
             if h.gate.as_ref().is_some_and(|g| g.required) && !traced {
-                fail(fds, Step::ServeGate, libc::EPERM, NO_ITEM);
+                return Ending::Failed(Step::ServeGate, libc::EPERM, NO_ITEM);
             }
         }
-        None => sys::close(target_sock),
+        None => os.close(target_sock),
     }
 
     // 27. Landlock (target only; the init stays outside its domain, so the target can
     //     neither ptrace nor signal it).
     if let Some(landlock) = &plan.landlock
-        && let Err(f) = landlock.apply_detailed()
+        && let Err(f) = os.landlock(landlock)
     {
         let item = f.rule.map_or(NO_ITEM, |r| r as u32);
-        fail(fds, Step::Landlock, f.errno as i32, item);
+        return Ending::Failed(Step::Landlock, f.errno as i32, item);
     }
 
     // 28. Seccomp, as late as possible: from here only the profile's syscalls (and exactly
@@ -373,25 +621,31 @@ pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
     if let Some(gate) = gate
         && traced
     {
-        step!(Step::Seccomp, gate.program.install().map_err(|e| e as i32));
+        step!(
+            Step::Seccomp,
+            os.install_filter(&gate.program).map_err(|e| e as i32)
+        );
     }
     if let Some(seccomp) = &plan.seccomp {
         step!(
             Step::Seccomp,
-            seccomp.install_for(traced).map_err(|e| e as i32)
+            os.install_filter_for(seccomp, traced).map_err(|e| e as i32)
         );
     }
 
     // 29. Exec the program from its sealed memfd; on success the error pipe closes.
-    // SAFETY: argv and env are NULL-terminated arrays of C strings owned by `plan`, which
-    // lives until this process execs or exits.
-    let errno = unsafe { sys::execveat_fd(fds.memfd, plan.argv.as_ptr(), plan.env.as_ptr()) };
-    fail(fds, Step::Exec, errno, NO_ITEM)
+    let errno = os.execveat(fds.memfd, &plan.argv, &plan.env);
+    Ending::Failed(Step::Exec, errno, NO_ITEM)
 }
 
 /// Bind `src` onto `dst` with its submounts, then add `attrs` to the whole tree. Adding
 /// attributes with mount_setattr keeps whatever the kernel locked on the source mounts.
-fn bind(src: &CStr, dst: &CStr, attrs: u64) -> Result<(), (Step, i32)> {
-    sys::mount(Some(src), dst, None, MS_BIND | MS_REC, None).map_err(|e| (Step::Bind, e))?;
-    sys::mount_setattr(dst, attrs, true).map_err(|e| (Step::BindHarden, e))
+fn bind<S: ChildSys>(os: &mut S, src: &CStr, dst: &CStr, attrs: u64) -> Result<(), (Step, i32)> {
+    os.mount(Some(src), dst, None, MS_BIND | MS_REC, None)
+        .map_err(|e| (Step::Bind, e))?;
+    os.mount_setattr(dst, attrs, true)
+        .map_err(|e| (Step::BindHarden, e))
 }
+
+#[cfg(test)]
+mod tests;

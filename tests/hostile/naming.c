@@ -1,6 +1,7 @@
-// Programs for the seccomp-naming tests in tests/jail.rs: each makes one refused syscall
-// in a particular way (main thread, second thread, forked child, CLONE_UNTRACED), or uses
-// signals, children and job control heavily to show that the jail's tracer is invisible.
+// Programs for the seccomp-naming tests in tests/jail_naming.rs: each makes one refused
+// syscall in a particular way (main thread, second thread, forked child, CLONE_UNTRACED), or
+// uses signals, children and job control heavily to show that the jail's tracer is
+// invisible.
 //
 // A program that survives prints `result: ...` as its last line; a refused syscall must
 // end the run before that.
