@@ -26,7 +26,7 @@ use super::init;
 use super::plan::{CStringArray, FsOp, Plan, ROOT_TMPFS};
 use super::step::{Failure, Step};
 use super::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
-use crate::landlock_rules::{ApplyFailure, LandlockPlan};
+use crate::landlock::{ApplyFailure, LandlockPlan};
 use crate::seccomp::SeccompProgram;
 
 /// Exit status of a child whose setup failed (the record, not this, is what counts).

@@ -128,7 +128,7 @@ fn exec_plan(caller: Caller) -> Plan {
         fds: vec![],
         handover: None,
         seccomp: Some(seccomp),
-        landlock: Some(crate::landlock_rules::prepare(&p.landlock).unwrap()),
+        landlock: Some(crate::landlock::prepare(&p.landlock).unwrap()),
         no_nested_userns: namespaced,
         drop_caps: euid == 0 || namespaced,
         cgroup_namespace: namespaced,

@@ -10,7 +10,7 @@ use nix::errno::Errno;
 
 use super::super::{ChildSys, Plan};
 use crate::jail::plan::CStringArray;
-use crate::landlock_rules::{ApplyFailure, LandlockPlan};
+use crate::landlock::{ApplyFailure, LandlockPlan};
 use crate::seccomp::SeccompProgram;
 
 /// The descriptors of the plan's `ChildFds`: numbers only, which the recorder never uses.
