@@ -231,7 +231,10 @@ impl ChildSys for Kernel {
     }
     #[inline]
     fn fork(&mut self) -> Result<libc::pid_t, i32> {
-        sys::fork_raw()
+        // SAFETY: `Kernel` is only used by `run`, in the child clone3 just made: one
+        // thread, and both sides of this fork continue the sequence, which makes only raw
+        // syscalls on the plan (the target until it execs, the init in `init::run`).
+        unsafe { sys::fork_raw() }
     }
     #[inline]
     fn await_tracer(&mut self, sock: RawFd, trace: bool) -> Result<bool, i32> {

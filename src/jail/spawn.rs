@@ -37,6 +37,11 @@ pub enum SpawnError {
     },
     #[error("placing the jail in its cgroup: {0}")]
     Cgroup(#[from] CgroupError),
+    #[error(
+        "plugjail has {threads} threads here; the jail can only be cloned from a \
+         single-threaded process (a plugjail bug)"
+    )]
+    Threaded { threads: String },
 }
 
 impl SpawnError {
@@ -49,7 +54,7 @@ impl SpawnError {
             | SpawnError::Wait { source }
             | SpawnError::Read { source, .. } => source.raw_os_error(),
             SpawnError::Maps(e) => e.source.raw_os_error(),
-            SpawnError::Cgroup(_) => None,
+            SpawnError::Cgroup(_) | SpawnError::Threaded { .. } => None,
         }
     }
 
@@ -57,7 +62,7 @@ impl SpawnError {
     pub fn step(&self) -> &'static str {
         match self {
             SpawnError::Pipe { .. } => "pipe",
-            SpawnError::Clone { .. } => "clone",
+            SpawnError::Clone { .. } | SpawnError::Threaded { .. } => "clone",
             SpawnError::Maps(_) => "id_maps",
             SpawnError::Release { .. } => "release",
             SpawnError::Wait { .. } | SpawnError::Read { .. } => "supervise",
@@ -183,13 +188,17 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
 
 /// Clones the child, writes its id maps and lets it run the jail sequence.
 ///
-/// The caller must be single-threaded (plugjail's main thread is its only thread):
-/// `clone3` without a new stack is a fork, and `CLONE_NEWUSER` refuses threaded callers.
+/// Only sound in a single-threaded process: `clone3` without a new stack is a fork, after
+/// which the child makes raw syscalls only, but another thread could hold a lock (of the
+/// allocator, say) at the moment of the copy. So the thread count is checked first, and a
+/// threaded caller gets an error rather than undefined behaviour (`CLONE_NEWUSER` would
+/// refuse it anyway).
 ///
 /// With a cgroup, the child starts inside it: cloned straight into it on v2
 /// (`CLONE_INTO_CGROUP`), added before it is released on v1. Either way nothing of the jail
 /// runs outside its limits.
 pub fn start(plan: &Plan, cgroup: Option<&Cgroup>) -> Result<Running, SpawnError> {
+    single_threaded()?;
     let (sync_r, sync_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let (status_r, status_w) = pipe()?;
@@ -219,7 +228,8 @@ pub fn start(plan: &Plan, cgroup: Option<&Cgroup>) -> Result<Running, SpawnError
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = dir.as_raw_fd() as u64;
     }
-    // SAFETY: plugjail is single-threaded here, and the child branch below only runs
+    // SAFETY: plugjail is single-threaded here (checked above: no other thread exists to
+    // start one in between), and the child branch below only runs
     // `child::run`, which makes raw syscalls on data prepared before this call and never
     // returns.
     let pid = unsafe { sys::clone3(&mut args) }.map_err(|e| SpawnError::Clone {
@@ -490,6 +500,23 @@ fn decode_status(status: i32) -> Ending {
     }
 }
 
+/// Ok when this process has exactly one thread (`Threads:` in /proc/self/status).
+fn single_threaded() -> Result<(), SpawnError> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .map(str::trim)
+        .unwrap_or("an unknown number of");
+    if threads == "1" {
+        Ok(())
+    } else {
+        Err(SpawnError::Threaded {
+            threads: threads.to_owned(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,5 +526,22 @@ mod tests {
         assert_eq!(decode_status(3 << 8), Ending::Exited(3));
         assert_eq!(decode_status(libc::SIGKILL), Ending::Signaled(9));
         assert_eq!(decode_status(libc::SIGSEGV | 0x80), Ending::Signaled(11));
+    }
+
+    #[test]
+    fn a_threaded_caller_is_refused_before_clone() {
+        // This test process has at least the harness's thread and this one's; one more,
+        // parked, makes sure of it.
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let parked = std::thread::spawn(move || rx.recv());
+        let refused = single_threaded();
+        drop(tx);
+        let _ = parked.join();
+        match refused {
+            Err(SpawnError::Threaded { threads }) => {
+                assert!(threads.parse::<u32>().is_ok_and(|n| n >= 2), "{threads}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

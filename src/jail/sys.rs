@@ -79,9 +79,14 @@ pub fn unshare(flags: c_int) -> Result<(), i32> {
 
 /// A plain `fork` through the raw `clone` syscall, bypassing glibc's atfork handlers
 /// (which may lock and allocate).
-pub fn fork_raw() -> Result<libc::pid_t, i32> {
+///
+/// # Safety
+/// The calling process must be single-threaded, and both processes must make only raw
+/// syscalls (no allocation, no locks, no stdio) until they exec or `_exit`: the copy may
+/// hold any lock the parent held, and no atfork handler ran to release it.
+pub unsafe fn fork_raw() -> Result<libc::pid_t, i32> {
     // SAFETY: clone with only SIGCHLD and no stack duplicates the process like fork(2);
-    // the callers (the jail child) are single-threaded and only make raw syscalls after.
+    // the caller guarantees what happens afterwards (see above).
     let ret = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as c_ulong, 0, 0, 0, 0) };
     check(ret).map(|pid| pid as libc::pid_t)
 }
