@@ -43,5 +43,7 @@ if ! command -v bwrap >/dev/null || ! command -v unshare >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap util-linux >/dev/null
 fi
 
-# cargo bench builds the crate and its binaries with the release settings first.
+# The stub is its own crate (crates/stub): build every binary with the release settings
+# first, then cargo bench builds the bench itself.
+cargo build --release --locked --bins
 cargo bench --locked --bench bench -- "${args[@]}"
