@@ -17,6 +17,9 @@ use serde::Serialize;
 
 use crate::jail::init::{Naming, Violation};
 use crate::landlock::LandlockReport;
+use crate::seccomp::bpf::{
+    AUDIT_ARCH_AARCH64, AUDIT_ARCH_ARM, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT,
+};
 use crate::seccomp::{SeccompPhase, TraceData};
 use crate::sysnames::Arch;
 
@@ -166,14 +169,6 @@ pub struct SyscallArg {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub constant: Option<&'static str>,
 }
-
-/// `AUDIT_ARCH_*` values (linux/audit.h).
-const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
-const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
-const AUDIT_ARCH_I386: u32 = 0x4000_0003;
-const AUDIT_ARCH_ARM: u32 = 0x4000_0028;
-/// `__X32_SYSCALL_BIT`: x32 syscalls use the x86_64 arch with this bit in the number.
-const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
 impl Syscall {
     /// What the init read at a seccomp stop. `seccomp`: the profile's policy, to pick out

@@ -20,6 +20,7 @@ use std::os::fd::RawFd;
 use super::init::Violation;
 use super::plan::Handover;
 use super::sys;
+use crate::seccomp::bpf::AUDIT_ARCH_NATIVE;
 use crate::seccomp::{SeccompPhase, TraceData};
 
 /// What a syscall the serve gate stops gets once the jail serves: the profile's default
@@ -154,11 +155,6 @@ impl<'a> Switch<'a> {
         }
     }
 }
-
-#[cfg(target_arch = "x86_64")]
-const AUDIT_ARCH_NATIVE: u32 = 0xc000_003e;
-#[cfg(target_arch = "aarch64")]
-const AUDIT_ARCH_NATIVE: u32 = 0xc000_00b7;
 
 /// One byte with `fds` attached (`SCM_RIGHTS`); never SIGPIPE.
 fn send_fds(sock: RawFd, fds: [RawFd; 2]) -> Result<(), i32> {
