@@ -99,7 +99,8 @@ pub fn load(path: &Path, policy: &Plugin) -> Result<VerifiedPlugin, PluginFileEr
             max: MAX_PLUGIN_BYTES,
         });
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // Only a capacity hint (the read below is bounded either way).
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     // Still bounded: the file may grow between fstat and read.
     file.take(MAX_PLUGIN_BYTES + 1)
         .read_to_end(&mut bytes)

@@ -182,7 +182,7 @@ impl SessionVerdict {
                 .get("signal")
                 .and_then(|v| v.get("number"))
                 .and_then(|v| v.as_i64())
-                .map(|n| n as i32),
+                .and_then(|n| i32::try_from(n).ok()),
             timeout_kind: json
                 .get("timeout")
                 .and_then(|t| t.get("kind"))
@@ -254,8 +254,35 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), SessionError> {
             source: io::Error::last_os_error(),
         });
     }
-    // SAFETY: pipe2 just created both descriptors; nothing else owns them.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    // SAFETY: pipe2 just created fds[0]; this is its only owner.
+    let r = unsafe { OwnedFd::from_raw_fd(fds[0]) };
+    // SAFETY: likewise fds[1].
+    let w = unsafe { OwnedFd::from_raw_fd(fds[1]) };
+    Ok((r, w))
+}
+
+/// The body of [`Session::spawn`]'s `pre_exec` hook: puts each `(source, target)`
+/// descriptor at its target number, inheritable. Two passes: first every source above the
+/// targets (close-on-exec), then onto its target, so no target overwrites a source still
+/// needed. Async-signal-safe, no allocation.
+fn move_fds(moves: &[(RawFd, RawFd); 3]) -> io::Result<()> {
+    let mut tmp = [-1; 3];
+    for (i, &(src, _)) in moves.iter().enumerate() {
+        // SAFETY: integer fcntl, no memory passed. `src` is open here: this child's
+        // descriptor table is a copy of the parent's, where spawn() held it at the fork.
+        tmp[i] = unsafe { libc::fcntl(src, libc::F_DUPFD_CLOEXEC, 10) };
+        if tmp[i] < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    for (i, &(_, dst)) in moves.iter().enumerate() {
+        // SAFETY: no memory passed; it replaces whatever this child had at `dst`, and the
+        // child execs next, so nothing here uses that descriptor again.
+        if unsafe { libc::dup2(tmp[i], dst) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// The plugjail executable: next to the current one, or one directory up.
@@ -312,28 +339,10 @@ impl Session {
             (from_stub_w.as_raw_fd(), SERVE_OUT),
             (status_w.as_raw_fd(), SERVE_STATUS),
         ];
-        // SAFETY: the hook runs in the forked child before exec and only calls fcntl and
-        // dup2 (async-signal-safe) on a fixed array; nothing is allocated. The sources
-        // stay open in this process until spawn() returns.
-        unsafe {
-            cmd.pre_exec(move || {
-                // Two passes: first every source above the targets (close-on-exec), then
-                // onto its target, so no target overwrites a source still needed.
-                let mut tmp = [-1; 3];
-                for (i, &(src, _)) in moves.iter().enumerate() {
-                    tmp[i] = libc::fcntl(src, libc::F_DUPFD_CLOEXEC, 10);
-                    if tmp[i] < 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                }
-                for (i, &(_, dst)) in moves.iter().enumerate() {
-                    if libc::dup2(tmp[i], dst) < 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
-        }
+        // SAFETY: the hook runs in the child between fork and exec, where the host may
+        // have had other threads: `move_fds` only makes async-signal-safe calls (fcntl,
+        // dup2) on the array the closure owns, and allocates nothing.
+        unsafe { cmd.pre_exec(move || move_fds(&moves)) };
         let mut child = cmd.spawn().map_err(|source| SessionError::Spawn {
             path: plugjail.clone(),
             source,
@@ -515,8 +524,10 @@ impl Session {
         let Some(pid) = self.child.as_ref().and_then(|c| i32::try_from(c.id()).ok()) else {
             return;
         };
-        // 0 (not said) when it does not fit the signal's int.
-        let ms = i32::try_from(after.as_millis()).unwrap_or(0) as u32 as usize;
+        // 0 (not said) when it does not fit the signal's int; a non-negative int fits a
+        // usize.
+        let ms = i32::try_from(after.as_millis()).unwrap_or(0);
+        let ms = usize::try_from(ms).unwrap_or(0);
         // sigval is a union of an int and a pointer: the int is the pointer's low half,
         // which is its first bytes on a little-endian machine and its last on a big one.
         let bits = if cfg!(target_endian = "little") {

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -86,6 +86,17 @@ impl Outcome {
             Outcome::PluginFailed => "plugin_failed",
         }
     }
+}
+
+/// The low 8 bits of `n`: all of an exit code that an exit status keeps (`$?`).
+fn low_byte(n: i32) -> u8 {
+    n.to_le_bytes()[0]
+}
+
+/// The exit status of a process killed by `signal`, by the shell's convention: 128 plus
+/// the signal number, in 8 bits like every exit status.
+pub fn signal_exit_status(signal: i32) -> u8 {
+    128u8.wrapping_add(low_byte(signal))
 }
 
 /// A number with its symbolic name (signals, errnos).
@@ -465,7 +476,7 @@ impl Verdict {
     pub fn exited(profile: &Path, command: &[String], code: i32) -> Verdict {
         Verdict {
             exit_code: Some(code),
-            exit_status: (code & 0xff) as u8,
+            exit_status: low_byte(code),
             ..Verdict::new(Outcome::Exited, profile, command)
         }
     }
@@ -473,7 +484,7 @@ impl Verdict {
     pub fn signaled(profile: &Path, command: &[String], signal: i32) -> Verdict {
         Verdict {
             signal: Some(Named::signal(signal)),
-            exit_status: 128u8.wrapping_add(signal as u8),
+            exit_status: signal_exit_status(signal),
             ..Verdict::new(Outcome::Signaled, profile, command)
         }
     }
@@ -505,7 +516,7 @@ impl Verdict {
         Verdict {
             syscall: Some(syscall),
             message,
-            exit_status: 128 + libc::SIGSYS as u8,
+            exit_status: signal_exit_status(libc::SIGSYS),
             ..Verdict::new(Outcome::SeccompViolation, profile, command)
         }
     }
@@ -519,7 +530,7 @@ impl Verdict {
                 "ptrace was refused ({}), so the kill could not be traced to a syscall",
                 Named::errno(errno).name
             )),
-            exit_status: 128 + libc::SIGSYS as u8,
+            exit_status: signal_exit_status(libc::SIGSYS),
             ..Verdict::new(Outcome::SeccompViolation, profile, command)
         }
     }
@@ -564,7 +575,7 @@ impl Verdict {
     pub fn deliver(
         &self,
         report: Option<&mut ReportFile>,
-        status_fd: Option<RawFd>,
+        status_fd: Option<BorrowedFd<'_>>,
     ) -> Vec<String> {
         eprintln!("plugjail: {self}");
         let json = self.to_json() + "\n";
@@ -577,9 +588,9 @@ impl Verdict {
                 r.path.display()
             ));
         }
-        if let Some(fd) = status_fd {
-            // SAFETY: the caller checked `fd` is open; ManuallyDrop leaves it open, since
-            // it belongs to whoever passed it to us.
+        if let Some(fd) = status_fd.as_ref().map(AsRawFd::as_raw_fd) {
+            // SAFETY: `fd` is borrowed, so it stays open for this call; ManuallyDrop keeps
+            // the File from closing it, since it belongs to whoever lent it.
             let mut file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
             if let Err(e) = file.write_all(json.as_bytes()) {
                 errors.push(format!("cannot write the verdict to fd {fd}: {e}"));

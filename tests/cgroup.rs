@@ -95,18 +95,25 @@ fn now() -> f64 {
 }
 
 /// A forked child that runs `body` once released; `body` gets the write end of a result
-/// pipe and returns the exit code. Only raw syscalls in `body`.
+/// pipe and returns the exit code.
 struct Child {
     pid: libc::pid_t,
     go: RawFd,
     result: RawFd,
 }
 
-fn fork_child(body: impl FnOnce(RawFd) -> i32) -> Child {
+/// Forks; the child waits for [`Child::release`], runs `body` and `_exit`s with its code.
+///
+/// # Safety
+/// `body` runs in a fork of this multi-threaded test process, so it may only make
+/// async-signal-safe calls (raw syscalls; no allocation, locks, stdio or panics): another
+/// thread may have held any lock at the moment of the fork, and nothing releases it in the
+/// child.
+unsafe fn fork_child(body: impl FnOnce(RawFd) -> i32) -> Child {
     let (go_r, go_w) = pipe();
     let (res_r, res_w) = pipe();
-    // SAFETY: the child only makes raw syscalls (read, the body's, _exit) and never
-    // returns into the test harness.
+    // SAFETY: besides `body` (the caller's promise) the child only reads a byte and
+    // `_exit`s: async-signal-safe calls, and it never returns into the test harness.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
@@ -152,7 +159,7 @@ impl Child {
         // SAFETY: reading into a stack array of exactly `want` bytes.
         let n = unsafe { libc::read(self.result, out.as_mut_ptr().cast(), want) };
         close(self.result);
-        assert_eq!(n as usize, want, "child sent no result");
+        assert_eq!(usize::try_from(n).ok(), Some(want), "child sent no result");
         out
     }
 }
@@ -190,8 +197,8 @@ fn memory_hog_is_oom_killed_and_reported() {
         ..limits()
     };
     let cg = create(&l, &[], &caps);
-    let child = fork_child(|_| {
-        let size = 256 * MIB as usize;
+    let size = usize::try_from(256 * MIB).unwrap();
+    let hog = move |_| {
         // SAFETY: a fresh private anonymous mapping; nothing else uses it.
         let p = unsafe {
             libc::mmap(
@@ -207,11 +214,15 @@ fn memory_hog_is_oom_killed_and_reported() {
             return 2;
         }
         for off in (0..size).step_by(4096) {
-            // SAFETY: `off` is inside the mapping.
-            unsafe { std::ptr::write_volatile(p.cast::<u8>().add(off), 1) };
+            // SAFETY: `off` < `size`, so the result stays inside the mapping.
+            let byte = unsafe { p.cast::<u8>().add(off) };
+            // SAFETY: `byte` is in the fresh read-write mapping, which nothing else uses.
+            unsafe { std::ptr::write_volatile(byte, 1) };
         }
         0
-    });
+    };
+    // SAFETY: `hog` makes raw syscalls only (mmap, then page faults).
+    let child = unsafe { fork_child(hog) };
     cg.add(child.pid).unwrap();
     child.release();
     let status = child.wait();
@@ -246,7 +257,7 @@ fn fork_bomb_meets_the_pids_limit() {
         ..limits()
     };
     let cg = create(&l, &[], &caps);
-    let child = fork_child(|_| {
+    let bomb = |_| {
         let mut kids = [0 as libc::pid_t; 64];
         let mut n = 0;
         let mut err = 0;
@@ -267,14 +278,20 @@ fn fork_bomb_meets_the_pids_limit() {
             n += 1;
         }
         for &k in &kids[..n] {
-            // SAFETY: our own children, by pid, while still unreaped.
-            unsafe {
-                libc::kill(k, libc::SIGKILL);
-                libc::waitpid(k, std::ptr::null_mut(), 0);
-            }
+            // SAFETY: no memory passed; our own child, by pid, while still unreaped.
+            unsafe { libc::kill(k, libc::SIGKILL) };
+            // SAFETY: as above; no status is asked for.
+            unsafe { libc::waitpid(k, std::ptr::null_mut(), 0) };
         }
-        if err == libc::EAGAIN { n as i32 } else { 200 }
-    });
+        // n <= 64: the fallback is never taken.
+        if err == libc::EAGAIN {
+            i32::try_from(n).unwrap_or(200)
+        } else {
+            200
+        }
+    };
+    // SAFETY: `bomb` makes raw syscalls only (fork, pause, kill, waitpid).
+    let child = unsafe { fork_child(bomb) };
     cg.add(child.pid).unwrap();
     child.release();
     let status = child.wait();
@@ -303,14 +320,16 @@ fn busy_loop_gets_its_cpu_share() {
         ..limits()
     };
     let cg = create(&l, &[], &caps);
-    let child = fork_child(|_| {
+    let busy = |_| {
         let start = now();
         let mut x = 0u64;
         while now() - start < 2.0 {
             x = std::hint::black_box(x.wrapping_add(1));
         }
         0
-    });
+    };
+    // SAFETY: `busy` makes one raw syscall (clock_gettime, through `now`).
+    let child = unsafe { fork_child(busy) };
     cg.add(child.pid).unwrap();
     let t0 = Instant::now();
     child.release();
@@ -345,9 +364,12 @@ fn io_dir() -> Result<PathBuf, String> {
 }
 
 /// Writes `mib` MiB with O_DIRECT in 1 MiB blocks; sends the seconds taken.
+///
+/// The closure makes raw syscalls only (mmap, open, write, fsync, clock_gettime), so it can
+/// be a [`fork_child`] body.
 fn direct_writer(path: &CString, mib: usize) -> impl FnOnce(RawFd) -> i32 + '_ {
+    let block = usize::try_from(MIB).unwrap();
     move |res| {
-        let block = MIB as usize;
         // SAFETY: a fresh anonymous mapping, page-aligned as O_DIRECT needs.
         let buf = unsafe {
             libc::mmap(
@@ -413,7 +435,8 @@ fn direct_writer_is_throttled_to_the_io_limit() {
     let cpath = CString::new(file.as_os_str().as_bytes()).unwrap();
     let mib = 6;
     // Unthrottled baseline, outside the cgroup.
-    let base = fork_child(direct_writer(&cpath, mib));
+    // SAFETY: a direct_writer body makes raw syscalls only (see there).
+    let base = unsafe { fork_child(direct_writer(&cpath, mib)) };
     base.release();
     let base_status = base.wait();
     if libc::WEXITSTATUS(base_status) == 3 {
@@ -422,7 +445,8 @@ fn direct_writer_is_throttled_to_the_io_limit() {
     }
     let [base_secs] = base.read_f64s::<1>();
     let cg = plan.create().unwrap();
-    let child = fork_child(direct_writer(&cpath, mib));
+    // SAFETY: as above.
+    let child = unsafe { fork_child(direct_writer(&cpath, mib)) };
     cg.add(child.pid).unwrap();
     child.release();
     let status = child.wait();
@@ -463,12 +487,14 @@ fn dropping_a_cgroup_kills_its_processes_and_leaves_nothing() {
     let cg = create(&l, &[], &caps);
     let d = dirs(&cg);
     assert!(d.iter().all(|p| p.is_dir()));
-    let child = fork_child(|_| {
+    let pause = |_| {
         loop {
             // SAFETY: no arguments; waits for a signal.
             unsafe { libc::pause() };
         }
-    });
+    };
+    // SAFETY: `pause` makes one raw syscall.
+    let child = unsafe { fork_child(pause) };
     cg.add(child.pid).unwrap();
     child.release();
     drop(cg);
@@ -492,12 +518,15 @@ fn kill_all_stops_a_fork_storm() {
         ..limits()
     };
     let cg = create(&l, &[], &caps);
-    let child = fork_child(|_| {
+    let storm = |_| {
         loop {
-            // SAFETY: parent and children alike only fork again, forever.
+            // SAFETY: parent and children alike only fork again, forever: raw syscalls
+            // in single-threaded processes.
             unsafe { libc::fork() };
         }
-    });
+    };
+    // SAFETY: `storm` makes raw syscalls only (fork).
+    let child = unsafe { fork_child(storm) };
     cg.add(child.pid).unwrap();
     child.release();
     std::thread::sleep(Duration::from_millis(300));
@@ -536,20 +565,24 @@ fn v2_clone_into_cgroup_places_the_child() {
     let mut args = [0u64; 11];
     args[0] = 0x2_0000_0000; // CLONE_INTO_CGROUP
     args[4] = libc::SIGCHLD as u64;
-    args[10] = fd as u64;
-    // SAFETY: clone3 without a stack is a fork; the child only reads a file into a stack
-    // buffer, writes it to the pipe and exits.
+    args[10] = u64::try_from(fd).unwrap();
+    // SAFETY: clone3 without a stack is a fork of this multi-threaded test process; the
+    // child only makes async-signal-safe calls (it reads a file into a stack buffer,
+    // writes it to the pipe and exits).
     let pid = unsafe { libc::syscall(libc::SYS_clone3, args.as_mut_ptr(), 88usize) };
     assert!(pid >= 0, "clone3: {}", std::io::Error::last_os_error());
     if pid == 0 {
         let mut buf = [0u8; 512];
-        // SAFETY: a NUL-terminated literal path and a stack buffer of the given size.
-        unsafe {
-            let f = libc::open(c"/proc/self/cgroup".as_ptr(), libc::O_RDONLY);
-            let n = libc::read(f, buf.as_mut_ptr().cast(), buf.len());
-            libc::write(w, buf.as_ptr().cast(), n.max(0) as usize);
-            libc::_exit(0);
-        }
+        // SAFETY: a NUL-terminated literal path.
+        let f = unsafe { libc::open(c"/proc/self/cgroup".as_ptr(), libc::O_RDONLY) };
+        // SAFETY: a stack buffer of the given size.
+        let n = unsafe { libc::read(f, buf.as_mut_ptr().cast(), buf.len()) };
+        // Negative: failed (errno), nothing to send.
+        let n = usize::try_from(n).unwrap_or(0);
+        // SAFETY: the first `n` bytes of the buffer, which read just filled.
+        unsafe { libc::write(w, buf.as_ptr().cast(), n) };
+        // SAFETY: ends the child without running the parent's atexit handlers.
+        unsafe { libc::_exit(0) };
     }
     close(w);
     let mut out = Vec::new();
@@ -559,7 +592,7 @@ fn v2_clone_into_cgroup_places_the_child() {
     );
     std::io::Read::read_to_end(&mut f, &mut out).unwrap();
     // SAFETY: reaping our own child.
-    unsafe { libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0) };
+    unsafe { libc::waitpid(libc::pid_t::try_from(pid).unwrap(), std::ptr::null_mut(), 0) };
     let text = String::from_utf8_lossy(&out);
     assert!(text.contains(cg.name()), "child's cgroup: {text}");
 }
@@ -570,7 +603,8 @@ fn stale_cgroups_of_a_dead_supervisor_are_reaped() {
         return;
     };
     // A pid that just died: a child that exits at once, reaped.
-    let dead = fork_child(|_| 0);
+    // SAFETY: the body makes no call at all.
+    let dead = unsafe { fork_child(|_| 0) };
     dead.release();
     dead.wait();
     let name = format!("plugjail-{}-1", dead.pid);
@@ -581,12 +615,14 @@ fn stale_cgroups_of_a_dead_supervisor_are_reaped() {
         std::fs::create_dir(d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
     }
     // A process left inside, as a killed supervisor would leave its jail.
-    let sleeper = fork_child(|_| {
+    let pause = |_| {
         loop {
             // SAFETY: no arguments; waits for a signal.
             unsafe { libc::pause() };
         }
-    });
+    };
+    // SAFETY: `pause` makes one raw syscall.
+    let sleeper = unsafe { fork_child(pause) };
     std::fs::write(stale[0].join("cgroup.procs"), sleeper.pid.to_string()).unwrap();
     sleeper.release();
     let reaped = cgroup::reap_stale(&caps);
@@ -696,7 +732,8 @@ fn unprivileged_without_cgroups_refuses_or_falls_back_to_rlimits() {
 
     // The stand-in holds: with the rlimits applied, a 256 MiB mapping fails.
     let rl = *cg.rlimits();
-    let child = fork_child(move |_| {
+    let size = usize::try_from(256 * MIB).unwrap();
+    let mapper = move |_| {
         if rl.apply().is_err() {
             return 3;
         }
@@ -704,7 +741,7 @@ fn unprivileged_without_cgroups_refuses_or_falls_back_to_rlimits() {
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                256 * MIB as usize,
+                size,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
                 -1,
@@ -716,7 +753,9 @@ fn unprivileged_without_cgroups_refuses_or_falls_back_to_rlimits() {
         } else {
             1
         }
-    });
+    };
+    // SAFETY: `mapper` makes raw syscalls only (setrlimit in `Rlimits::apply`, mmap).
+    let child = unsafe { fork_child(mapper) };
     child.release();
     let status = child.wait();
     assert!(

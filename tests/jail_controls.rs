@@ -5,7 +5,7 @@ mod common;
 
 use std::fs;
 use std::net::TcpListener;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{SocketAddr, UnixListener};
@@ -22,17 +22,32 @@ fn on_host(args: &[&str], stdin: Stdio, setsid_tty: bool) -> std::process::Outpu
     let mut cmd = Command::new(attack());
     cmd.args(args).stdin(stdin);
     if setsid_tty {
-        // SAFETY: setsid and ioctl are async-signal-safe raw syscalls; nothing allocates.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        // SAFETY: the hook runs in the child between fork and exec of this multi-threaded
+        // test process: `take_terminal` makes two async-signal-safe syscalls and
+        // allocates nothing.
+        unsafe { cmd.pre_exec(take_terminal) };
     }
     cmd.output().expect("run attack on the host")
+}
+
+/// The body of a `pre_exec` hook: a new session, with stdin as its controlling terminal.
+fn take_terminal() -> std::io::Result<()> {
+    // SAFETY: no arguments; it only changes this child's session.
+    if unsafe { libc::setsid() } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: TIOCSCTTY takes an integer (0: do not steal), no memory.
+    if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The body of a `pre_exec` hook: `fd` survives the exec.
+fn keep_across_exec(fd: RawFd) -> std::io::Result<()> {
+    // SAFETY: F_SETFD with 0 (no FD_CLOEXEC) takes an integer, no memory.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    Ok(())
 }
 
 #[test]
@@ -100,13 +115,10 @@ fn controls_attacks_work_outside_the_jail() {
     let leaked_raw = leaked.as_raw_fd();
     let mut cmd = Command::new(attack());
     cmd.arg("fd_scan");
-    // SAFETY: fcntl is an async-signal-safe raw syscall.
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::fcntl(leaked_raw, libc::F_SETFD, 0);
-            Ok(())
-        });
-    }
+    // SAFETY: the hook runs in the child between fork and exec of this multi-threaded
+    // test process: `keep_across_exec` makes one async-signal-safe fcntl and allocates
+    // nothing; `leaked` stays open in the parent until the child has run.
+    unsafe { cmd.pre_exec(move || keep_across_exec(leaked_raw)) };
     let out = cmd.output().unwrap();
     drop(leaked);
     expect_escape("fd_scan with a leaked fd", &out, "");

@@ -130,16 +130,10 @@ fn signal_dispositions_start_at_their_defaults() {
     ];
     let mut failures = Failures::default();
     let mut host = Command::new(sigdisp());
-    // SAFETY: the closure runs in the forked child before exec and only calls signal(2)
-    // with SIG_IGN (async-signal-safe) over an array on the parent's copied stack.
-    unsafe {
-        host.pre_exec(move || {
-            for sig in ignored {
-                libc::signal(sig, libc::SIG_IGN);
-            }
-            Ok(())
-        });
-    }
+    // SAFETY: the hook runs in the child between fork and exec of this multi-threaded
+    // test process: `ignore` only calls signal(2) with SIG_IGN (async-signal-safe) over
+    // an array the closure owns.
+    unsafe { host.pre_exec(move || ignore(&ignored)) };
     let host = host.output().expect("run sigdisp on the host");
     let host = String::from_utf8_lossy(&host.stdout).into_owned();
     // At least these four: the test harness may itself have inherited other ignored
@@ -215,13 +209,26 @@ fn no_descriptor_beyond_stdio_reaches_the_jail() {
     failures.finish();
 }
 
+/// The body of a `pre_exec` hook: ignores `signals` (failures ignored too).
+fn ignore(signals: &[libc::c_int]) -> std::io::Result<()> {
+    for &sig in signals {
+        // SAFETY: SIG_IGN installs no handler code; it only changes this child's
+        // disposition of `sig`.
+        unsafe { libc::signal(sig, libc::SIG_IGN) };
+    }
+    Ok(())
+}
+
 fn pipe() -> (OwnedFd, OwnedFd) {
     let mut fds = [0; 2];
     // SAFETY: pipe2 writes two fds into the array.
     let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
     assert_eq!(rc, 0, "pipe2: {}", std::io::Error::last_os_error());
-    // SAFETY: pipe2 succeeded; both fds are new and owned by nothing else.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    // SAFETY: pipe2 just created fds[0]; this is its only owner.
+    let r = unsafe { OwnedFd::from_raw_fd(fds[0]) };
+    // SAFETY: likewise fds[1].
+    let w = unsafe { OwnedFd::from_raw_fd(fds[1]) };
+    (r, w)
 }
 
 #[test]

@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -909,11 +909,12 @@ fn an_oversized_plugin_is_refused_without_being_read() {
         loop {
             // SAFETY: reads into a buffer of the given length that we own.
             let n = unsafe { libc::read(inotify.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n <= 0 {
-                break;
-            }
+            let n = match usize::try_from(n) {
+                Ok(n) if n > 0 => n,
+                _ => break,
+            };
             let mut at = 0;
-            while at < n as usize {
+            while at < n {
                 // SAFETY: the kernel wrote whole inotify_event records; read_unaligned copes
                 // with the byte buffer's alignment.
                 let ev: libc::inotify_event =
@@ -982,8 +983,10 @@ fn raw_serve_with(
     let mut fds = [0; 2];
     // SAFETY: room for two descriptors.
     assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    // SAFETY: pipe2 just created them.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: pipe2 just created fds[0]; this is its only owner.
+    let r = unsafe { OwnedFd::from_raw_fd(fds[0]) };
+    // SAFETY: likewise fds[1].
+    let w = unsafe { OwnedFd::from_raw_fd(fds[1]) };
     let mut cmd = mode.command(plugjail());
     let args: Vec<OsString> = vec![
         "serve".into(),
@@ -1000,18 +1003,24 @@ fn raw_serve_with(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let src = w.as_raw_fd();
-    // SAFETY: dup2 only (async-signal-safe, no allocation) in the child before exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::dup2(src, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    // SAFETY: the hook runs in the child between fork and exec of this multi-threaded
+    // test process: `status_fd_at_3` makes one dup2 (async-signal-safe) and allocates
+    // nothing.
+    unsafe { cmd.pre_exec(move || status_fd_at_3(src)) };
     let child = cmd.spawn().expect("spawn plugjail serve");
     drop(w);
     (child, r)
+}
+
+/// The body of [`raw_serve_with`]'s `pre_exec` hook: `src` becomes descriptor 3.
+fn status_fd_at_3(src: RawFd) -> std::io::Result<()> {
+    // SAFETY: no memory passed. `src` is open here (the child's table is a copy of the
+    // parent's, which holds `w` until spawn returns); whatever this child had at 3 is
+    // replaced, and it execs next.
+    if unsafe { libc::dup2(src, 3) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// The next frame that is not a LOG.
@@ -1035,10 +1044,10 @@ fn read_frame(r: &mut impl Read) -> Option<(u16, Vec<u8>)> {
 }
 
 fn call_frame(id: u64, method: &str, input: &[u8]) -> Vec<u8> {
-    let mut payload = vec![method.len() as u8];
+    let mut payload = vec![u8::try_from(method.len()).expect("a method name of at most 255 bytes")];
     payload.extend_from_slice(method.as_bytes());
     payload.extend_from_slice(input);
-    let mut f = (payload.len() as u32).to_le_bytes().to_vec();
+    let mut f = u32::try_from(payload.len()).unwrap().to_le_bytes().to_vec();
     f.extend_from_slice(&2u16.to_le_bytes());
     f.extend_from_slice(&0u16.to_le_bytes());
     f.extend_from_slice(&id.to_le_bytes());

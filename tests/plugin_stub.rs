@@ -118,8 +118,11 @@ fn pipe() -> (OwnedFd, OwnedFd) {
     // SAFETY: `fds` has room for the two descriptors pipe2 writes.
     let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
     assert_eq!(r, 0, "pipe2");
-    // SAFETY: pipe2 just created both descriptors; nothing else owns them.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    // SAFETY: pipe2 just created fds[0]; this is its only owner.
+    let r = unsafe { OwnedFd::from_raw_fd(fds[0]) };
+    // SAFETY: likewise fds[1].
+    let w = unsafe { OwnedFd::from_raw_fd(fds[1]) };
+    (r, w)
 }
 
 /// The exec arguments, prepared before fork (the pre_exec hook may not allocate).
@@ -132,6 +135,56 @@ struct ExecArgs {
 unsafe impl Send for ExecArgs {}
 // SAFETY: as above; only read.
 unsafe impl Sync for ExecArgs {}
+
+/// The body of [`Session::start`]'s `pre_exec` hook: the descriptors in place,
+/// no_new_privs, and with a load filter, that filter and the exec of the stub (as the
+/// jail does: the filter allows exactly that exec). Raw syscalls only, no allocation.
+fn stub_hook(
+    moves: &[(RawFd, RawFd)],
+    load: Option<&SeccompProgram>,
+    exec: &ExecArgs,
+) -> std::io::Result<()> {
+    let mut tmp = [0; 8];
+    // Two passes, so that no target number overwrites a source still needed.
+    for (i, &(src, _)) in moves.iter().enumerate() {
+        // SAFETY: integer fcntl, no memory passed. `src` is open here: the child's
+        // descriptor table is a copy of the parent's, which holds every source until
+        // spawn returns.
+        tmp[i] = unsafe { libc::fcntl(src, libc::F_DUPFD_CLOEXEC, 500) };
+        if tmp[i] < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    for (i, &(_, dst)) in moves.iter().enumerate() {
+        // SAFETY: no memory passed; it replaces whatever this child had at `dst`, and the
+        // child execs next, so nothing here uses that descriptor again.
+        if unsafe { libc::dup2(tmp[i], dst) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    // SAFETY: PR_SET_NO_NEW_PRIVS takes integers only; no memory is passed.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if let Some(load) = load {
+        load.install()
+            .map_err(|e| std::io::Error::from_raw_os_error(e as i32))?;
+        // SAFETY: `exec.argv` and `exec.envp` are NULL-terminated arrays of pointers into
+        // `exec`'s own C strings, all alive for the call; the path is a static C string.
+        unsafe {
+            libc::syscall(
+                libc::SYS_execveat,
+                EXE_FD,
+                c"".as_ptr(),
+                exec.argv.as_ptr(),
+                exec.envp.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            )
+        };
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
 
 impl Session {
     fn start(s: &Setup) -> Session {
@@ -196,42 +249,14 @@ impl Session {
         cmd.args(&args)
             .env_clear()
             .envs(s.env.iter().map(|(k, v)| (k, v)));
-        // SAFETY: the hook only makes raw syscalls (fcntl, dup2, prctl, seccomp,
-        // execveat) on data prepared before fork; it allocates nothing.
+        // SAFETY: the hook runs in the child between fork and exec of this multi-threaded
+        // test process: `stub_hook` makes only raw syscalls (fcntl, dup2, prctl, seccomp,
+        // execveat) on data prepared before the fork, and allocates nothing.
         unsafe {
             cmd.pre_exec(move || {
                 // Capture the whole ExecArgs (Send), not just its pointer fields.
                 let exec = &exec;
-                let mut tmp = [0; 8];
-                // Two passes, so that no target number overwrites a source still needed.
-                for (i, &(src, _)) in moves.iter().enumerate() {
-                    tmp[i] = libc::fcntl(src, libc::F_DUPFD_CLOEXEC, 500);
-                    if tmp[i] < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                for (i, &(_, dst)) in moves.iter().enumerate() {
-                    if libc::dup2(tmp[i], dst) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if let Some(load) = &load {
-                    load.install()
-                        .map_err(|e| std::io::Error::from_raw_os_error(e as i32))?;
-                    libc::syscall(
-                        libc::SYS_execveat,
-                        EXE_FD,
-                        c"".as_ptr(),
-                        exec.argv.as_ptr(),
-                        exec.envp.as_ptr(),
-                        libc::AT_EMPTY_PATH,
-                    );
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
+                stub_hook(&moves, load.as_ref(), exec)
             });
         }
         let child = cmd.spawn().expect("spawn stub");

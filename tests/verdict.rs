@@ -36,8 +36,11 @@ fn pipe() -> (OwnedFd, OwnedFd) {
     // SAFETY: pipe2 writes two fds into the array.
     let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
     assert_eq!(rc, 0, "pipe2: {}", std::io::Error::last_os_error());
-    // SAFETY: pipe2 succeeded; both fds are new and owned by nothing else.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    // SAFETY: pipe2 just created fds[0]; this is its only owner.
+    let r = unsafe { OwnedFd::from_raw_fd(fds[0]) };
+    // SAFETY: likewise fds[1].
+    let w = unsafe { OwnedFd::from_raw_fd(fds[1]) };
+    (r, w)
 }
 
 fn read_verdict(r: OwnedFd) -> Option<serde_json::Value> {

@@ -133,6 +133,8 @@ fn measure(
 ) -> Result<(), BenchError> {
     for round in 0..=rounds {
         for (si, &size) in SIZES.iter().enumerate() {
+            // A byte pattern that changes every round: the low byte is the point.
+            #[allow(clippy::cast_possible_truncation)]
             let msg: Vec<u8> = (0..size).map(|i| (i * 7 + round) as u8).collect();
             let n = batch_len(size, quick);
             let mut contenders: Vec<Contender> = Vec::new();

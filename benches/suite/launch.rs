@@ -186,8 +186,11 @@ pub fn pipe() -> Result<(OwnedFd, OwnedFd), BenchError> {
             source: std::io::Error::last_os_error(),
         });
     }
-    // SAFETY: pipe2 just created both descriptors; nothing else owns them.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    // SAFETY: pipe2 just created fds[0]; this is its only owner.
+    let r = unsafe { OwnedFd::from_raw_fd(fds[0]) };
+    // SAFETY: likewise fds[1].
+    let w = unsafe { OwnedFd::from_raw_fd(fds[1]) };
+    Ok((r, w))
 }
 
 /// Starts a session under `runner` and completes the HELLO handshake.
@@ -294,26 +297,13 @@ fn stub_command(
     ];
     // The closure owns the memfd, so it stays open until the command is dropped.
     let keep = plugin.memfd;
-    // SAFETY: the hook makes only raw syscalls (fcntl, dup2, prctl) on descriptors and data
-    // prepared before fork; it allocates nothing.
+    // SAFETY: the hook runs in the child between fork and exec (this process may have
+    // other threads): `stub_hook` makes only raw syscalls (fcntl, dup2, prctl, seccomp) on
+    // descriptors and data prepared before the fork, and allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
             let _ = &keep;
-            place_fds(&moves)?;
-            // The serve filter needs no_new_privs (the jail sets it too).
-            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if let Some(f) = &filter {
-                let prog = libc::sock_fprog {
-                    len: f.len() as libc::c_ushort,
-                    filter: f.as_ptr().cast_mut(),
-                };
-                if libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &prog) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
+            stub_hook(&moves, filter.as_deref())
         });
     }
     Ok(cmd)
@@ -349,6 +339,35 @@ fn bwrap_args(stub: &Path) -> Vec<String> {
 
 /// Moves each (source, target) descriptor into place in a forked child, in two passes so
 /// that no target overwrites a source still needed. Raw syscalls only.
+/// The body of [`stub_command`]'s `pre_exec` hook: the descriptors in place, then
+/// no_new_privs and the filter (if any). Async-signal-safe, no allocation.
+fn stub_hook(
+    moves: &[(RawFd, RawFd)],
+    filter: Option<&[libc::sock_filter]>,
+) -> std::io::Result<()> {
+    place_fds(moves)?;
+    // The serve filter needs no_new_privs (the jail sets it too).
+    // SAFETY: PR_SET_NO_NEW_PRIVS takes integers only; no memory is passed.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if let Some(f) = filter {
+        let len = libc::c_ushort::try_from(f.len())
+            .map_err(|_| std::io::Error::from_raw_os_error(libc::E2BIG))?;
+        let prog = libc::sock_fprog {
+            len,
+            filter: f.as_ptr().cast_mut(),
+        };
+        // SAFETY: `prog` points at `f`'s `len` instructions, alive for the call; the
+        // kernel copies them and writes nothing.
+        if unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &prog) } != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 fn place_fds(moves: &[(RawFd, RawFd)]) -> std::io::Result<()> {
     let mut tmp = [0; 8];
     for (i, &(src, _)) in moves.iter().enumerate() {

@@ -20,6 +20,9 @@ impl Summary {
         }
         let mut s = samples.to_vec();
         s.sort_by(f64::total_cmp);
+        // A float has no lossless conversion to an integer: p is in 0..=1, so the rank is
+        // in 0..=len, and `as` saturates anything else before the clamp.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let rank = |p: f64| s[((p * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1];
         Some(Summary {
             n: s.len(),

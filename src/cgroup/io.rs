@@ -48,11 +48,9 @@ impl Serialize for IoDevice {
     }
 }
 
-/// `st_dev` split the way glibc's `major()`/`minor()` do.
+/// `st_dev` split into (major, minor), by glibc's `major()`/`minor()` encoding.
 pub fn split_dev(dev: u64) -> (u32, u32) {
-    let major = ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0x0000_0fff);
-    let minor = ((dev >> 12) & 0xffff_ff00) | (dev & 0x0000_00ff);
-    (major as u32, minor as u32)
+    (libc::major(dev), libc::minor(dev))
 }
 
 /// The whole disks behind `paths` (missing paths and non-block filesystems are skipped).

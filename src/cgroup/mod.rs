@@ -179,6 +179,10 @@ pub struct CgroupPlan {
 
 /// The cpu.max / cfs quota for a share of `cores`, per [`CPU_PERIOD_US`] (the kernel
 /// refuses quotas below 1 ms).
+// A float has no lossless conversion to an integer. `cores` comes from a profile, which
+// keeps it within 0.01 to 1024 (so the product is at most about 10^8); anything else
+// saturates (`as` maps NaN and negatives to 0), and the floor below applies.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 pub fn cpu_quota_us(cores: f64) -> u64 {
     ((cores * CPU_PERIOD_US as f64).round() as u64).max(1000)
 }

@@ -143,7 +143,9 @@ fn limits() -> impl Strategy<Value = Limits> {
                     wall_time: Some(wall),
                     cpu_time,
                     call_time: (calls == 1)
-                        .then(|| Duration::from_millis(wall.as_millis() as u64 / 2))
+                        .then(|| {
+                            Duration::from_millis(u64::try_from(wall.as_millis()).unwrap() / 2)
+                        })
                         .filter(|d| !d.is_zero()),
                     idle_time: within(idle),
                     max_message,

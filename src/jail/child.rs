@@ -114,8 +114,9 @@ pub(crate) trait ChildSys {
     fn execveat(&mut self, fd: RawFd, argv: &CStringArray, env: &CStringArray) -> i32;
 }
 
-/// The real syscalls (`sys.rs`, and the handshake in `init.rs`).
-pub(crate) struct Kernel;
+/// The real syscalls (`sys.rs`, and the handshake in `init.rs`). Its field is private:
+/// only [`run`] makes one, so these methods only run where `run`'s contract holds.
+pub(crate) struct Kernel(());
 
 impl ChildSys for Kernel {
     #[inline]
@@ -231,9 +232,10 @@ impl ChildSys for Kernel {
     }
     #[inline]
     fn fork(&mut self) -> Result<libc::pid_t, i32> {
-        // SAFETY: `Kernel` is only used by `run`, in the child clone3 just made: one
-        // thread, and both sides of this fork continue the sequence, which makes only raw
-        // syscalls on the plan (the target until it execs, the init in `init::run`).
+        // SAFETY: a `Kernel` only exists inside `run`, whose caller guarantees the child
+        // clone3 just made: one thread. Both sides of this fork continue the sequence,
+        // which makes only raw syscalls on the plan (the target until it execs, the init
+        // in `init::run`).
         unsafe { sys::fork_raw() }
     }
     #[inline]
@@ -278,8 +280,14 @@ pub(crate) enum Ending {
 }
 
 /// Runs the jail sequence; never returns.
-pub fn run(plan: &Plan, fds: &ChildFds) -> ! {
-    match sequence(&mut Kernel, plan, fds) {
+///
+/// # Safety
+/// Only in the child that `clone3` (without a new stack) just made of a single-threaded
+/// process, with `plan` and `fds` prepared before the clone: the sequence makes raw
+/// syscalls only (no allocation, no locks) on a copy of the parent's memory, and forks the
+/// target off with [`sys::fork_raw`].
+pub unsafe fn run(plan: &Plan, fds: &ChildFds) -> ! {
+    match sequence(&mut Kernel(()), plan, fds) {
         Ending::Failed(step, errno, item) => {
             sys::write_all(fds.err_w, &Failure::encode(step, errno, item));
             sys::exit(SETUP_FAILED)
@@ -414,7 +422,7 @@ pub(crate) fn sequence<S: ChildSys>(os: &mut S, plan: &Plan, fds: &ChildFds) -> 
         //    a full proc is still visible (the host's, under /oldroot). Last, /dev is made
         //    read-only (its device binds keep their own flags).
         for (i, s) in ops.iter().enumerate() {
-            let item = i as u32;
+            let item = u32::try_from(i).unwrap_or(NO_ITEM);
             let result = match &s.op {
                 FsOp::Mkdir(path) => os.mkdir(path, 0o755).map_err(|e| (Step::Mkdir, e)),
                 FsOp::Symlink { target, path } => {
@@ -612,7 +620,10 @@ pub(crate) fn sequence<S: ChildSys>(os: &mut S, plan: &Plan, fds: &ChildFds) -> 
     if let Some(landlock) = &plan.landlock
         && let Err(f) = os.landlock(landlock)
     {
-        let item = f.rule.map_or(NO_ITEM, |r| r as u32);
+        let item = f
+            .rule
+            .and_then(|r| u32::try_from(r).ok())
+            .unwrap_or(NO_ITEM);
         return Ending::Failed(Step::Landlock, f.errno as i32, item);
     }
 

@@ -126,10 +126,13 @@ impl<'a> Switch<'a> {
         }
         // The switch must be exactly the recvmsg the gate matched (a forged answer
         // could have stopped anything).
-        let recvmsg = libc::SYS_recvmsg as u32;
-        if stop.nr != Some(recvmsg)
+        // The gate compares the low half of the first argument (the kernel reads an int
+        // fd), and so does this: the upper half is cut on purpose.
+        #[allow(clippy::cast_possible_truncation)]
+        let fd_arg = stop.args[0] as u32;
+        if stop.nr.map(i64::from) != Some(libc::SYS_recvmsg)
             || stop.arch != AUDIT_ARCH_NATIVE
-            || stop.args[0] as u32 != self.handover.socket as u32
+            || u32::try_from(self.handover.socket) != Ok(fd_arg)
         {
             return Decision::Refuse(Violation { data: 0, ..stop });
         }
@@ -240,10 +243,12 @@ fn filter_count(path: &std::ffi::CStr) -> Option<u32> {
         let room = &mut buf[len..];
         // SAFETY: `room` is a writable slice of the stack buffer.
         let n = unsafe { libc::read(fd, room.as_mut_ptr().cast(), room.len()) };
-        if n > 0 {
-            len += n as usize;
-        } else if n == 0 || errno() != libc::EINTR {
-            break;
+        match usize::try_from(n) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            // Negative: failed (errno).
+            Err(_) if errno() == libc::EINTR => {}
+            Err(_) => break,
         }
     }
     sys::close(fd);
@@ -286,7 +291,8 @@ pub fn skip_syscall(pid: libc::pid_t, ret: i64) -> Result<(), i32> {
     }
     // The syscall number -1 skips the syscall; rax is what it returns.
     regs.orig_rax = u64::MAX;
-    regs.rax = ret as u64;
+    // The register holds the return value's bits (a negative errno as two's complement).
+    regs.rax = ret.cast_unsigned();
     // SAFETY: PTRACE_SETREGS reads one user_regs_struct from `regs`.
     if unsafe { libc::ptrace(libc::PTRACE_SETREGS, pid, 0, &regs) } < 0 {
         return Err(errno());
@@ -322,7 +328,8 @@ pub fn skip_syscall(pid: libc::pid_t, ret: i64) -> Result<(), i32> {
     let size = std::mem::size_of::<libc::user_regs_struct>();
     let p = (&mut regs as *mut libc::user_regs_struct).cast();
     regset(libc::PTRACE_GETREGSET, NT_PRSTATUS, p, size)?;
-    regs.regs[0] = ret as u64;
+    // The register holds the return value's bits (a negative errno as two's complement).
+    regs.regs[0] = ret.cast_unsigned();
     regset(libc::PTRACE_SETREGSET, NT_PRSTATUS, p, size)
 }
 

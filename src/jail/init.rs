@@ -112,6 +112,8 @@ const KIND_VIOLATION: u32 = 2;
 const KIND_VIOLATION_UNREAD: u32 = 3;
 const KIND_HANDOVER_FAILED: u32 = 4;
 
+// The signed words (wait status, errnos) travel as their bits: `cast_unsigned` in
+// `encode`, `cast_signed` back in `decode`.
 impl Record {
     pub fn encode(&self) -> [u8; RECORD_LEN] {
         let mut w = [0u32; 8];
@@ -119,11 +121,11 @@ impl Record {
         match self.report {
             Report::Ended(status) => {
                 w[0] = KIND_ENDED;
-                w[1] = status as u32;
+                w[1] = status.cast_unsigned();
             }
             Report::HandoverFailed(errno) => {
                 w[0] = KIND_HANDOVER_FAILED;
-                w[1] = errno as u32;
+                w[1] = errno.cast_unsigned();
             }
             Report::Violation(v) => {
                 w[0] = if v.nr.is_some() {
@@ -144,7 +146,7 @@ impl Record {
         (w[5], w[6]) = match self.naming {
             Naming::NotWanted => (0, 0),
             Naming::Ptrace => (1, 0),
-            Naming::Refused(errno) => (2, errno as u32),
+            Naming::Refused(errno) => (2, errno.cast_unsigned()),
         };
         let mut out = [0u8; RECORD_LEN];
         let (words, rest) = out.split_at_mut(32);
@@ -170,7 +172,7 @@ impl Record {
         let naming = match w[5] {
             0 => Naming::NotWanted,
             1 => Naming::Ptrace,
-            2 => Naming::Refused(w[6] as i32),
+            2 => Naming::Refused(w[6].cast_signed()),
             _ => return None,
         };
         let phase = if w[7] == 2 {
@@ -188,8 +190,8 @@ impl Record {
             })
         };
         let report = match w[0] {
-            KIND_ENDED => Report::Ended(w[1] as i32),
-            KIND_HANDOVER_FAILED => Report::HandoverFailed(w[1] as i32),
+            KIND_ENDED => Report::Ended(w[1].cast_signed()),
+            KIND_HANDOVER_FAILED => Report::HandoverFailed(w[1].cast_signed()),
             KIND_VIOLATION => violation(Some(w[2])),
             KIND_VIOLATION_UNREAD => violation(None),
             _ => return None,
@@ -470,9 +472,12 @@ fn seccomp_stop(pid: libc::pid_t) -> Violation {
             args: [0; 6],
         };
     }
+    // Syscall numbers are 32-bit in every table: seccomp_data.nr is an int, which the
+    // kernel widens into this u64 field. Keeping the low half gives it back.
+    #[allow(clippy::cast_possible_truncation)]
+    let nr = info.nr as u32;
     Violation {
-        // Syscall numbers are 32-bit in every table (seccomp_data.nr is an int).
-        nr: Some(info.nr as u32),
+        nr: Some(nr),
         arch: info.arch,
         data: info.ret_data,
         phase: SeccompPhase::Load,
@@ -482,16 +487,9 @@ fn seccomp_stop(pid: libc::pid_t) -> Violation {
 
 /// `ptrace(request, pid, 0, sig)` for the restarting requests.
 fn restart(request: libc::c_long, pid: libc::pid_t, sig: i32) -> Result<(), i32> {
+    let sig = libc::c_ulong::try_from(sig).map_err(|_| libc::EINVAL)?;
     // SAFETY: PTRACE_CONT / PTRACE_LISTEN take a signal number as `data` and no pointers.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_ptrace,
-            request,
-            pid,
-            0 as libc::c_ulong,
-            sig as libc::c_ulong,
-        )
-    };
+    let ret = unsafe { libc::syscall(libc::SYS_ptrace, request, pid, 0 as libc::c_ulong, sig) };
     if ret < 0 { Err(errno()) } else { Ok(()) }
 }
 

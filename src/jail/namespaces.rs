@@ -34,9 +34,15 @@ pub struct NamespacePlan {
     pub dropped: Vec<&'static str>,
 }
 
+/// A `CLONE_NEW*` flag (a C int) as a bit of the u64 `clone3` takes: the same bits, not
+/// sign-extended.
+fn flag_bits(flag: libc::c_int) -> u64 {
+    u64::from(flag.cast_unsigned())
+}
+
 impl NamespacePlan {
     pub fn has(&self, flag: libc::c_int) -> bool {
-        self.flags & flag as u64 != 0
+        self.flags & flag_bits(flag) != 0
     }
 }
 
@@ -80,7 +86,7 @@ fn plan_with(
             continue;
         }
         if available(proc_name) {
-            out.flags |= flag as u64;
+            out.flags |= flag_bits(flag);
             out.unshared.push(name);
         } else if level == Level::Required {
             return Err(NamespaceError { name, proc_name });

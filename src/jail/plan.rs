@@ -220,7 +220,7 @@ impl Plan {
             .iter()
             .find(|(r, _)| *r == libc::RLIMIT_NOFILE)
             .map_or(u64::MAX, |(_, v)| *v);
-        if target as u64 >= limit {
+        if u64::from(target.cast_unsigned()) >= limit {
             return refuse("the number is not below the profile's open_files limit");
         }
         // SAFETY: F_DUPFD_CLOEXEC duplicates a descriptor the caller lends us; no pointers.
@@ -270,7 +270,7 @@ pub fn build(
     // The one exec the filter allows is of this descriptor number: put it where the
     // program's own descriptors can never reach (see Target::place_at_or_above).
     target
-        .place_at_or_above(open_files as RawFd)
+        .place_at_or_above(RawFd::try_from(open_files).unwrap_or(RawFd::MAX))
         .map_err(PlanError::Target)?;
     let seccomp = if crate::probe::seccomp_filter().is_ok() {
         let fd = target.memfd.as_raw_fd();
@@ -612,8 +612,8 @@ fn fs_ops(
 pub fn close_ranges(keep: &[RawFd]) -> Vec<(u32, u32)> {
     let mut keep: Vec<u32> = keep
         .iter()
-        .filter(|&&fd| fd > 2)
-        .map(|&fd| fd as u32)
+        .filter_map(|&fd| u32::try_from(fd).ok())
+        .filter(|&fd| fd > 2)
         .collect();
     keep.sort_unstable();
     keep.dedup();

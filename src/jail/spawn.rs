@@ -226,7 +226,8 @@ pub fn start(plan: &Plan, cgroup: Option<&Cgroup>) -> Result<Running, SpawnError
     };
     if let Some(dir) = cgroup.and_then(Cgroup::dir_fd) {
         args.flags |= CLONE_INTO_CGROUP;
-        args.cgroup = dir.as_raw_fd() as u64;
+        // A borrowed descriptor is never negative.
+        args.cgroup = u64::from(dir.as_raw_fd().cast_unsigned());
     }
     // SAFETY: plugjail is single-threaded here (checked above: no other thread exists to
     // start one in between), and the child branch below only runs
@@ -241,7 +242,9 @@ pub fn start(plan: &Plan, cgroup: Option<&Cgroup>) -> Result<Running, SpawnError
         sys::close(sync_w.as_raw_fd());
         sys::close(err_r.as_raw_fd());
         sys::close(status_r.as_raw_fd());
-        child::run(plan, &fds);
+        // SAFETY: this is the child of the clone3 above, made of a single-threaded process
+        // (checked first thing), and `plan` and `fds` were prepared before it.
+        unsafe { child::run(plan, &fds) };
     }
     // SAFETY: CLONE_PIDFD stored a new descriptor that nothing else owns.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
@@ -351,12 +354,14 @@ impl Running {
             },
             (None, None) => Ending::InitEnded(init_status),
         };
-        let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+        // Resource usage is never negative (0 if the kernel said otherwise).
+        let positive = |n: i64| u64::try_from(n).unwrap_or(0);
+        let micros = |t: libc::timeval| positive(t.tv_sec) * 1_000_000 + positive(t.tv_usec);
         Ok(Finished {
             ending,
             stopped,
             cpu_usec: micros(usage.ru_utime) + micros(usage.ru_stime),
-            max_rss: usage.ru_maxrss as u64 * 1024,
+            max_rss: positive(usage.ru_maxrss) * 1024,
             naming,
         })
     }
@@ -401,8 +406,8 @@ impl Running {
                 None => PollTimeout::NONE,
                 Some(left) => {
                     // Round up so a wake-up never comes just before the deadline.
-                    let ms = left.as_millis().saturating_add(1).min(i32::MAX as u128);
-                    PollTimeout::try_from(ms as i32).unwrap_or(PollTimeout::MAX)
+                    PollTimeout::try_from(left.as_millis().saturating_add(1))
+                        .unwrap_or(PollTimeout::MAX)
                 }
             };
             let mut fds = vec![PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN)];

@@ -202,7 +202,7 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), Step::ALL.len());
         for (i, s) in Step::ALL.iter().enumerate() {
-            assert_eq!(*s as u32, i as u32 + 1);
+            assert_eq!(*s as u32, u32::try_from(i).unwrap() + 1);
         }
     }
 

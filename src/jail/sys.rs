@@ -20,6 +20,12 @@ fn check(ret: c_long) -> Result<c_long, i32> {
     if ret < 0 { Err(errno()) } else { Ok(ret) }
 }
 
+/// [`check`] for a syscall whose result is an `int` (a pid, a descriptor). The kernel
+/// never returns more; if it did, EOVERFLOW says so instead of a truncated number.
+fn check_int(ret: c_long) -> Result<c_int, i32> {
+    check(ret).and_then(|n| c_int::try_from(n).map_err(|_| libc::EOVERFLOW))
+}
+
 /// Attributes for `mount_setattr(2)` (linux/mount.h).
 pub const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
 pub const MOUNT_ATTR_NOSUID: u64 = 0x0000_0002;
@@ -68,7 +74,7 @@ pub unsafe fn clone3(args: &mut CloneArgs) -> Result<libc::pid_t, i32> {
             std::mem::size_of::<CloneArgs>(),
         )
     };
-    check(ret).map(|pid| pid as libc::pid_t)
+    check_int(ret)
 }
 
 /// `unshare(2)`.
@@ -88,7 +94,7 @@ pub unsafe fn fork_raw() -> Result<libc::pid_t, i32> {
     // SAFETY: clone with only SIGCHLD and no stack duplicates the process like fork(2);
     // the caller guarantees what happens afterwards (see above).
     let ret = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as c_ulong, 0, 0, 0, 0) };
-    check(ret).map(|pid| pid as libc::pid_t)
+    check_int(ret)
 }
 
 pub fn mount(
@@ -113,14 +119,18 @@ pub fn mount_setattr(target: &CStr, attr_set: u64, recursive: bool) -> Result<()
         propagation: 0,
         userns_fd: 0,
     };
-    let flags = if recursive { libc::AT_RECURSIVE } else { 0 };
+    let flags: c_ulong = if recursive {
+        libc::AT_RECURSIVE as c_ulong
+    } else {
+        0
+    };
     // SAFETY: `target` is NUL-terminated and `attr` is a valid mount_attr of the given size.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             libc::AT_FDCWD,
             target.as_ptr(),
-            flags as c_ulong,
+            flags,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
@@ -166,9 +176,9 @@ pub fn symlink(target: &CStr, path: &CStr) -> Result<(), i32> {
 /// Creates an empty regular file to bind a file onto, unless something is already there
 /// (for example inside a read-only bind, where creating would fail).
 pub fn touch(path: &CStr) -> Result<(), i32> {
-    // SAFETY: `path` is NUL-terminated and `st` is a valid out buffer on the stack.
+    // SAFETY: all-zero is a valid `stat` (integers only).
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
+    // SAFETY: `path` is NUL-terminated and `st` is a live, writable stat on the stack.
     let found = unsafe {
         libc::fstatat(
             libc::AT_FDCWD,
@@ -182,8 +192,8 @@ pub fn touch(path: &CStr) -> Result<(), i32> {
     }
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW;
     // SAFETY: `path` is NUL-terminated; the fd is closed right below.
-    let fd = check(unsafe { libc::open(path.as_ptr(), flags, 0o444) }.into())?;
-    close(fd as RawFd);
+    let fd = check_int(unsafe { libc::open(path.as_ptr(), flags, 0o444) }.into())?;
+    close(fd);
     Ok(())
 }
 
@@ -216,8 +226,25 @@ pub fn close_range(first: u32, last: u32) -> Result<(), i32> {
     check(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) }).map(drop)
 }
 
+/// The prctl options [`prctl`] makes. Each reads its arguments as integers, never as a
+/// pointer the kernel could write through.
+const INTEGER_PRCTLS: [c_int; 6] = [
+    libc::PR_SET_PDEATHSIG,
+    libc::PR_SET_DUMPABLE,
+    libc::PR_SET_SECUREBITS,
+    libc::PR_SET_NO_NEW_PRIVS,
+    libc::PR_CAPBSET_DROP,
+    libc::PR_CAP_AMBIENT,
+];
+
+/// `prctl(option, arg2, 0, 0, 0)` for an option of [`INTEGER_PRCTLS`]; any other option
+/// is refused with EINVAL (its `arg2` might be a pointer).
 pub fn prctl(option: c_int, arg2: c_ulong) -> Result<(), i32> {
-    // SAFETY: the prctl options used here take integer arguments only.
+    if !INTEGER_PRCTLS.contains(&option) {
+        return Err(libc::EINVAL);
+    }
+    // SAFETY: `option` takes integer arguments only (checked above), so the kernel reads
+    // `arg2` and the zeros as numbers and touches no memory of ours.
     check(unsafe { libc::prctl(option, arg2, 0 as c_ulong, 0 as c_ulong, 0 as c_ulong) }.into())
         .map(drop)
 }
@@ -403,6 +430,11 @@ struct IfreqFlags {
     _pad: [u8; 22],
 }
 
+/// `IFF_UP | IFF_RUNNING` (0x41) as `ifr_flags` holds it.
+// The kernel's ifr_flags is a short and both flags are in its low byte: nothing is cut.
+#[allow(clippy::cast_possible_truncation)]
+const IFF_UP_RUNNING: libc::c_short = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+
 /// Brings the loopback interface of the current network namespace up.
 pub fn loopback_up() -> Result<(), i32> {
     // SAFETY: plain socket creation; the fd is closed below on every path.
@@ -419,7 +451,7 @@ pub fn loopback_up() -> Result<(), i32> {
     // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of a valid ifreq.
     let mut ret = unsafe { libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req as *mut IfreqFlags) };
     if ret == 0 {
-        req.flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        req.flags |= IFF_UP_RUNNING;
         // SAFETY: SIOCSIFFLAGS reads a valid ifreq.
         ret = unsafe { libc::ioctl(sock, libc::SIOCSIFFLAGS, &req as *const IfreqFlags) };
     }
@@ -459,9 +491,9 @@ pub fn reset_signals() -> Result<(), i32> {
         };
         check(ret)?;
     }
-    // SAFETY: an empty set on the stack; sigemptyset only writes to it.
+    // SAFETY: all-zero is a valid sigset_t (an array of integers).
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a valid sigset_t.
+    // SAFETY: `set` is a live sigset_t on the stack; sigemptyset only writes to it.
     unsafe { libc::sigemptyset(&mut set) };
     // SAFETY: `set` is a valid, initialised sigset_t; the old mask is not requested.
     let ret = unsafe { libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) };
@@ -471,8 +503,8 @@ pub fn reset_signals() -> Result<(), i32> {
 /// Writes `bytes` to an existing file (a sysctl) in one `write`.
 pub fn write_file(path: &CStr, bytes: &[u8]) -> Result<(), i32> {
     // SAFETY: `path` is NUL-terminated; the fd is closed below on every path.
-    let fd = check(unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) }.into())?
-        as RawFd;
+    let fd =
+        check_int(unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) }.into())?;
     // SAFETY: the pointer and length describe `bytes`.
     let ret = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
     let result = if ret < 0 { Err(errno()) } else { Ok(()) };

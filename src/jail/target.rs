@@ -87,14 +87,13 @@ impl Target {
 /// no privilege needed). If the hard limit is lower, F_DUPFD fails and says so.
 fn raise_fd_soft_limit(fd: RawFd) {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok(fd) = u64::try_from(fd) else {
+        return; // no descriptor number is negative: nothing to allow
+    };
     if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
-        && soft <= fd as u64
+        && soft <= fd
     {
-        let _ = setrlimit(
-            Resource::RLIMIT_NOFILE,
-            hard.min(fd as u64 + 1).max(soft),
-            hard,
-        );
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard.min(fd + 1).max(soft), hard);
     }
 }
 

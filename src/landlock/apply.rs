@@ -59,10 +59,11 @@ impl LandlockPlan {
                 0 as libc::c_uint,
             )
         };
-        if ret < 0 {
-            return Err(fail("landlock_create_ruleset", None));
-        }
-        let ruleset = Fd(ret as libc::c_int);
+        // A new descriptor, or -1 (errno).
+        let ruleset = match libc::c_int::try_from(ret) {
+            Ok(fd) if fd >= 0 => Fd(fd),
+            _ => return Err(fail("landlock_create_ruleset", None)),
+        };
         for (i, rule) in self.paths.iter().enumerate() {
             self.add_path(ruleset.0, rule)
                 .map_err(|call| fail(call, Some(i)))?;
@@ -82,8 +83,8 @@ impl LandlockPlan {
                 return Err(fail("landlock_add_rule", None));
             }
         }
-        // SAFETY: integer arguments only; restricts the calling thread (the child is
-        // single-threaded) with the ruleset built above.
+        // SAFETY: integer arguments only (the ruleset built above and no flags); no memory
+        // is passed. It restricts the calling thread, in the jail the child's only one.
         let ret = unsafe {
             libc::syscall(
                 libc::SYS_landlock_restrict_self,

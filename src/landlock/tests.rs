@@ -203,7 +203,7 @@ fn connect(port: u16) -> Result<(), i32> {
         return Err(-errno());
     }
     let addr = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_family: libc::sa_family_t::try_from(libc::AF_INET).unwrap(),
         sin_port: port.to_be(),
         sin_addr: libc::in_addr {
             s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
@@ -215,7 +215,7 @@ fn connect(port: u16) -> Result<(), i32> {
         libc::connect(
             fd,
             (&addr as *const libc::sockaddr_in).cast(),
-            size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            libc::socklen_t::try_from(size_of::<libc::sockaddr_in>()).unwrap(),
         )
     };
     let result = if ret == 0 { Ok(()) } else { Err(errno()) };
@@ -488,7 +488,7 @@ fn shipped_profiles_prepare_and_apply() {
                 return 2;
             }
             if let Err(f) = plan.apply_detailed() {
-                return 10 + f.rule.unwrap_or(50) as i32;
+                return 10 + f.rule.and_then(|r| i32::try_from(r).ok()).unwrap_or(50);
             }
             if open(&cache, libc::O_RDONLY).is_err() {
                 return 3;

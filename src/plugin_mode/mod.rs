@@ -172,8 +172,11 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), PrepareError> {
             source: std::io::Error::last_os_error(),
         });
     }
-    // SAFETY: pipe2 just created both descriptors; nothing else owns them.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    // SAFETY: pipe2 just created fds[0]; this is its only owner.
+    let r = unsafe { OwnedFd::from_raw_fd(fds[0]) };
+    // SAFETY: likewise fds[1].
+    let w = unsafe { OwnedFd::from_raw_fd(fds[1]) };
+    Ok((r, w))
 }
 
 /// Verifies the plugin, opens the stub, and plans the jail around them with the channel

@@ -23,7 +23,9 @@ use crate::protocol::consts::NO_ENTRY_MESSAGE as NO_ENTRY;
 use std::time::Duration;
 
 use crate::protocol::consts::{ErrorKind, exit_code};
-use crate::verdict::{Outcome, PluginFailure, PluginReport, Timeout, TimeoutKind, Verdict};
+use crate::verdict::{
+    Outcome, PluginFailure, PluginReport, Timeout, TimeoutKind, Verdict, signal_exit_status,
+};
 
 /// Why plugjail ended a plugin session itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,7 +287,7 @@ pub fn exit_status(v: &Verdict) -> u8 {
         Outcome::Signaled => v
             .signal
             .as_ref()
-            .map_or(128, |s| 128u8.wrapping_add(s.number as u8)),
+            .map_or(128, |s| signal_exit_status(s.number)),
         Outcome::SetupFailed | Outcome::NotFound | Outcome::CannotExecute => 125,
     }
 }

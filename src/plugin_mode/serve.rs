@@ -76,12 +76,9 @@ pub fn run(opts: ServeOptions) -> u8 {
         };
         // SAFETY: check_channel made sure both are open; they stay open (plugjail's own
         // inherited descriptors) until `ChannelHooks::started` lets go of them.
-        let (chan_in, chan_out) = unsafe {
-            (
-                BorrowedFd::borrow_raw(fd_in),
-                BorrowedFd::borrow_raw(fd_out),
-            )
-        };
+        let chan_in = unsafe { BorrowedFd::borrow_raw(fd_in) };
+        // SAFETY: as above.
+        let chan_out = unsafe { BorrowedFd::borrow_raw(fd_out) };
         let mut jail = match prepare(&profile, &opts.plugin, chan_in, chan_out) {
             Ok(j) => j,
             Err(e) => break 'run prepare_failure(&ctx, &e),
@@ -120,8 +117,10 @@ fn host_deadline_signal() -> nix::Result<SignalFd> {
 /// one with sigqueue(3)).
 fn host_deadline_sent(sfd: &SignalFd) -> Option<Option<Duration>> {
     let info = sfd.read_signal().ok().flatten()?;
-    let said = info.ssi_code == libc::SI_QUEUE && info.ssi_int > 0;
-    Some(said.then(|| Duration::from_millis(info.ssi_int as u64)))
+    let said = u64::try_from(info.ssi_int)
+        .ok()
+        .filter(|&ms| info.ssi_code == libc::SI_QUEUE && ms > 0);
+    Some(said.map(Duration::from_millis))
 }
 
 /// The channel descriptors must be open, distinct, and not the status fd.

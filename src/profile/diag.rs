@@ -102,7 +102,8 @@ fn crop(text: &str, col: u32) -> (String, u32) {
     if end < chars.len() {
         shown.push('…');
     }
-    let col = (at - start) as u32 + 1 + u32::from(start > 0);
+    // at - start <= at <= col, so it fits col's u32 (the fallback is never taken).
+    let col = u32::try_from(at - start).map_or(col, |c| c + 1 + u32::from(start > 0));
     (shown, col)
 }
 

@@ -139,9 +139,14 @@ pub fn choice<T: Copy>(c: &mut Collector, node: &Node, choices: &[(&str, T)]) ->
     None
 }
 
-pub fn integer(c: &mut Collector, node: &Node, min: i128, max: i128) -> Option<i128> {
+/// An integer in `min..=max`, as a `T` (checked against the range first, so the
+/// conversion always succeeds).
+pub fn integer<T>(c: &mut Collector, node: &Node, min: T, max: T) -> Option<T>
+where
+    T: Copy + Into<i128> + TryFrom<i128> + std::fmt::Display,
+{
     match node.value {
-        Value::Int(n) if (min..=max).contains(&n) => Some(n),
+        Value::Int(n) if (min.into()..=max.into()).contains(&n) => T::try_from(n).ok(),
         Value::Int(n) => {
             c.error(node.pos, format!("{n} is out of range ({min} to {max})"));
             None
@@ -157,7 +162,7 @@ pub fn integer(c: &mut Collector, node: &Node, min: i128, max: i128) -> Option<i
 }
 
 pub fn u32_in(c: &mut Collector, node: &Node, min: u32) -> Option<u32> {
-    integer(c, node, min.into(), u32::MAX.into()).map(|n| n as u32)
+    integer(c, node, min, u32::MAX)
 }
 
 /// A byte size: `64M`, `1G`, or a plain number of bytes.

@@ -200,7 +200,10 @@ fn parse(text: &str, file: usize) -> Result<Node, Diagnostic> {
     yaml::parse(text, file).map_err(|err| {
         let (line, col) = err
             .location()
-            .map(|l| (l.line() as u32, l.column() as u32))
+            .map(|l| {
+                let at = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+                (at(l.line()), at(l.column()))
+            })
             .unwrap_or((0, 0));
         let message = serde_saphyr::UserMessageFormatter.format_message(err.without_snippet());
         Diagnostic {

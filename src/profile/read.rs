@@ -283,9 +283,7 @@ fn landlock(c: &mut Collector, node: &Node) -> Landlock {
     };
     let ports = |c: &mut Collector, key: &str| {
         f.read(c, key, vec![], |c, n| {
-            fields::unique_list(c, n, |c, n| {
-                fields::integer(c, n, 1, 65535).map(|p| p as u16)
-            })
+            fields::unique_list(c, n, |c, n| fields::integer(c, n, 1, u16::MAX))
         })
         .into_iter()
         .map(|(p, _)| p)
@@ -429,12 +427,12 @@ fn arg_condition(c: &mut Collector, node: &Node) -> Option<ArgCondition> {
         return None;
     };
     let ops: Vec<(&str, CmpOp)> = CmpOp::ALL.iter().map(|o| (o.name(), *o)).collect();
-    let index = fields::integer(c, index, 0, 5).map(|i| i as u8);
+    let index = fields::integer(c, index, 0u8, 5);
     let op_pos = op.pos;
     let op = fields::choice(c, op, &ops);
-    let value = fields::integer(c, value, 0, u64::MAX.into()).map(|v| v as u64);
+    let value = fields::integer(c, value, 0, u64::MAX);
     let mask = f.read(c, "mask", None, |c, n| {
-        fields::integer(c, n, 0, u64::MAX.into()).map(|v| Some(v as u64))
+        fields::integer(c, n, 0, u64::MAX).map(Some)
     });
     if (op == Some(CmpOp::MaskedEq)) != mask.is_some() {
         c.error(op_pos, "`mask` goes with `op: masked_eq`, and only with it");
@@ -508,9 +506,7 @@ fn limits(c: &mut Collector, node: &Node) -> Limits {
     if let Some(io) = f.get("io")
         && let Some(io) = Fields::new(c, io, "limits.io", IO_KEYS)
     {
-        let count = |c: &mut Collector, n: &Node| {
-            fields::integer(c, n, 1, u64::MAX.into()).map(|v| Some(v as u64))
-        };
+        let count = |c: &mut Collector, n: &Node| fields::integer(c, n, 1, u64::MAX).map(Some);
         out.io = IoLimits {
             read_bps: io.read(c, "read_bps", None, some_size),
             write_bps: io.read(c, "write_bps", None, some_size),

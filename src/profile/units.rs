@@ -70,12 +70,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if total_ms.fract() != 0.0 {
         return Err(format!("`{text}` is finer than a millisecond"));
     }
-    Ok(Duration::from_millis(total_ms as u64))
+    // A float has no lossless conversion to an integer; this one is a whole number in
+    // 0..=10^12 (only digits and `.` were parsed, then checked above), which u64 holds
+    // exactly.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let ms = total_ms as u64;
+    Ok(Duration::from_millis(ms))
 }
 
 /// The shortest exact spelling of `d` (to the millisecond) that [`parse_duration`] reads.
 pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis() as u64;
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     for (name, factor) in DURATION_UNITS.iter().rev() {
         if ms != 0 && ms.is_multiple_of(*factor) {
             return format!("{}{name}", ms / factor);

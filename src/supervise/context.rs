@@ -2,7 +2,7 @@
 //! verdict carries, when it started, and the verdict's way out (status fd, report file,
 //! stderr). Checks that can fail before a jail exists end here as `setup_failed`.
 
-use std::os::fd::RawFd;
+use std::os::fd::{BorrowedFd, RawFd};
 use std::path::Path;
 use std::time::Instant;
 
@@ -95,7 +95,12 @@ impl<'a> Context<'a> {
     ) -> u8 {
         verdict.wall_time_ms =
             u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let status_fd = status_fd.filter(|fd| fd_is_open(*fd));
+        let status_fd = status_fd.filter(|fd| fd_is_open(*fd)).map(|fd| {
+            // SAFETY: `--status-fd` names a descriptor plugjail inherited for its verdict:
+            // open (checked just above), and plugjail never closes it, so it stays open
+            // while borrowed here.
+            unsafe { BorrowedFd::borrow_raw(fd) }
+        });
         for problem in verdict.deliver(report, status_fd) {
             eprintln!("plugjail: {problem}");
         }

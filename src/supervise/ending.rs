@@ -92,7 +92,8 @@ pub(super) fn ending_verdict(
     // (then it has used more than the limit). The CPU time is per process, so one process
     // at its limit is enough.
     if let (Some(limit), Some(sig)) = (limits.cpu_time, v.signal.as_ref().map(|s| s.number))
-        && (sig == libc::SIGXCPU || sig == libc::SIGKILL && f.cpu_usec > limit.as_micros() as u64)
+        && (sig == libc::SIGXCPU
+            || sig == libc::SIGKILL && u128::from(f.cpu_usec) > limit.as_micros())
     {
         let text = format!("cpu time {}", profile::units::format_duration(limit));
         return timed_out(v.because(Outcome::Timeout, text), TimeoutKind::Cpu, limit);

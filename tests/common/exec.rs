@@ -114,52 +114,22 @@ impl Exec {
             .iter()
             .map(|(fd, t)| (fd.as_raw_fd(), *t))
             .collect();
-        const MAX_FDS: usize = 16;
         assert!(moves.len() <= MAX_FDS, "at most {MAX_FDS} inherited fds");
         if !moves.is_empty() {
-            // SAFETY: the closure runs in the forked child before exec and only calls fcntl
-            // and dup2, which are async-signal-safe, on a fixed-size local array (no
-            // allocation); the source fds stay open in the parent (owned by `self.fds`)
-            // until after spawn returns.
-            unsafe {
-                cmd.pre_exec(move || {
-                    // First move every source out of the way (a source may sit on another
-                    // move's target number), close-on-exec so the copies vanish at exec...
-                    let mut temps = [-1; MAX_FDS];
-                    for (i, &(src, _)) in moves.iter().enumerate() {
-                        temps[i] = libc::fcntl(src, libc::F_DUPFD_CLOEXEC, 1000);
-                        if temps[i] < 0 {
-                            return Err(io::Error::last_os_error());
-                        }
-                    }
-                    // ...then place each on its target, which dup2 leaves inheritable.
-                    for (i, &(_, dst)) in moves.iter().enumerate() {
-                        if libc::dup2(temps[i], dst) < 0 {
-                            return Err(io::Error::last_os_error());
-                        }
-                    }
-                    Ok(())
-                });
-            }
+            // SAFETY: the hook runs in the child between fork and exec of this
+            // multi-threaded test process: `move_fds` only calls fcntl and dup2
+            // (async-signal-safe) and allocates nothing (the vector was made before).
+            unsafe { cmd.pre_exec(move || move_fds(&moves)) };
         }
         if self.deny_ptrace {
             deny_ptrace(&mut cmd);
         }
         if !self.ignore_signals.is_empty() {
             let signals = self.ignore_signals.clone();
-            // SAFETY: the closure runs in the forked child before exec (after std has reset
-            // the signal mask and SIGPIPE) and only calls signal(2) with SIG_IGN, which is
-            // async-signal-safe, over a vector allocated before the fork.
-            unsafe {
-                cmd.pre_exec(move || {
-                    for &sig in &signals {
-                        if libc::signal(sig, libc::SIG_IGN) == libc::SIG_ERR {
-                            return Err(io::Error::last_os_error());
-                        }
-                    }
-                    Ok(())
-                });
-            }
+            // SAFETY: the hook runs in the child between fork and exec (after std has reset
+            // the signal mask and SIGPIPE): `ignore_signals` only calls signal(2) with
+            // SIG_IGN (async-signal-safe), over a vector allocated before the fork.
+            unsafe { cmd.pre_exec(move || ignore_signals(&signals)) };
         }
         let description = format!("{:?}", cmd);
         let start = Instant::now();
@@ -187,35 +157,83 @@ impl Exec {
     }
 }
 
+/// At most this many descriptors are placed in one run.
+const MAX_FDS: usize = 16;
+
+/// The body of a `pre_exec` hook: puts each `(source, target)` descriptor at its target
+/// number, inheritable. Async-signal-safe, no allocation.
+fn move_fds(moves: &[(RawFd, RawFd)]) -> io::Result<()> {
+    // First move every source out of the way (a source may sit on another move's target
+    // number), close-on-exec so the copies vanish at exec...
+    let mut temps = [-1; MAX_FDS];
+    for (i, &(src, _)) in moves.iter().enumerate() {
+        // SAFETY: integer fcntl, no memory passed. `src` is open here: the child's
+        // descriptor table is a copy of the parent's, where `Exec::fds` owned it at the
+        // fork.
+        temps[i] = unsafe { libc::fcntl(src, libc::F_DUPFD_CLOEXEC, 1000) };
+        if temps[i] < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    // ...then place each on its target, which dup2 leaves inheritable.
+    for (i, &(_, dst)) in moves.iter().enumerate() {
+        // SAFETY: no memory passed; it replaces whatever this child had at `dst`, and the
+        // child execs next, so nothing here uses that descriptor again.
+        if unsafe { libc::dup2(temps[i], dst) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The body of a `pre_exec` hook: ignores `signals`. Async-signal-safe, no allocation.
+fn ignore_signals(signals: &[libc::c_int]) -> io::Result<()> {
+    for &sig in signals {
+        // SAFETY: SIG_IGN installs no handler code; it only changes this child's
+        // disposition of `sig`.
+        if unsafe { libc::signal(sig, libc::SIG_IGN) } == libc::SIG_ERR {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// Runs `cmd` under a seccomp filter that fails `ptrace` with EPERM, as Yama or an LSM
 /// would: the jail's init cannot trace.
 pub fn deny_ptrace(cmd: &mut Command) {
-    // Built before fork: the closure below only makes two syscalls.
+    // Built before fork: the hook only makes two syscalls.
     let filter = deny_ptrace_filter();
-    // SAFETY: the closure runs in the forked child before exec and only calls prctl and
-    // seccomp (async-signal-safe) with a program that lives in the parent's copied memory
-    // for the whole call.
-    unsafe {
-        cmd.pre_exec(move || {
-            let prog = libc::sock_fprog {
-                len: filter.len() as u16,
-                filter: filter.as_ptr().cast_mut(),
-            };
-            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-                || libc::syscall(libc::SYS_seccomp, 1, 0, &prog as *const _) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
+    // SAFETY: the hook runs in the child between fork and exec of this multi-threaded
+    // test process: `install_filter` only calls prctl and seccomp (async-signal-safe) and
+    // allocates nothing.
+    unsafe { cmd.pre_exec(move || install_filter(&filter)) };
+}
+
+/// The body of [`deny_ptrace`]'s hook: no_new_privs, then `filter`.
+fn install_filter(filter: &[libc::sock_filter]) -> io::Result<()> {
+    let prog = libc::sock_fprog {
+        len: u16::try_from(filter.len()).map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?,
+        filter: filter.as_ptr().cast_mut(),
+    };
+    // SAFETY: PR_SET_NO_NEW_PRIVS takes integers only; no memory is passed.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
     }
+    // SAFETY: `prog` points at `filter`'s instructions, alive for the call; the kernel
+    // copies them and writes nothing.
+    if unsafe { libc::syscall(libc::SYS_seccomp, 1, 0, &prog as *const _) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// `ptrace` fails with EPERM, everything else is allowed (no arch check: a test filter
 /// for this machine's own syscalls only).
 fn deny_ptrace_filter() -> [libc::sock_filter; 4] {
+    // BPF opcodes are 16 bits (libc spells them as u32).
+    let op = |code: u32| u16::try_from(code).unwrap();
     let stmt = |code: u32, k: u32| libc::sock_filter {
-        code: code as u16,
+        code: op(code),
         jt: 0,
         jf: 0,
         k,
@@ -223,10 +241,10 @@ fn deny_ptrace_filter() -> [libc::sock_filter; 4] {
     [
         stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
         libc::sock_filter {
-            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            code: op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K),
             jt: 0,
             jf: 1,
-            k: libc::SYS_ptrace as u32,
+            k: u32::try_from(libc::SYS_ptrace).unwrap(),
         },
         stmt(
             libc::BPF_RET | libc::BPF_K,

@@ -93,19 +93,21 @@ impl Pty {
             )
         };
         assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-        // SAFETY: openpty succeeded, so both are fresh fds that nothing else owns.
-        let (master, slave) =
-            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        // SAFETY: openpty succeeded, so `master` is a fresh fd that nothing else owns.
+        let master = unsafe { OwnedFd::from_raw_fd(master) };
+        // SAFETY: likewise `slave`.
+        let slave = unsafe { OwnedFd::from_raw_fd(slave) };
         // Non-canonical with echo: an injected byte is readable on the slave at once
         // (FIONREAD) and its echo shows up on the master.
-        // SAFETY: termios is plain data, filled by tcgetattr before use.
-        unsafe {
-            let mut t: libc::termios = std::mem::zeroed();
-            assert_eq!(libc::tcgetattr(slave.as_raw_fd(), &mut t), 0);
-            t.c_lflag &= !libc::ICANON;
-            t.c_lflag |= libc::ECHO;
-            assert_eq!(libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &t), 0);
-        }
+        // SAFETY: all-zero is a valid termios (plain integers); tcgetattr fills it below.
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: `slave` is an open terminal and `t` a live termios for the call to fill.
+        assert_eq!(unsafe { libc::tcgetattr(slave.as_raw_fd(), &mut t) }, 0);
+        t.c_lflag &= !libc::ICANON;
+        t.c_lflag |= libc::ECHO;
+        // SAFETY: `slave` is an open terminal; the call only reads `t`.
+        let rc = unsafe { libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &t) };
+        assert_eq!(rc, 0);
         Pty { master, slave }
     }
 
@@ -127,9 +129,9 @@ impl Pty {
             let mut buf = [0u8; 64];
             // SAFETY: reading into a local buffer of the given size.
             let n = unsafe { libc::read(self.master.as_raw_fd(), buf.as_mut_ptr().cast(), 64) };
-            if n > 0 {
-                echoed.extend_from_slice(&buf[..n as usize]);
-            }
+            // Negative: failed (errno), nothing echoed.
+            let n = usize::try_from(n).unwrap_or(0);
+            echoed.extend_from_slice(&buf[..n]);
         }
         let mut queued: libc::c_int = 0;
         // SAFETY: FIONREAD writes one int.

@@ -41,27 +41,38 @@ pub fn seccomp() -> bool {
 /// a say.
 pub fn user_namespaces(uid: Option<u32>) -> Result<(), String> {
     let mut cmd = Command::new("/bin/true");
-    // SAFETY: the closure runs in the forked child before exec and only makes raw
-    // syscalls (setgroups, setresgid, setresuid, unshare), which are async-signal-safe;
-    // it allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            if let Some(id) = uid
-                && (libc::setgroups(0, std::ptr::null()) != 0
-                    || libc::setresgid(id, id, id) != 0
-                    || libc::setresuid(id, id, id) != 0)
-            {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::unshare(libc::CLONE_NEWUSER) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    // SAFETY: the hook runs in the child between fork and exec of this multi-threaded
+    // test process: `become_and_unshare` only makes async-signal-safe syscalls and
+    // allocates nothing.
+    unsafe { cmd.pre_exec(move || become_and_unshare(uid)) };
     match cmd.status() {
         Ok(s) if s.success() => Ok(()),
         Ok(s) => Err(format!("/bin/true in a new user namespace exited with {s}")),
         Err(e) => Err(format!("cannot create a user namespace: {e}")),
     }
+}
+
+/// The body of [`user_namespaces`]'s `pre_exec` hook: become `uid` (if given), then
+/// unshare a user namespace. Raw syscalls only, no allocation.
+fn become_and_unshare(uid: Option<u32>) -> io::Result<()> {
+    if let Some(id) = uid {
+        // SAFETY: an empty group list: size 0 and no memory read.
+        if unsafe { libc::setgroups(0, std::ptr::null()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: integer arguments only. glibc's wrapper makes every thread follow, but
+        // after the fork this child has one thread.
+        if unsafe { libc::setresgid(id, id, id) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: as above.
+        if unsafe { libc::setresuid(id, id, id) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    // SAFETY: integer arguments only; it changes this child's namespaces, nothing else.
+    if unsafe { libc::unshare(libc::CLONE_NEWUSER) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }

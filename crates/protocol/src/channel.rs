@@ -370,7 +370,7 @@ fn wait(fd: RawFd, events: libc::c_short, deadline: Instant) -> io::Result<()> {
             return Err(io::ErrorKind::TimedOut.into());
         }
         // Round up so a sub-millisecond remainder still waits instead of spinning.
-        let ms = left.as_millis().saturating_add(1).min(i32::MAX as u128) as i32;
+        let ms = i32::try_from(left.as_millis().saturating_add(1)).unwrap_or(i32::MAX);
         let mut p = libc::pollfd {
             fd,
             events,
@@ -402,8 +402,9 @@ fn read_before(fd: RawFd, buf: &mut [u8], deadline: Instant) -> io::Result<usize
         }
         // SAFETY: `buf` is a valid writable slice of buf.len() bytes.
         let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n >= 0 {
-            return Ok(n as usize);
+        // Negative: failed (errno).
+        if let Ok(n) = usize::try_from(n) {
+            return Ok(n);
         }
         let e = io::Error::last_os_error();
         match e.kind() {
@@ -431,8 +432,8 @@ fn write_before(fd: RawFd, mut head: &[u8], mut tail: &[u8], deadline: Instant) 
         // SAFETY: two iovecs over live slices that outlive the call; the kernel only
         // reads through them (writev); the fd is non-blocking.
         let n = unsafe { libc::writev(fd, iov.as_ptr(), 2) };
-        if n >= 0 {
-            let n = n as usize;
+        // Negative: failed (errno).
+        if let Ok(n) = usize::try_from(n) {
             let from_head = n.min(head.len());
             head = &head[from_head..];
             tail = &tail[(n - from_head).min(tail.len())..];
@@ -462,8 +463,8 @@ fn set_nonblocking(fd: RawFd) -> io::Result<()> {
 /// for unprivileged users); best effort: a smaller pipe only costs more wake-ups.
 /// Returns the size the pipe has afterwards, or None if `fd` is not a pipe.
 pub fn size_pipe(fd: RawFd, bytes: usize) -> Option<usize> {
-    const MAX: usize = 1 << 20; // the default fs.pipe-max-size
-    let want = bytes.clamp(4096, MAX) as libc::c_int;
+    const MAX: libc::c_int = 1 << 20; // the default fs.pipe-max-size
+    let want = libc::c_int::try_from(bytes).unwrap_or(MAX).clamp(4096, MAX);
     // SAFETY: integer fcntl on an fd the caller owns; fails harmlessly on non-pipes.
     unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, want) };
     // SAFETY: as above.

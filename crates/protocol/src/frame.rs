@@ -321,7 +321,8 @@ impl FrameWriter {
         if self.buf.len() < HEADER_LEN {
             return &[];
         }
-        // push() kept the payload within the u32 cap.
+        // push() kept the payload within the u32 cap, so this cannot truncate.
+        #[allow(clippy::cast_possible_truncation)]
         let len = self.payload_len() as u32;
         self.buf[0..4].copy_from_slice(&len.to_le_bytes());
         &self.buf

@@ -21,7 +21,7 @@ fn source(bytes: &[u8], chunk: usize) -> impl FnMut(&mut [u8]) -> io::Result<usi
 }
 
 fn frame(kind: FrameType, id: u64, payload: &[u8]) -> Vec<u8> {
-    let mut v = encode_header(kind, payload.len() as u32, id).to_vec();
+    let mut v = encode_header(kind, u32::try_from(payload.len()).unwrap(), id).to_vec();
     v.extend_from_slice(payload);
     v
 }
@@ -248,8 +248,11 @@ fn fake_stub(serve: impl FnOnce(std::fs::File, std::fs::File) + Send + 'static) 
         let mut fds = [0; 2];
         // SAFETY: pipe2 fills two descriptors that nothing else owns.
         assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-        // SAFETY: as above: fresh descriptors, owned once each.
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+        // SAFETY: pipe2 just made fds[0]; this is its only owner.
+        let r = unsafe { OwnedFd::from_raw_fd(fds[0]) };
+        // SAFETY: likewise fds[1].
+        let w = unsafe { OwnedFd::from_raw_fd(fds[1]) };
+        (r, w)
     };
     let (to_stub_r, to_stub_w) = pipe();
     let (from_stub_r, from_stub_w) = pipe();

@@ -42,9 +42,17 @@ use args::{Channel, Command};
 /// # Safety
 /// `argv` must hold `argc` valid NUL-terminated strings, as the kernel provides.
 pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
-    let argv: Vec<&CStr> = (1..argc.max(1) as usize)
-        // SAFETY: the caller guarantees argc valid strings in argv.
-        .map(|i| unsafe { CStr::from_ptr(*argv.add(i)) })
+    let argc = usize::try_from(argc).unwrap_or(0);
+    let argv: Vec<&CStr> = (1..argc)
+        .map(|i| {
+            // SAFETY: i < argc, and the caller guarantees argv has argc entries.
+            let slot = unsafe { argv.add(i) };
+            // SAFETY: `slot` is one of those entries, initialised by the kernel.
+            let arg = unsafe { *slot };
+            // SAFETY: the caller guarantees every entry is a NUL-terminated string, which
+            // the kernel keeps for the life of the process.
+            unsafe { CStr::from_ptr(arg) }
+        })
         .collect();
     let args = match args::parse(argv) {
         Ok(Command::Version) => {
@@ -231,12 +239,11 @@ fn startup_failure(a: &args::Args, kind: ErrorKind, status: i32, msg: &str, code
 fn stdio(a: &args::Args) {
     if let Some(fd) = a.output_fd {
         for f in [1, fd] {
-            // SAFETY: integer fcntl calls on descriptors the launcher gave us.
-            unsafe {
-                let fl = libc::fcntl(f, libc::F_GETFL);
-                if fl >= 0 {
-                    libc::fcntl(f, libc::F_SETFL, fl | libc::O_NONBLOCK);
-                }
+            // SAFETY: integer fcntl on a descriptor the launcher gave us; no memory.
+            let fl = unsafe { libc::fcntl(f, libc::F_GETFL) };
+            if fl >= 0 {
+                // SAFETY: as above.
+                unsafe { libc::fcntl(f, libc::F_SETFL, fl | libc::O_NONBLOCK) };
             }
         }
         sink::notify_output(fd);

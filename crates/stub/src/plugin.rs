@@ -124,7 +124,9 @@ pub fn load(fd: RawFd) -> Result<Plugin, LoadError> {
     // conforming plugin (and a non-conforming one only harms its own process).
     let desc: &'static PluginDesc =
         unsafe { desc.as_ref() }.ok_or_else(|| abi("plugjail_plugin_v1 returned NULL"))?;
-    validate(desc)
+    // SAFETY: what the ABI promises of the description (a plugin that breaks it can only
+    // crash its own jailed process, as it could anyway).
+    unsafe { validate(desc) }
 }
 
 fn abi(what: impl Into<String>) -> LoadError {
@@ -132,7 +134,12 @@ fn abi(what: impl Into<String>) -> LoadError {
 }
 
 /// Checks what the stub relies on before calling anything in the plugin.
-pub fn validate(desc: &'static PluginDesc) -> Result<Plugin, LoadError> {
+///
+/// # Safety
+/// `desc` must keep the ABI's promises on its pointers: `name` and `version` NULL or
+/// NUL-terminated strings, `methods` NULL or a NULL-terminated array of such strings, all
+/// in static storage.
+pub unsafe fn validate(desc: &'static PluginDesc) -> Result<Plugin, LoadError> {
     if desc.abi_version != ABI_VERSION {
         return Err(abi(format!(
             "the plugin was built for ABI version {}, this stub implements {ABI_VERSION}",
@@ -146,8 +153,10 @@ pub fn validate(desc: &'static PluginDesc) -> Result<Plugin, LoadError> {
             desc.struct_size
         )));
     }
-    let name = c_name(desc.name, "name")?;
-    let version = c_name(desc.version, "version")?;
+    // SAFETY: the caller vouches for both pointers (see above).
+    let name = unsafe { c_name(desc.name, "name") }?;
+    // SAFETY: as above.
+    let version = unsafe { c_name(desc.version, "version") }?;
     if desc.call.is_none() {
         return Err(abi("call is NULL"));
     }
@@ -156,16 +165,19 @@ pub fn validate(desc: &'static PluginDesc) -> Result<Plugin, LoadError> {
     }
     let mut methods = Vec::new();
     for i in 0..=MAX_METHODS {
-        // SAFETY: the ABI makes `methods` a NULL-terminated array; we stop at the NULL
-        // or after MAX_METHODS entries.
-        let p = unsafe { *desc.methods.add(i) };
+        // SAFETY: the caller vouches that `methods` is a NULL-terminated array, and the
+        // loop stops at the NULL: entry i is within it.
+        let slot = unsafe { desc.methods.add(i) };
+        // SAFETY: `slot` points at an entry of that array (just above).
+        let p = unsafe { *slot };
         if p.is_null() {
             break;
         }
         if i == MAX_METHODS {
             return Err(abi("more than 1024 methods"));
         }
-        methods.push((c_name(p, "method name")?, p));
+        // SAFETY: an entry of `methods`, which the caller vouches for.
+        methods.push((unsafe { c_name(p, "method name") }?, p));
     }
     let listed = methods.iter().map(|m| m.0).collect();
     methods.sort_by(|a, b| a.0.cmp(b.0));
@@ -181,11 +193,15 @@ pub fn validate(desc: &'static PluginDesc) -> Result<Plugin, LoadError> {
     })
 }
 
-fn c_name(p: *const c_char, what: &str) -> Result<&'static str, LoadError> {
+/// `p` as a checked name.
+///
+/// # Safety
+/// `p` must be NULL or a NUL-terminated string in static storage.
+unsafe fn c_name(p: *const c_char, what: &str) -> Result<&'static str, LoadError> {
     if p.is_null() {
         return Err(abi(format!("{what} is NULL")));
     }
-    // SAFETY: non-NULL; the ABI requires a NUL-terminated string in static storage.
+    // SAFETY: not NULL, so a NUL-terminated string in static storage (the caller's promise).
     let s = unsafe { CStr::from_ptr(p) };
     check_name(s.to_bytes()).ok_or_else(|| {
         abi(format!(
@@ -195,10 +211,15 @@ fn c_name(p: *const c_char, what: &str) -> Result<&'static str, LoadError> {
     })
 }
 
+/// `struct_size` of the host table.
+// Two u32s, a u64 and three function pointers: 40 bytes, far below u32::MAX.
+#[allow(clippy::cast_possible_truncation)]
+const HOST_TABLE_SIZE: u32 = std::mem::size_of::<HostTable>() as u32;
+
 /// The table handed to init(); lives as long as the process.
 pub fn host_table(max_output: u64) -> &'static HostTable {
     Box::leak(Box::new(HostTable {
-        struct_size: std::mem::size_of::<HostTable>() as u32,
+        struct_size: HOST_TABLE_SIZE,
         abi_version: ABI_VERSION,
         max_output,
         log: host_log,
@@ -269,7 +290,7 @@ mod tests {
 
     fn desc(methods: &'static [*const c_char]) -> PluginDesc {
         PluginDesc {
-            struct_size: std::mem::size_of::<PluginDesc>() as u32,
+            struct_size: u32::try_from(std::mem::size_of::<PluginDesc>()).unwrap(),
             abi_version: ABI_VERSION,
             name: c"t".as_ptr(),
             version: c"1".as_ptr(),
@@ -289,7 +310,9 @@ mod tests {
     static CONTROL: Methods<2> = Methods([c"a\n".as_ptr(), std::ptr::null()]);
 
     fn check(d: PluginDesc) -> Result<Plugin, LoadError> {
-        validate(Box::leak(Box::new(d)))
+        // SAFETY: every description here is built by `desc`: static C string literals, a
+        // NULL-terminated static array, or NULL.
+        unsafe { validate(Box::leak(Box::new(d))) }
     }
 
     #[test]

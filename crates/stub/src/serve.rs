@@ -113,9 +113,6 @@ enum Reply {
 fn read_fd(fd: RawFd, buf: &mut [u8]) -> std::io::Result<usize> {
     // SAFETY: `buf` is a valid writable slice.
     let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
+    // Negative: failed (errno).
+    usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
 }

@@ -102,17 +102,19 @@ fn write_fd(fd: RawFd, dead: &mut bool, mut frame: &[u8]) -> Result<(), i32> {
     while !frame.is_empty() {
         // SAFETY: `frame` is a valid readable slice; the fd is the channel's write end.
         let n = unsafe { libc::write(fd, frame.as_ptr().cast(), frame.len()) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::EIO);
-            if e == libc::EINTR {
-                continue;
-            }
-            *dead = true;
-            return Err(e);
+        // Negative: failed (errno).
+        if let Ok(n) = usize::try_from(n) {
+            frame = &frame[n..];
+            continue;
         }
-        frame = &frame[n as usize..];
+        let e = std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO);
+        if e == libc::EINTR {
+            continue;
+        }
+        *dead = true;
+        return Err(e);
     }
     Ok(())
 }
@@ -179,18 +181,19 @@ pub fn notify_output(fd: RawFd) {
     let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
     sa.sa_sigaction = output_arrived as extern "C" fn(c_int) as libc::sighandler_t;
     sa.sa_flags = libc::SA_RESTART;
-    // SAFETY: installs a handler that only stores to an atomic (async-signal-safe), and
-    // integer fcntl calls on the stub's own pipe end.
-    let armed = unsafe {
-        libc::sigaction(libc::SIGURG, &sa, std::ptr::null_mut()) == 0
-            && libc::fcntl(fd, libc::F_SETOWN, libc::getpid()) == 0
-            && libc::fcntl(fd, F_SETSIG, libc::SIGURG) == 0
-            && libc::fcntl(
-                fd,
-                libc::F_SETFL,
-                libc::fcntl(fd, libc::F_GETFL) | libc::O_ASYNC,
-            ) == 0
+    let fcntl = |cmd, arg: c_int| {
+        // SAFETY: only the integer commands below (F_SETOWN, F_SETSIG, F_GETFL, F_SETFL)
+        // on the stub's own pipe end: no memory is passed.
+        unsafe { libc::fcntl(fd, cmd, arg) }
     };
+    // SAFETY: getpid has no preconditions and cannot fail.
+    let pid = unsafe { libc::getpid() };
+    // SAFETY: `sa` is a valid sigaction whose handler only stores to an atomic
+    // (async-signal-safe); the old action is not asked for.
+    let armed = unsafe { libc::sigaction(libc::SIGURG, &sa, std::ptr::null_mut()) } == 0
+        && fcntl(libc::F_SETOWN, pid) == 0
+        && fcntl(F_SETSIG, libc::SIGURG) == 0
+        && fcntl(libc::F_SETFL, fcntl(libc::F_GETFL, 0) | libc::O_ASYNC) == 0;
     SIGNALLED.store(armed, Ordering::Relaxed);
     // SAFETY: integer fcntl on the stub's own pipe end.
     let size = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
@@ -219,11 +222,11 @@ pub fn drain_output(fd: RawFd, buf: &mut [u8]) {
     loop {
         // SAFETY: `buf` is a valid writable slice.
         let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n <= 0 {
+        let n = match usize::try_from(n) {
+            Ok(n) if n > 0 => n,
             // 0: every writer closed; -1: EAGAIN (empty) or an error — nothing to forward.
-            break;
-        }
-        let n = n as usize;
+            _ => break,
+        };
         if sent + n <= OUTPUT_BUDGET {
             sent += n;
             with(|s| emit(s, log_level::OUTPUT, &buf[..n]));
