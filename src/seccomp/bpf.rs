@@ -8,22 +8,30 @@ use crate::sysnames::Arch;
 /// One classic BPF instruction, exactly as the kernel takes it.
 pub(crate) type Insn = libc::sock_filter;
 
+/// A `struct sock_filter` opcode from libc's `BPF_*` bits (which libc types as `u32`).
+/// Opcodes are 16-bit by definition; the assertion makes a wider value fail to compile.
+#[allow(clippy::cast_possible_truncation)]
+const fn opcode(bits: u32) -> u16 {
+    assert!(bits <= 0xffff);
+    bits as u16
+}
+
 /// `A = *(u32 *)(seccomp_data + k)`.
-pub(crate) const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+pub(crate) const LD_W_ABS: u16 = opcode(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS);
 /// `A &= k`.
-pub(crate) const ALU_AND_K: u16 = (libc::BPF_ALU | libc::BPF_AND | libc::BPF_K) as u16;
+pub(crate) const ALU_AND_K: u16 = opcode(libc::BPF_ALU | libc::BPF_AND | libc::BPF_K);
 /// `pc += k` (32-bit offset, forward only).
-pub(crate) const JA: u16 = (libc::BPF_JMP | libc::BPF_JA) as u16;
+pub(crate) const JA: u16 = opcode(libc::BPF_JMP | libc::BPF_JA);
 /// `pc += (A == k) ? jt : jf` (8-bit offsets, forward only), and the same for the others.
-pub(crate) const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+pub(crate) const JEQ_K: u16 = opcode(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K);
 /// `A > k`, unsigned.
-pub(crate) const JGT_K: u16 = (libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K) as u16;
+pub(crate) const JGT_K: u16 = opcode(libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K);
 /// `A >= k`, unsigned.
-pub(crate) const JGE_K: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
+pub(crate) const JGE_K: u16 = opcode(libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K);
 /// `A & k != 0`.
-pub(crate) const JSET_K: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
+pub(crate) const JSET_K: u16 = opcode(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K);
 /// Return `k`: the action (`SECCOMP_RET_*`) and its data.
-pub(crate) const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+pub(crate) const RET_K: u16 = opcode(libc::BPF_RET | libc::BPF_K);
 
 /// The kernel's limit on a classic BPF program (`BPF_MAXINSNS`).
 pub(crate) const MAX_INSTRUCTIONS: usize = 4096;

@@ -70,8 +70,10 @@ fn install(filter: &[libc::sock_filter]) -> Result<(), Errno> {
 /// syscall's non-negative result (with `SECCOMP_FILTER_FLAG_TSYNC`, the id of a thread
 /// that could not be synchronised, else 0). `filter` must hold at most 4096 instructions.
 pub fn install_with_flags(filter: &[libc::sock_filter], flags: u32) -> Result<libc::c_long, Errno> {
+    // The kernel refuses more than 4096 instructions with EINVAL; so does this.
+    let len = libc::c_ushort::try_from(filter.len()).map_err(|_| Errno::EINVAL)?;
     let prog = libc::sock_fprog {
-        len: filter.len() as libc::c_ushort,
+        len,
         filter: filter.as_ptr().cast_mut(),
     };
     // SAFETY: `prog` points at `filter`, which outlives the call; the kernel copies the

@@ -129,10 +129,10 @@ pub(super) fn emit_alternatives(asm: &mut Asm, alternatives: &[Vec<Cond>], answe
 /// no high bits leaves nothing to compare there).
 fn emit_condition(asm: &mut Asm, c: &Cond, fail: Label) {
     let fail = To::Label(fail);
-    let (high, low) = ((c.value >> 32) as u32, c.value as u32);
+    let (high, low) = halves(c.value);
     let pass = asm.label();
     let high_mask = match c.op {
-        Op::MaskedEq(mask) => (mask >> 32) as u32,
+        Op::MaskedEq(mask) => halves(mask).0,
         _ => u32::MAX,
     };
     if c.width == Width::Full64 && high_mask != 0 {
@@ -164,9 +164,16 @@ fn emit_condition(asm: &mut Asm, c: &Cond, fail: Label) {
         Op::Le => asm.jump(JGT_K, low, fail, To::Next),
         Op::Lt => asm.jump(JGE_K, low, fail, To::Next),
         Op::MaskedEq(mask) => {
-            asm.stmt(ALU_AND_K, mask as u32);
+            asm.stmt(ALU_AND_K, halves(mask).1);
             asm.jump(JEQ_K, low, To::Next, fail);
         }
     }
     asm.bind(pass);
+}
+
+/// The high and low 32 bits of a 64-bit argument value: classic BPF compares 32 bits at a
+/// time, so the split is the point, not a loss.
+#[allow(clippy::cast_possible_truncation)]
+fn halves(v: u64) -> (u32, u32) {
+    ((v >> 32) as u32, v as u32)
 }

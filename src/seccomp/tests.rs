@@ -257,7 +257,7 @@ fn arg_conditions_decide_on_the_bits_the_kernel_reads() {
             }
             for (i, (request, want)) in requests.iter().enumerate() {
                 if ioctl(fd, *request) != *want {
-                    return 3 + i as i32;
+                    return 3 + i32::try_from(i).unwrap_or(i32::MAX - 3);
                 }
             }
             0

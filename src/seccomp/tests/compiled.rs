@@ -105,13 +105,13 @@ fn compile_errors_name_the_phase_and_the_syscall() {
         ),
         // Sign-extended negative ints are fine (AT_FDCWD).
         (
-            one("openat", arg(0, CmpOp::Eq, -100i64 as u64)),
+            one("openat", arg(0, CmpOp::Eq, (-100i64).cast_unsigned())),
             SeccompPhase::Load,
             None,
             None,
         ),
         (
-            one("openat", arg(0, CmpOp::Eq, -100i64 as u64)),
+            one("openat", arg(0, CmpOp::Eq, (-100i64).cast_unsigned())),
             SeccompPhase::Serve,
             Some(-1),
             Some("seccomp serve phase: exec fd -1 is not a file descriptor number"),

@@ -172,7 +172,7 @@ fn agree(what: &str, arch: Arch, rules: &RuleMap, ours: &[Insn], theirs: &[Insn]
 fn synthetic() -> Vec<(String, Seccomp)> {
     let a = |index, op, value| arg_mask(index, op, value, None);
     let m = |index, value, mask| arg_mask(index, CmpOp::MaskedEq, value, Some(mask));
-    let at_fdcwd = -100i64 as u64;
+    let at_fdcwd = (-100i64).cast_unsigned();
     let load = vec![
         rule(
             &["exit_group", "read", "write", "clone", "clone3", "futex"],
