@@ -84,7 +84,7 @@ impl<'a> Switch<'a> {
 
     /// Sends the channel and closes every descriptor of the handover.
     fn send(&mut self) -> Result<(), i32> {
-        let sent = send_fds(self.sock, self.handover.fds);
+        let sent = crate::protocol::switch::send_channel(self.sock, self.handover.fds);
         for fd in self.handover.fds {
             sys::close(fd);
         }
@@ -155,44 +155,6 @@ impl<'a> Switch<'a> {
             phase: self.phase,
             data: if forged { 0 } else { stop.data },
             ..stop
-        }
-    }
-}
-
-/// One byte with `fds` attached (`SCM_RIGHTS`); never SIGPIPE.
-fn send_fds(sock: RawFd, fds: [RawFd; 2]) -> Result<(), i32> {
-    #[repr(C)]
-    struct Control {
-        header: libc::cmsghdr,
-        fds: [libc::c_int; 2],
-    }
-    // SAFETY: all-zero is a valid cmsghdr (plain integers).
-    let mut control: Control = unsafe { std::mem::zeroed() };
-    control.header.cmsg_len = std::mem::size_of::<Control>() as _;
-    control.header.cmsg_level = libc::SOL_SOCKET;
-    control.header.cmsg_type = libc::SCM_RIGHTS;
-    control.fds = fds;
-    let mut byte = [b'C'];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    // SAFETY: all-zero is a valid msghdr; the pointers are set below.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = (&mut control as *mut Control).cast();
-    msg.msg_controllen = std::mem::size_of::<Control>() as _;
-    loop {
-        // SAFETY: `msg` points at `iov`, `byte` and `control`, all alive on this stack
-        // for the call; the kernel only reads them.
-        let n = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
-        if n == 1 {
-            return Ok(());
-        }
-        let errno = errno();
-        if n < 0 && errno != libc::EINTR {
-            return Err(errno);
         }
     }
 }

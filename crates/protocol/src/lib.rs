@@ -16,6 +16,7 @@ pub mod channel;
 pub mod consts;
 pub mod frame;
 pub mod payload;
+pub mod switch;
 pub mod watch;
 
 #[cfg(test)]

@@ -176,50 +176,9 @@ fn load_and_init(a: &args::Args, max_output: u64) -> Result<plugin::Plugin, Star
 /// The switch: one `recvmsg` on the channel socket, answered by the jail's init with the
 /// channel's two descriptors (in, out). The socket is closed afterwards.
 fn receive_channel(socket: RawFd) -> Result<(RawFd, RawFd), i32> {
-    #[repr(C)]
-    struct Control {
-        header: libc::cmsghdr,
-        fds: [c_int; 2],
-    }
-    // SAFETY: all-zero is a valid cmsghdr and fd pair (plain integers).
-    let mut control: Control = unsafe { std::mem::zeroed() };
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    // SAFETY: all-zero is a valid msghdr; the pointers are set below.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = (&mut control as *mut Control).cast();
-    msg.msg_controllen = std::mem::size_of::<Control>() as _;
-    let n = loop {
-        // SAFETY: `msg` points at `iov`, `byte` and `control`, alive for the call.
-        let n = unsafe { libc::recvmsg(socket, &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        if n >= 0 || errno() != libc::EINTR {
-            break n;
-        }
-    };
-    let received = n == 1
-        && msg.msg_flags & libc::MSG_CTRUNC == 0
-        && control.header.cmsg_level == libc::SOL_SOCKET
-        && control.header.cmsg_type == libc::SCM_RIGHTS
-        && control.header.cmsg_len as usize == std::mem::size_of::<Control>();
+    let received = plugjail_protocol::switch::receive_channel(socket);
     close(socket);
-    if received {
-        Ok((control.fds[0], control.fds[1]))
-    } else if n < 0 {
-        Err(errno())
-    } else {
-        Err(libc::EPROTO)
-    }
-}
-
-fn errno() -> i32 {
-    std::io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
+    received
 }
 
 /// ERROR with call id 0, then the exit code (the caller returns it).
