@@ -3,7 +3,7 @@
 //! before exec'ing the stub, as the jail sequence does) and the host (a `Channel` over
 //! pipes, given with `--channel`). Plugins are C++ sources in tests/plugins/ and
 //! examples/plugins/, built here. The serve phase is the jail's (its init switches it), so
-//! it is tested through the real jail in tests/plugin.rs.
+//! it is tested through the real jail in tests/plugin_serve_phase.rs.
 
 use std::collections::HashMap;
 use std::ffi::{CString, c_char};

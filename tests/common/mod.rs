@@ -16,6 +16,9 @@
 //! - `check.rs`: checks on a [`Run`], and [`Failures`], which collects a test's failed
 //!   checks under labels;
 //! - `hostile.rs`: the hostile program `attack` and what the jail tests share around it;
+//! - `plugins.rs`: plugin mode from the host's side: the test plugins built by name
+//!   ([`plugin`]), `plugjail call` ([`call`]) and `Session`s ([`session_opts`]);
+//!   `serve.rs`: raw `plugjail serve`, frames and the status fd ([`raw_serve`]);
 //! - `probe.rs` and `skip.rs`: kernel feature probes, and skipping with a printed reason
 //!   that turns into a failure under `PLUGJAIL_TEST_STRICT=1`.
 //!
@@ -29,9 +32,11 @@ mod exec;
 mod hostile;
 mod modes;
 mod outside;
+mod plugins;
 pub mod probe;
 mod profiles;
 mod run;
+mod serve;
 mod skip;
 mod tempdir;
 
@@ -51,9 +56,16 @@ pub use modes::{Mode, jail_modes};
 #[allow(unused_imports)]
 pub use outside::{grants_covering, outside_profiles};
 #[allow(unused_imports)]
+pub use plugins::{
+    Called, call, call_with, call_within, default_profile, expect, plugin, plugjail_for,
+    session_opts, spawn,
+};
+#[allow(unused_imports)]
 pub use profiles::{extend_profile, profile_for, shipped_profile};
 #[allow(unused_imports)]
 pub use run::Run;
+#[allow(unused_imports)]
+pub use serve::{call_frame, next_frame, raw_serve, raw_serve_with, read_frame, status_verdict};
 #[allow(unused_imports)]
 pub use skip::{skip, strict};
 #[allow(unused_imports)]
