@@ -19,6 +19,8 @@
 //! - `plugins.rs`: plugin mode from the host's side: the test plugins built by name
 //!   ([`plugin`]), `plugjail call` ([`call`]) and `Session`s ([`session_opts`]);
 //!   `serve.rs`: raw `plugjail serve`, frames and the status fd ([`raw_serve`]);
+//! - `cgroup_harness.rs` (used as a module, `common::cgroup_harness::…`): tests/cgroup.rs's
+//!   jail cgroups on the host's backend and the forked child it adds to one;
 //! - `probe.rs` and `skip.rs`: kernel feature probes, and skipping with a printed reason
 //!   that turns into a failure under `PLUGJAIL_TEST_STRICT=1`.
 //!
@@ -27,6 +29,7 @@
 #![allow(dead_code)]
 
 mod build;
+pub mod cgroup_harness;
 mod check;
 mod exec;
 mod hostile;
