@@ -21,6 +21,8 @@
 //!   `serve.rs`: raw `plugjail serve`, frames and the status fd ([`raw_serve`]);
 //! - `cgroup_harness.rs` (used as a module, `common::cgroup_harness::…`): tests/cgroup.rs's
 //!   jail cgroups on the host's backend and the forked child it adds to one;
+//! - `stub_harness.rs` (used as a module, `common::stub_harness::…`): tests/plugin_stub.rs's
+//!   plugjail-stub without the jail, the test playing both the jail and the host;
 //! - `probe.rs` and `skip.rs`: kernel feature probes, and skipping with a printed reason
 //!   that turns into a failure under `PLUGJAIL_TEST_STRICT=1`.
 //!
@@ -41,6 +43,7 @@ mod profiles;
 mod run;
 mod serve;
 mod skip;
+pub mod stub_harness;
 mod tempdir;
 
 use std::path::Path;
