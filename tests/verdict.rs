@@ -1,6 +1,6 @@
 //! The verdict as `plugjail exec` delivers it, through the real binary: a report that
 //! cannot be written, and exit statuses that name the outcome (`--exit-status outcome`).
-//! Plugin mode's side of the same rules is in tests/plugin.rs.
+//! Plugin mode's side of the same rules is in tests/plugin_*.rs.
 
 mod common;
 

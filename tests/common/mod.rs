@@ -16,6 +16,13 @@
 //! - `check.rs`: checks on a [`Run`], and [`Failures`], which collects a test's failed
 //!   checks under labels;
 //! - `hostile.rs`: the hostile program `attack` and what the jail tests share around it;
+//! - `plugins.rs`: plugin mode from the host's side: the test plugins built by name
+//!   ([`plugin`]), `plugjail call` ([`call`]) and `Session`s ([`session_opts`]);
+//!   `serve.rs`: raw `plugjail serve`, frames and the status fd ([`raw_serve`]);
+//! - `cgroup_harness.rs` (used as a module, `common::cgroup_harness::…`): tests/cgroup.rs's
+//!   jail cgroups on the host's backend and the forked child it adds to one;
+//! - `stub_harness.rs` (used as a module, `common::stub_harness::…`): tests/plugin_stub.rs's
+//!   plugjail-stub without the jail, the test playing both the jail and the host;
 //! - `probe.rs` and `skip.rs`: kernel feature probes, and skipping with a printed reason
 //!   that turns into a failure under `PLUGJAIL_TEST_STRICT=1`.
 //!
@@ -24,15 +31,19 @@
 #![allow(dead_code)]
 
 mod build;
+pub mod cgroup_harness;
 mod check;
 mod exec;
 mod hostile;
 mod modes;
 mod outside;
+mod plugins;
 pub mod probe;
 mod profiles;
 mod run;
+mod serve;
 mod skip;
+pub mod stub_harness;
 mod tempdir;
 
 use std::path::Path;
@@ -51,9 +62,16 @@ pub use modes::{Mode, jail_modes};
 #[allow(unused_imports)]
 pub use outside::{grants_covering, outside_profiles};
 #[allow(unused_imports)]
+pub use plugins::{
+    Called, call, call_with, call_within, default_profile, expect, plugin, plugjail_for,
+    session_opts, spawn,
+};
+#[allow(unused_imports)]
 pub use profiles::{extend_profile, profile_for, shipped_profile};
 #[allow(unused_imports)]
 pub use run::Run;
+#[allow(unused_imports)]
+pub use serve::{call_frame, next_frame, raw_serve, raw_serve_with, read_frame, status_verdict};
 #[allow(unused_imports)]
 pub use skip::{skip, strict};
 #[allow(unused_imports)]
