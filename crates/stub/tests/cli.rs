@@ -1,6 +1,6 @@
 //! The stub's binary from the command line: what a launcher sees before any descriptor is
 //! involved. (Plugin sessions through the stub are tested from the supervisor's crate:
-//! tests/plugin_stub.rs without the jail, tests/plugin.rs through it.)
+//! tests/plugin_stub.rs without the jail, tests/plugin_*.rs through it.)
 
 use std::process::Command;
 
