@@ -8,11 +8,10 @@ mod common;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Mode, TempDir, jail_modes, manifest_dir, plugjail, target_tmp};
+use common::{Mode, TempDir, jail_modes, plugjail};
 
 /// The plugin's text (tests/plugins/terminal.cpp, `evil_utf8`): what an ERROR frame
 /// carries, exactly.
@@ -20,43 +19,9 @@ const EVIL_UTF8: &str = "title\x1b]0;pwned by plugin\x07 clipboard\x1b]52;c;ZWNo
                          clear\x1b[2J\x1b[H c1csi\u{9b}2J bidi[\u{202e}exe.txt\u{202c}] nul[\0]\
                          \rplugjail: session ended cleanly after 1 call (1 ms)";
 
-/// Builds tests/plugins/terminal.cpp with `defines` once per test process, into a
-/// directory uid 65534 can read; named after the source and the defines.
+/// tests/plugins/terminal.cpp built with `defines`.
 fn terminal_plugin(defines: &[&str]) -> PathBuf {
-    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
-    let key = defines.join(" ");
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, p)) = built.iter().find(|(k, _)| *k == key) {
-        return p.clone();
-    }
-    let src = manifest_dir().join("tests/plugins/terminal.cpp");
-    let dir = target_tmp().join("plugjail-test-plugins");
-    std::fs::create_dir_all(&dir).expect("mkdir plugin dir");
-    common::chmod(&dir, 0o755);
-    let mut text = std::fs::read(&src).expect("read plugin source");
-    text.extend_from_slice(key.as_bytes());
-    let hash = text.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    let out = dir.join(format!("terminal-{hash:016x}.so"));
-    if !out.exists() {
-        // Built under a private name, then renamed: other test binaries may build it too.
-        let tmp = dir.join(common::unique(".terminal"));
-        let status = Command::new("c++")
-            .args(["-std=c++17", "-O1", "-shared", "-fPIC", "-I"])
-            .arg(manifest_dir().join("include"))
-            .args(defines)
-            .arg("-o")
-            .arg(&tmp)
-            .arg(&src)
-            .status()
-            .expect("run c++");
-        assert!(status.success(), "building terminal.cpp: {status}");
-        common::chmod(&tmp, 0o644);
-        std::fs::rename(&tmp, &out).expect("rename plugin");
-    }
-    built.push((key, out.clone()));
-    out
+    common::plugin_with("terminal", defines)
 }
 
 /// What one `plugjail call` did; stderr as raw bytes.

@@ -63,8 +63,8 @@ pub use modes::{Mode, jail_modes};
 pub use outside::{grants_covering, outside_profiles};
 #[allow(unused_imports)]
 pub use plugins::{
-    Called, call, call_with, call_within, default_profile, expect, plugin, plugjail_for,
-    session_opts, spawn,
+    Called, call, call_with, call_within, default_profile, expect, plugin, plugin_with,
+    plugjail_for, session_opts, spawn,
 };
 #[allow(unused_imports)]
 pub use profiles::{extend_profile, profile_for, shipped_profile};

@@ -19,10 +19,19 @@ use super::{
 /// Builds a plugin from tests/plugins or examples/plugins once per test process, into a
 /// directory uid 65534 can read.
 pub fn plugin(name: &str) -> PathBuf {
+    plugin_with(name, &[])
+}
+
+/// [`plugin`] built with extra compiler arguments (`-DNAME`), cached per name and flags.
+pub fn plugin_with(name: &str, flags: &[&str]) -> PathBuf {
     static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+    let key = std::iter::once(name)
+        .chain(flags.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ");
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     let built = built.get_or_insert_with(HashMap::new);
-    if let Some(p) = built.get(name) {
+    if let Some(p) = built.get(&key) {
         return p.clone();
     }
     let src = ["tests/plugins", "examples/plugins"]
@@ -33,30 +42,31 @@ pub fn plugin(name: &str) -> PathBuf {
     let dir = target_tmp().join("plugjail-test-plugins");
     std::fs::create_dir_all(&dir).expect("mkdir plugin dir");
     chmod(&dir, 0o755);
-    // Named after the source's contents: rebuilt only when it changes, never piling up.
-    let text = std::fs::read(&src).expect("read plugin source");
+    // Named after the source's contents and the flags: rebuilt only when they change,
+    // never piling up.
+    let mut text = std::fs::read(&src).expect("read plugin source");
+    text.extend_from_slice(key.as_bytes());
     let hash = text.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
     let out = dir.join(format!("{name}-{hash:016x}.so"));
-    if out.exists() {
-        built.insert(name.to_string(), out.clone());
-        return out;
+    if !out.exists() {
+        // Built under a private name, then renamed: other test binaries may build it too.
+        let tmp = dir.join(unique(&format!(".{name}")));
+        let status = Command::new("c++")
+            .args(["-std=c++17", "-O1", "-shared", "-fPIC", "-I"])
+            .arg(manifest_dir().join("include"))
+            .args(flags)
+            .arg("-o")
+            .arg(&tmp)
+            .arg(&src)
+            .status()
+            .expect("run c++");
+        assert!(status.success(), "building {name} {flags:?}: {status}");
+        chmod(&tmp, 0o644);
+        std::fs::rename(&tmp, &out).expect("rename plugin");
     }
-    // Built under a private name, then renamed: other test binaries may build it too.
-    let tmp = dir.join(unique(&format!(".{name}")));
-    let status = Command::new("c++")
-        .args(["-std=c++17", "-O1", "-shared", "-fPIC", "-I"])
-        .arg(manifest_dir().join("include"))
-        .arg("-o")
-        .arg(&tmp)
-        .arg(&src)
-        .status()
-        .expect("run c++");
-    assert!(status.success(), "building {name}: {status}");
-    chmod(&tmp, 0o644);
-    std::fs::rename(&tmp, &out).expect("rename plugin");
-    built.insert(name.to_string(), out.clone());
+    built.insert(key, out.clone());
     out
 }
 
