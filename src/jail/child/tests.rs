@@ -8,12 +8,15 @@ use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
+
 use super::*;
 use crate::jail::handover::GateAction;
 use crate::jail::idmap;
 use crate::jail::namespaces::NamespacePlan;
-use crate::jail::plan::{FsStep, Gate, Handover, PlacedFd};
+use crate::jail::plan::{CStringArray, FsStep, Gate, Handover, PlacedFd};
 use crate::jail::target::Target;
+use crate::landlock::ApplyFailure;
 use crate::profile::{Profile, load_str};
 use crate::seccomp::{self, SeccompPhase};
 

@@ -1,7 +1,12 @@
+//! The plan, built without a clone: the filesystem operations a profile turns into
+//! (order, noexec, missing paths), the environment, descriptor ranges, rlimits, refused
+//! paths and placed descriptors.
+
 use std::ffi::OsString;
 use std::path::Path;
 
 use super::*;
+use crate::jail::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use crate::profile::load_str;
 
 fn profile(extra: &str) -> Profile {

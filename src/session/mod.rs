@@ -1,0 +1,206 @@
+//! The Rust host API: one jailed plugin, called as often as you like.
+//!
+//! ```no_run
+//! use plugjail::{Session, SessionOptions};
+//!
+//! let mut s = Session::spawn(&SessionOptions {
+//!     profile: "profiles/default.yaml".into(),
+//!     plugin: "examples/plugins/hello.so".into(),
+//!     ..SessionOptions::default()
+//! })?;
+//! println!("methods: {:?}", s.hello()?.methods);
+//! let out = s.call("greet", b"world")?;
+//! assert_eq!(out, b"hello, world");
+//! let verdict = s.close();
+//! println!("{} after {} calls", verdict.outcome, verdict.calls);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A session runs `plugjail serve` as a child process (so the host never forks a jail
+//! itself and may have as many threads as it likes) and talks to the stub in the jail over
+//! two pipes, with no process in between. Each call has a deadline (the profile's
+//! `limits.call_time` unless overridden). A protocol violation or a missed deadline ends
+//! the session: the jail is stopped and [`Session::close`] reports why. An ERROR answer
+//! from the plugin ([`CallError::Failed`]) does not: the next call works.
+//!
+//! A missed deadline is reported as `timeout` with kind `call` when it was the profile's
+//! `limits.call_time`, and kind `host` (with the deadline as `limit_ms`) when it was the
+//! session's own (`SessionOptions::call_timeout`, [`Session::call_with_timeout`]). The
+//! session tells `plugjail serve` by sending it SIGUSR1 with the deadline
+//! (docs/protocol.md), so the verdict `plugjail serve` writes itself says so too.
+//!
+//! This file holds the options, the errors and the session itself; `spawn.rs` starts
+//! `plugjail serve`, `call.rs` is the call path (HELLO, calls, deadlines), `verdict.rs`
+//! closes the session and merges the host's findings into the verdict.
+
+mod call;
+mod spawn;
+mod verdict;
+
+use std::fs::File;
+use std::io;
+use std::path::PathBuf;
+use std::process::Child;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::protocol::{Channel, ChannelError, ErrorKind, ProtocolError};
+
+pub use verdict::SessionVerdict;
+
+/// A receiver of LOG lines, shareable between sessions.
+pub type LogFn = Arc<dyn Fn(u32, &[u8]) + Send + Sync>;
+
+/// What to run, and how.
+#[derive(Default)]
+pub struct SessionOptions {
+    /// The profile (YAML) the jail is built from.
+    pub profile: PathBuf,
+    /// The plugin `.so`.
+    pub plugin: PathBuf,
+    /// The `plugjail` executable. Default: next to the current executable, or one
+    /// directory up (cargo puts test binaries in target/debug/deps).
+    pub plugjail: Option<PathBuf>,
+    /// Per-call deadline. Default: the profile's `limits.call_time`.
+    pub call_timeout: Option<Duration>,
+    /// Deadline for the plugin to load and say HELLO. Default: 30 s.
+    pub handshake_timeout: Option<Duration>,
+    /// Receives the plugin's LOG frames: level (`protocol::consts::log_level`; 4 is the
+    /// plugin's own stdout/stderr) and text. Default: dropped.
+    pub on_log: Option<LogFn>,
+    /// Also write the verdict (JSON) to this file.
+    pub report: Option<PathBuf>,
+    /// Let `plugjail serve` write its one-line verdict summary (and any setup error) to
+    /// this process's stderr. Default: discarded; the verdict comes from close().
+    pub inherit_stderr: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("{path}: the profile is not valid:\n{errors}")]
+    Profile { path: PathBuf, errors: String },
+    #[error(
+        "cannot find the plugjail executable (looked at {looked}); set SessionOptions::plugjail"
+    )]
+    NoPlugjail { looked: String },
+    #[error("cannot start {path}: {source}")]
+    Spawn { path: PathBuf, source: io::Error },
+    #[error("pipe2: {source}")]
+    Pipe { source: io::Error },
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The plugin (or the stub) answered ERROR: `kind` says whose fault (see
+    /// docs/protocol.md). The session goes on.
+    #[error("{} error{}: {message}", kind.name(), if *status != 0 { format!(" (status {status})") } else { String::new() })]
+    Failed {
+        kind: ErrorKind,
+        status: i32,
+        message: String,
+    },
+    /// The input does not fit in one frame; nothing was sent. The session goes on.
+    #[error("input of {len} bytes does not fit in a frame of at most {cap} bytes")]
+    InputTooLarge { len: usize, cap: u32 },
+    /// The plugin did not answer within the deadline; the session was ended.
+    #[error("no answer within {after:?}; the session was ended")]
+    Timeout { after: Duration },
+    /// The stub sent something that breaks the protocol; the session was ended.
+    #[error("protocol violation: {0}; the session was ended")]
+    Protocol(ProtocolError),
+    /// The plugin did not start (load, ABI, init or serve-filter failure): the stub's
+    /// ERROR frame. `status` is what init() returned (`init_failed`), else 0. The message
+    /// comes from inside the jail: untrusted text. close() gives the verdict
+    /// (`plugin_failed` or `plugin_rejected`, with `plugin_failure`).
+    #[error("the plugin did not start ({}): {message}", kind.name())]
+    Startup {
+        kind: ErrorKind,
+        status: i32,
+        message: String,
+    },
+    /// The jail ended (the plugin crashed or was killed): close() says how.
+    #[error("the session has ended; close() gives the verdict")]
+    Ended,
+    #[error("channel {syscall}: {source}")]
+    Io {
+        syscall: &'static str,
+        source: io::Error,
+    },
+}
+
+impl CallError {
+    /// True when the session can still take calls.
+    pub fn session_goes_on(&self) -> bool {
+        matches!(
+            self,
+            CallError::Failed { .. } | CallError::InputTooLarge { .. }
+        )
+    }
+}
+
+/// What the host itself saw go wrong, which overrides the supervisor's view (it only saw
+/// the jail being stopped).
+#[derive(Debug, Clone)]
+enum HostFault {
+    Protocol(String),
+    Timeout(Duration),
+}
+
+/// A running plugin session.
+pub struct Session {
+    child: Option<Child>,
+    channel: Option<Channel>,
+    status: Option<File>,
+    handshake_timeout: Duration,
+    call_timeout: Duration,
+    calls: u64,
+    fault: Option<HostFault>,
+    /// The profile's `limits.call_time`: a missed deadline equal to it is the profile's.
+    profile_call_time: Option<Duration>,
+    /// The stub's startup ERROR frame (kind, status, message), for the verdict.
+    startup: Option<(ErrorKind, i32, String)>,
+    report: Option<PathBuf>,
+    /// The most the channel's read buffer ever reserved.
+    peak_buffer: usize,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("pid", &self.child.as_ref().map(Child::id))
+            .field("calls", &self.calls)
+            .field("fault", &self.fault)
+            .finish()
+    }
+}
+
+impl Session {
+    /// Asks `plugjail serve` to end the jail (SIGTERM: it kills the jail and reports).
+    fn stop(&mut self) {
+        if let Some(child) = &self.child
+            && let Ok(pid) = i32::try_from(child.id())
+        {
+            // Our own child, not yet reaped: the pid cannot have been reused.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Not closed: end the jail and reap `plugjail serve` (never leave it behind).
+        self.channel = None;
+        if self.child.is_some() {
+            self.stop();
+            if let Some(mut c) = self.child.take() {
+                let _ = c.wait();
+            }
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Starting a session: `plugjail serve` as a child process, its three descriptors moved
+//! into place between fork and exec, and the profile read for the host's own limits.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::{Session, SessionError, SessionOptions};
+use crate::profile;
+use crate::protocol::Channel;
+
+/// Deadline for the HELLO when the profile sets no call_time (loading a plugin and its
+/// init are bounded by wall_time in the jail; this bounds the host's wait).
+const DEFAULT_HANDSHAKE: Duration = Duration::from_secs(30);
+/// Per-call deadline when the profile sets no call_time and the options none either.
+const DEFAULT_CALL: Duration = Duration::from_secs(60);
+
+/// Where the three descriptors go in `plugjail serve`.
+const SERVE_IN: RawFd = 3;
+const SERVE_OUT: RawFd = 4;
+const SERVE_STATUS: RawFd = 5;
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), SessionError> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(SessionError::Pipe {
+            source: io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: pipe2 just created fds[0]; this is its only owner.
+    let r = unsafe { OwnedFd::from_raw_fd(fds[0]) };
+    // SAFETY: likewise fds[1].
+    let w = unsafe { OwnedFd::from_raw_fd(fds[1]) };
+    Ok((r, w))
+}
+
+/// The body of [`Session::spawn`]'s `pre_exec` hook: puts each `(source, target)`
+/// descriptor at its target number, inheritable. Two passes: first every source above the
+/// targets (close-on-exec), then onto its target, so no target overwrites a source still
+/// needed. Async-signal-safe, no allocation.
+fn move_fds(moves: &[(RawFd, RawFd); 3]) -> io::Result<()> {
+    let mut tmp = [-1; 3];
+    for (i, &(src, _)) in moves.iter().enumerate() {
+        // SAFETY: integer fcntl, no memory passed. `src` is open here: this child's
+        // descriptor table is a copy of the parent's, where spawn() held it at the fork.
+        tmp[i] = unsafe { libc::fcntl(src, libc::F_DUPFD_CLOEXEC, 10) };
+        if tmp[i] < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    for (i, &(_, dst)) in moves.iter().enumerate() {
+        // SAFETY: no memory passed; it replaces whatever this child had at `dst`, and the
+        // child execs next, so nothing here uses that descriptor again.
+        if unsafe { libc::dup2(tmp[i], dst) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The plugjail executable: next to the current one, or one directory up.
+fn find_plugjail() -> Result<PathBuf, SessionError> {
+    let exe = std::env::current_exe().ok();
+    let dir = exe.as_deref().and_then(Path::parent);
+    let candidates: Vec<PathBuf> = dir
+        .into_iter()
+        .flat_map(|d| [d.join("plugjail"), d.join("../plugjail")])
+        .collect();
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or_else(|| SessionError::NoPlugjail {
+            looked: candidates
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+impl Session {
+    /// Starts `plugjail serve` for the plugin. Returns once the process runs; the jail is
+    /// built and the plugin loaded in the background ([`Session::hello`] waits for it).
+    pub fn spawn(opts: &SessionOptions) -> Result<Session, SessionError> {
+        let plugjail = match &opts.plugjail {
+            Some(p) => p.clone(),
+            None => find_plugjail()?,
+        };
+        let (to_stub_r, to_stub_w) = pipe()?;
+        let (from_stub_r, from_stub_w) = pipe()?;
+        let (status_r, status_w) = pipe()?;
+        let mut cmd = Command::new(&plugjail);
+        cmd.arg("serve")
+            .arg("--profile")
+            .arg(&opts.profile)
+            .arg("--plugin")
+            .arg(&opts.plugin)
+            .arg("--fds")
+            .arg(format!("{SERVE_IN},{SERVE_OUT}"))
+            .arg("--status-fd")
+            .arg(SERVE_STATUS.to_string());
+        if let Some(r) = &opts.report {
+            cmd.arg("--report").arg(r);
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::null());
+        if !opts.inherit_stderr {
+            cmd.stderr(Stdio::null());
+        }
+        let moves = [
+            (to_stub_r.as_raw_fd(), SERVE_IN),
+            (from_stub_w.as_raw_fd(), SERVE_OUT),
+            (status_w.as_raw_fd(), SERVE_STATUS),
+        ];
+        // SAFETY: the hook runs in the child between fork and exec, where the host may
+        // have had other threads: `move_fds` only makes async-signal-safe calls (fcntl,
+        // dup2) on the array the closure owns, and allocates nothing.
+        unsafe { cmd.pre_exec(move || move_fds(&moves)) };
+        let mut child = cmd.spawn().map_err(|source| SessionError::Spawn {
+            path: plugjail.clone(),
+            source,
+        })?;
+        drop((to_stub_r, from_stub_w, status_w));
+        // The host needs max_message and call_time. Read the profile while `plugjail
+        // serve` starts (and reads it too) on another CPU: off the cold start's critical
+        // path. A broken profile stops that process before it is reported.
+        let prof = match profile::load(&opts.profile) {
+            Ok(p) => p,
+            Err(e) => {
+                // Our own child, by its handle: it fails on the same profile anyway.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(SessionError::Profile {
+                    path: opts.profile.clone(),
+                    errors: e.to_string(),
+                });
+            }
+        };
+        let mut channel = Channel::new(from_stub_r, to_stub_w, prof.limits.max_message)?;
+        if let Some(f) = opts.on_log.clone() {
+            channel.set_log_handler(Box::new(move |level, text| f(level, text)));
+        }
+        let call_timeout = opts
+            .call_timeout
+            .or(prof.limits.call_time)
+            .unwrap_or(DEFAULT_CALL);
+        Ok(Session {
+            child: Some(child),
+            channel: Some(channel),
+            status: Some(File::from(status_r)),
+            handshake_timeout: opts.handshake_timeout.unwrap_or(DEFAULT_HANDSHAKE),
+            call_timeout,
+            calls: 0,
+            fault: None,
+            profile_call_time: prof.limits.call_time,
+            startup: None,
+            report: opts.report.clone(),
+            peak_buffer: 0,
+        })
+    }
+}
