@@ -6,12 +6,9 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
 
-use common::{Mode, TempDir, jail_modes, plugjail};
+use common::{Called, Mode, jail_modes};
 
 /// The plugin's text (tests/plugins/terminal.cpp, `evil_utf8`): what an ERROR frame
 /// carries, exactly.
@@ -24,73 +21,10 @@ fn terminal_plugin(defines: &[&str]) -> PathBuf {
     common::plugin_with("terminal", defines)
 }
 
-/// What one `plugjail call` did; stderr as raw bytes.
-struct Called {
-    mode: Mode,
-    code: Option<i32>,
-    stderr: Vec<u8>,
-    report: serde_json::Value,
-}
-
-impl Called {
-    fn describe(&self) -> String {
-        format!(
-            "[{}] status {:?}\n  stderr: {:?}\n  report: {}",
-            self.mode.name(),
-            self.code,
-            String::from_utf8_lossy(&self.stderr),
-            self.report
-        )
-    }
-}
-
-/// Runs `plugjail call` in `mode` with a report file, killing it (by pid) after 60 s.
+/// `plugjail call` of `method` under profiles/default.yaml (tests/common: report file,
+/// deadline, stderr kept as raw bytes).
 fn call(mode: Mode, so: &Path, method: &str) -> Called {
-    let dir = TempDir::in_system_tmp("text", 0o777);
-    let report = dir.join("verdict.json");
-    let mut child = mode
-        .command(plugjail())
-        .arg("call")
-        .arg("--profile")
-        .arg(common::shipped_profile("default"))
-        .arg("--plugin")
-        .arg(so)
-        .arg("--method")
-        .arg(method)
-        .arg("--report")
-        .arg(&report)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn plugjail call");
-    let mut err = child.stderr.take().expect("stderr");
-    let reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break child.wait().expect("wait killed");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let report = std::fs::read_to_string(&report)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(serde_json::Value::Null);
-    Called {
-        mode,
-        code: status.code(),
-        stderr: reader.join().unwrap_or_default(),
-        report,
-    }
+    common::call(mode, &common::default_profile(), so, method, None)
 }
 
 /// The checks every run shares: no byte of the attack reaches stderr raw, every line is
@@ -99,12 +33,12 @@ fn call(mode: Mode, so: &Path, method: &str) -> Called {
 fn assert_stderr_is_defused(c: &Called, summary: &str) -> Vec<String> {
     for (byte, name) in [(0x1b, "ESC"), (0x07, "BEL"), (b'\r', "CR"), (0, "NUL")] {
         assert!(
-            !c.stderr.contains(&byte),
+            !c.stderr_bytes.contains(&byte),
             "raw {name} on stderr: {}",
             c.describe()
         );
     }
-    let text = std::str::from_utf8(&c.stderr)
+    let text = std::str::from_utf8(&c.stderr_bytes)
         .unwrap_or_else(|e| panic!("stderr is not UTF-8 ({e}): {}", c.describe()));
     let bad = text.chars().find(|&ch| {
         (ch.is_control() && ch != '\n')
@@ -228,11 +162,7 @@ fn a_startup_error_forged_while_loading_never_reaches_the_host() {
         let c = call(mode, &so, "shout");
         assert_ne!(c.code, Some(0), "{}", c.describe());
         assert_stderr_is_defused(&c, "plugjail: ");
-        assert!(
-            !String::from_utf8_lossy(&c.stderr).contains("pwned"),
-            "{}",
-            c.describe()
-        );
+        assert!(!c.stderr.contains("pwned"), "{}", c.describe());
         let message = c.report["message"].as_str().unwrap_or("");
         assert!(!message.contains("pwned"), "{}", c.describe());
         assert!(message.contains("returned 1"), "{}", c.describe());

@@ -80,7 +80,10 @@ pub struct Called {
     pub mode: Mode,
     pub code: Option<i32>,
     pub stdout: Vec<u8>,
+    /// stderr, lossy UTF-8 (for searching and messages).
     pub stderr: String,
+    /// stderr as the bytes plugjail wrote (for checks that no raw byte got through).
+    pub stderr_bytes: Vec<u8>,
     pub report: serde_json::Value,
     pub elapsed: Duration,
     pub timed_out: bool,
@@ -198,7 +201,8 @@ pub fn call_with(
     let elapsed = start.elapsed();
     let _ = writer.join();
     let stdout = reader.join().unwrap_or_default();
-    let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
+    let stderr_bytes = err_reader.join().unwrap_or_default();
+    let stderr = String::from_utf8_lossy(&stderr_bytes).into_owned();
     let report = std::fs::read_to_string(&report)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
@@ -208,6 +212,7 @@ pub fn call_with(
         code: status.code(),
         stdout,
         stderr,
+        stderr_bytes,
         report,
         elapsed,
         timed_out,
