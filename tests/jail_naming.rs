@@ -6,29 +6,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use common::{
-    Exec, Failures, Lang, Mode, Run, SHIPPED, TempDir, build, extend_profile, jail_modes,
-    profile_for, shipped_profile,
+    Exec, Failures, Mode, Run, SHIPPED, TempDir, extend_profile, jail_modes, naming, profile_for,
+    shipped_profile,
 };
 
 // ---------------------------------------------------------------------------------------
 // Naming the refused syscall (seccomp_violation)
-
-fn naming() -> &'static Path {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        build(
-            "naming",
-            Lang::C,
-            &["tests/hostile/naming.c"],
-            &["-pthread"],
-        )
-    })
-}
 
 /// Runs `naming ARGS...` under `profile` in `mode`.
 fn naming_run(mode: Mode, profile: &Path, args: &[&str]) -> Run {

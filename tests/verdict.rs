@@ -11,24 +11,13 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use common::{
-    Exec, Failures, Lang, Mode, TempDir, build, extend_profile, jail_modes, probe, profile_for,
+    Exec, Failures, Lang, Mode, TempDir, build, extend_profile, jail_modes, naming, probe,
+    profile_for,
 };
 
 fn hog() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| build("hog", Lang::C, &["scripts/vm/hog.c"], &["-O2"]))
-}
-
-fn naming() -> &'static Path {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        build(
-            "naming",
-            Lang::C,
-            &["tests/hostile/naming.c"],
-            &["-pthread"],
-        )
-    })
 }
 
 fn pipe() -> (OwnedFd, OwnedFd) {

@@ -31,6 +31,19 @@ pub fn attack() -> &'static Path {
     PATH.get_or_init(|| build("attack", Lang::C, &["tests/hostile/attack.c"], &[]))
 }
 
+/// tests/hostile/naming.c: makes the syscall its arguments name, from any thread or child.
+pub fn naming() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        build(
+            "naming",
+            Lang::C,
+            &["tests/hostile/naming.c"],
+            &["-pthread"],
+        )
+    })
+}
+
 /// Runs `attack ARGS...` under `profile` in `mode`.
 pub fn jail(mode: Mode, profile: &Path, args: &[&str]) -> Run {
     Exec::new(mode, profile).cmd([attack()]).cmd(args).run()

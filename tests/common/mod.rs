@@ -56,7 +56,7 @@ pub use check::Failures;
 #[allow(unused_imports)]
 pub use exec::{Exec, deny_ptrace};
 #[allow(unused_imports)]
-pub use hostile::{HostProcess, Pty, SECRET, SHIPPED, attack, jail, label};
+pub use hostile::{HostProcess, Pty, SECRET, SHIPPED, attack, jail, label, naming};
 #[allow(unused_imports)]
 pub use modes::{Mode, jail_modes};
 #[allow(unused_imports)]
