@@ -76,6 +76,7 @@ pub fn run(opts: ExecOptions) -> u8 {
             Ok(r) => r,
             Err(v) => break 'run *v,
         };
+        crate::timing::mark("report");
         let profile = match ctx.load_profile() {
             Ok(p) => p,
             Err(v) => break 'run *v,
@@ -84,6 +85,7 @@ pub fn run(opts: ExecOptions) -> u8 {
             let msg = "no command given".to_owned();
             break 'run ctx.failed(Outcome::SetupFailed, "command", None, msg);
         };
+        crate::timing::mark("profile");
         let target = match jail::target::open(cmd) {
             Ok(t) => t,
             Err(e) => break 'run target_failure(&e, &|o, s: &str, e, m| ctx.failed(o, s, e, m)),

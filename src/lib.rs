@@ -19,6 +19,7 @@ pub mod seccomp;
 pub mod session;
 pub mod sysnames;
 pub mod text;
+pub mod timing;
 
 // The crate's own: nothing outside it needs them.
 pub(crate) mod jail;

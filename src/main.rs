@@ -178,8 +178,10 @@ fn parse_fd_pair(s: &str) -> Result<(RawFd, RawFd), String> {
 }
 
 fn main() -> ExitCode {
+    plugjail::timing::start();
     let cli = Cli::parse();
-    match cli.command {
+    plugjail::timing::mark("cli");
+    let code = match cli.command {
         Command::Check { profiles } => cli::check(&profiles),
         Command::Explain { profile, json } => cli::explain(&profile, json),
         Command::Schema => cli::schema(),
@@ -230,5 +232,7 @@ fn main() -> ExitCode {
                 report,
             },
         )),
-    }
+    };
+    plugjail::timing::report();
+    code
 }

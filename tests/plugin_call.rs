@@ -7,7 +7,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Mode, call, default_profile, expect, jail_modes, plugin, session_opts, spawn};
+use common::{
+    Mode, call, call_with, default_profile, expect, jail_modes, plugin, session_opts, spawn,
+};
 use plugjail::CallError;
 
 #[test]
@@ -105,4 +107,66 @@ fn ten_thousand_sequential_calls_in_one_session() {
     assert_eq!(v.calls, 10_000);
     // The supervisor's own count (from the watch page) agrees.
     assert!(v.json["calls"] == 10_000);
+}
+
+/// `PLUGJAIL_TIMING=1` prints one line of setup-step times for profiling (docs/
+/// performance.md, "Where the time goes"): every step of a call, in order, with times that
+/// never go back; without the variable, no such line.
+#[test]
+fn timing_marks_every_setup_step_in_order_when_asked() {
+    let so = plugin("hello");
+    for mode in jail_modes() {
+        let c = call_with(
+            mode,
+            &default_profile(),
+            &so,
+            "greet",
+            Some(b"x"),
+            Duration::from_secs(60),
+            |cmd| {
+                cmd.env("PLUGJAIL_TIMING", "1");
+            },
+        );
+        let what = c.describe();
+        assert_eq!(c.code, Some(0), "{what}");
+        let line = c
+            .stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("plugjail: timing (ms since main): "))
+            .unwrap_or_else(|| panic!("no timing line: {what}"));
+        let steps: Vec<(&str, f64)> = line
+            .split(", ")
+            .map(|s| {
+                let (name, ms) = s.rsplit_once(' ').expect("name and time");
+                (name, ms.parse().expect("milliseconds"))
+            })
+            .collect();
+        let names: Vec<&str> = steps.iter().map(|s| s.0).collect();
+        let expected = [
+            "cli",
+            "report",
+            "profile",
+            "plugin",
+            "stub",
+            "plan",
+            "gate",
+            "cgroup_probe",
+            "cgroup_reap",
+            "cgroup",
+            "clone",
+            "maps",
+        ];
+        assert_eq!(&names[..expected.len()], expected, "{what}");
+        // Then the cgroup attach where there is one (v1), and the rest.
+        let rest: Vec<&str> = names[expected.len()..]
+            .iter()
+            .copied()
+            .filter(|n| *n != "attach")
+            .collect();
+        assert_eq!(rest, ["exec", "hello", "result", "ended"], "{what}");
+        assert!(steps.windows(2).all(|w| w[0].1 <= w[1].1), "{what}");
+
+        let quiet = call(mode, &default_profile(), &so, "greet", Some(b"x"));
+        assert!(!quiet.stderr.contains("timing"), "{}", quiet.describe());
+    }
 }

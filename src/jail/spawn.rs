@@ -246,6 +246,7 @@ pub fn start(plan: &Plan, cgroup: Option<&Cgroup>) -> Result<Running, SpawnError
         // (checked first thing), and `plan` and `fds` were prepared before it.
         unsafe { child::run(plan, &fds) };
     }
+    crate::timing::mark("clone");
     // SAFETY: CLONE_PIDFD stored a new descriptor that nothing else owns.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     drop((sync_r, err_w, status_w));
@@ -267,12 +268,14 @@ pub fn start(plan: &Plan, cgroup: Option<&Cgroup>) -> Result<Running, SpawnError
     }
     let release: &[u8] = if attach.is_some() { b"G" } else { b"GC" };
     running.release(release)?;
+    crate::timing::mark("maps");
     if let Some(cg) = attach {
         if let Err(e) = cg.add(pid) {
             running.kill_and_reap();
             return Err(e.into());
         }
         running.release(b"C")?;
+        crate::timing::mark("attach");
     }
     Ok(running)
 }
@@ -377,6 +380,7 @@ impl Running {
                 pipe: "error",
                 source,
             })?;
+        crate::timing::mark("exec");
         Ok(<[u8; RECORD_LEN]>::try_from(record.as_slice())
             .ok()
             .and_then(|bytes| Failure::decode(&bytes)))

@@ -77,10 +77,12 @@ pub fn run(opts: CallOptions) -> u8 {
             Ok(r) => r,
             Err(v) => break 'run *v,
         };
+        crate::timing::mark("report");
         let profile = match ctx.load_profile() {
             Ok(p) => p,
             Err(v) => break 'run *v,
         };
+        crate::timing::mark("profile");
         let max = profile.limits.max_message;
         let input = match read_input(opts.input.as_ref(), max) {
             Ok(i) => i,
@@ -296,8 +298,10 @@ fn converse(
     if let Err(e) = chan.handshake(handshake) {
         return ended(e);
     }
+    crate::timing::mark("hello");
     match chan.call(method, input, call) {
         Ok(out) => {
+            crate::timing::mark("result");
             let mut stdout = io::stdout().lock();
             if let Err(e) = stdout.write_all(out).and_then(|()| stdout.flush()) {
                 eprintln!("plugjail: writing the result to stdout: {e}");

@@ -189,8 +189,10 @@ pub fn prepare(
 ) -> Result<PluginJail, PrepareError> {
     // The plugin first: a refused plugin means nothing else is even looked at.
     let verified = plugin_file::load(plugin, &profile.plugin)?;
+    crate::timing::mark("plugin");
     let stub = stub_path()?;
     let target = jail::target::open(stub.as_os_str()).map_err(PrepareError::Stub)?;
+    crate::timing::mark("stub");
     // The load phase must let the stub ask for its channel (the switch).
     let mut load_profile = profile.clone();
     load_profile
@@ -213,7 +215,9 @@ pub fn prepare(
         max_message.to_string().into(),
     ];
     let mut plan = jail::build(&load_profile, target, &[], |n| std::env::var_os(n))?;
+    crate::timing::mark("plan");
     let gate = serve_gate(profile, &plan)?;
+    crate::timing::mark("gate");
     // Naming is known once the jail ran; outcome.rs reports the gate only if it was in force.
     let serve_filter = gate.as_ref().map(|g| {
         crate::supervise::seccomp_report(&g.program, profile.seccomp.default_action, "ptrace")

@@ -70,6 +70,7 @@ pub fn run(opts: ServeOptions) -> u8 {
         if let Err(v) = check_channel(&ctx, fd_in, fd_out, opts.status_fd) {
             break 'run *v;
         }
+        crate::timing::mark("report");
         let profile = match ctx.load_profile() {
             Ok(p) => p,
             Err(v) => break 'run *v,

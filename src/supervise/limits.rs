@@ -9,7 +9,9 @@ use crate::profile::Profile;
 /// Creates the run's cgroup and adds the limits backend's rlimits to `plan`.
 pub(super) fn set_up(profile: &Profile, plan: &mut Plan) -> Result<Cgroup, CgroupError> {
     let caps = crate::probe::cgroups();
+    crate::timing::mark("cgroup_probe");
     cgroup::reap_stale(&caps);
+    crate::timing::mark("cgroup_reap");
     cgroup::prepare_profile(profile, &caps).and_then(|p| {
         add_rlimits(plan, p.rlimits.as_slice());
         p.create()

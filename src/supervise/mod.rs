@@ -53,12 +53,14 @@ pub(crate) fn run_plan(
         Ok(cg) => cg,
         Err(e) => return ctx.failed(Outcome::SetupFailed, "cgroup", None, e.to_string()),
     };
+    crate::timing::mark("cgroup");
     let stop = jail::block_stop_signals().ok();
     let deadline = profile.limits.wall_time.map(|d| ctx.started + d);
     let finished = jail::start(plan, Some(&cgroup)).and_then(|running| {
         hooks.started(plan);
         running.supervise_watched(deadline, stop.as_ref(), Some(&cgroup), hooks.watch())
     });
+    crate::timing::mark("ended");
     let finished_naming = finished.as_ref().ok().map(|f| f.naming);
     let report = cgroup.report();
     if let Err(e) = cgroup.remove() {
