@@ -7,7 +7,7 @@ mod suite;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: bench [--quick] [--json FILE] [--cold-reps N]";
+const USAGE: &str = "usage: bench [--quick] [--json FILE] [--cold-reps N] [--cli-reps N]";
 
 fn main() -> ExitCode {
     let mut opts = suite::Options::default();
@@ -21,6 +21,10 @@ fn main() -> ExitCode {
             },
             "--cold-reps" => match args.next().and_then(|n| n.parse().ok()) {
                 Some(n) => opts.cold_reps = n,
+                None => return usage(),
+            },
+            "--cli-reps" => match args.next().and_then(|n| n.parse().ok()) {
+                Some(n) => opts.cli_reps = n,
                 None => return usage(),
             },
             // cargo bench passes --bench to every bench target.

@@ -7,6 +7,7 @@
 #   scripts/bench.sh --quick            a smoke run (a few repetitions; numbers are rough)
 #   scripts/bench.sh --json out.json    also write the JSON report
 #   scripts/bench.sh --cold-reps N      cold-start rounds (default 150, quick 5)
+#   scripts/bench.sh --cli-reps N       CLI cold-start rounds (default 100, quick 5)
 #
 # Installs what it needs on a fresh Debian machine (a C/C++ compiler, util-linux's
 # unshare, bubblewrap); that needs root. Builds in release mode.
@@ -25,6 +26,9 @@ while (($#)); do
     --cold-reps)
       [ $# -ge 2 ] || { echo "bench.sh: --cold-reps needs a number" >&2; exit 2; }
       args+=("--cold-reps" "$2"); shift ;;
+    --cli-reps)
+      [ $# -ge 2 ] || { echo "bench.sh: --cli-reps needs a number" >&2; exit 2; }
+      args+=("--cli-reps" "$2"); shift ;;
     -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac

@@ -24,6 +24,35 @@ fn leaves(v: &Value, path: String, out: &mut Vec<(String, Value)>) {
     }
 }
 
+const CLI_MODES: [&str; 2] = ["root", "rootless"];
+/// The CLI cold start's ratios per mode: (name, numerator, denominator).
+const CLI_RATIOS: [(&str, &str, &str); 4] = [
+    ("plugjail_call/bwrap", "plugjail_call", "bwrap"),
+    ("plugjail_exec/bwrap", "plugjail_exec", "bwrap"),
+    ("plugjail_call/host", "plugjail_call", "host"),
+    ("bwrap/host", "bwrap", "host"),
+];
+
+/// The figure at `path` and, for a CLI cold-start ratio, the figures of its two sides
+/// (`unavailable` names CLI runners `cli_cold_start_ms.MODE[.CONTENDER]`, which the
+/// ratio's own path does not contain).
+fn depends_on(path: &str) -> Vec<String> {
+    let mut paths = vec![path.to_string()];
+    for mode in CLI_MODES {
+        let prefix = format!(".cli_cold_start_ms.{mode}.ratios.");
+        let Some(rest) = path.strip_prefix(&prefix) else {
+            continue;
+        };
+        for (label, a, b) in CLI_RATIOS {
+            if rest.starts_with(&format!("{label}.")) {
+                paths.push(format!(".cli_cold_start_ms.{mode}.{a}"));
+                paths.push(format!(".cli_cold_start_ms.{mode}.{b}"));
+            }
+        }
+    }
+    paths
+}
+
 #[test]
 fn quick_bench_reports_every_figure() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -38,6 +67,7 @@ fn quick_bench_reports_every_figure() {
         quick: true,
         json: Some(json_path.clone()),
         cold_reps: 3,
+        cli_reps: 3,
     };
     let returned = suite::run(&bins, &opts).unwrap_or_else(|e| panic!("bench: {e}"));
     let text = std::fs::read_to_string(&json_path).expect("the JSON report was written");
@@ -75,6 +105,20 @@ fn quick_bench_reports_every_figure() {
     for k in ["plugjail/floor", "plugjail/bwrap"] {
         assert!(json["cold_start_ms"]["ratios"].get(k).is_some(), "{k}");
     }
+    for mode in CLI_MODES {
+        let cli = &json["cli_cold_start_ms"][mode];
+        for c in ["host", "unshare", "bwrap", "plugjail_call", "plugjail_exec"] {
+            assert!(cli.get(c).is_some(), "cli_cold_start_ms.{mode}.{c}");
+        }
+        for (label, _, _) in CLI_RATIOS {
+            for k in ["median", "p99", "min"] {
+                assert!(
+                    cli["ratios"][label].get(k).is_some(),
+                    "cli_cold_start_ms.{mode} ratio {label} {k}"
+                );
+            }
+        }
+    }
     for k in [
         "plugjail_supervisor_peak_kib",
         "plugjail_stub_peak_kib",
@@ -84,7 +128,7 @@ fn quick_bench_reports_every_figure() {
     ] {
         assert!(json["memory"].get(k).is_some(), "memory.{k}");
     }
-    for section in ["cold_start_ms", "call_us"] {
+    for section in ["cold_start_ms", "cli_cold_start_ms", "call_us"] {
         let mut all = Vec::new();
         leaves(&json[section], String::new(), &mut all);
         for (path, v) in all
@@ -97,8 +141,8 @@ fn quick_bench_reports_every_figure() {
         }
     }
 
-    // A null figure is allowed only for a runner the bench could not start here, and
-    // only outside strict mode.
+    // A null figure is allowed only for a runner the bench could not start here (for a
+    // CLI ratio: either side's), and only outside strict mode.
     let unavailable = json["unavailable"].as_object().cloned().unwrap_or_default();
     let mut all = Vec::new();
     leaves(&json, String::new(), &mut all);
@@ -106,8 +150,11 @@ fn quick_bench_reports_every_figure() {
         if !v.is_null() || path.starts_with(".machine") || path == ".commit" {
             continue;
         }
+        let depends = depends_on(path);
         assert!(
-            unavailable.keys().any(|r| path.contains(r.as_str())),
+            unavailable
+                .keys()
+                .any(|r| depends.iter().any(|p| p.contains(r.as_str()))),
             "{path} is null though no runner it depends on was left out"
         );
     }

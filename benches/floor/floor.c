@@ -6,6 +6,11 @@
  *                       poll, one read and one write per message when the pipe holds it).
  *   floor dlopen SO     dlopen a plugin, run its init() and one call, then print the peak
  *                       resident set (VmHWM, KiB): what hosting the plugin costs at least.
+ *   floor call SO METHOD INPUT
+ *                       dlopen a plugin, run its init() and one call of METHOD with the
+ *                       bytes of INPUT, through a host table whose write() writes straight
+ *                       to stdout, then exit: the unjailed host of the CLI cold start (the
+ *                       work `plugjail call` has the stub do in the jail).
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -97,9 +102,57 @@ static int host_plugin(const char *path) {
     return 0;
 }
 
+/* The host table of `floor call`: the plugin's output goes to stdout as it is written. */
+static int host_print(struct plugjail_output *out, const void *data, size_t len) {
+    (void)out;
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(1, p, len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int call_plugin(const char *path, const char *method, const char *input) {
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        fprintf(stderr, "floor: %s\n", dlerror());
+        return 1;
+    }
+    plugjail_entry_fn entry = (plugjail_entry_fn)dlsym(h, PLUGJAIL_ENTRY_SYMBOL);
+    if (!entry) return 1;
+    const struct plugjail_plugin *p = entry();
+    /* The plugin's own pointer for the method, as the stub passes it. */
+    const char *m = NULL;
+    for (const char *const *i = p->methods; *i; i++)
+        if (strcmp(*i, method) == 0) m = *i;
+    if (!m) {
+        fprintf(stderr, "floor: the plugin has no method %s\n", method);
+        return 1;
+    }
+    static struct plugjail_host host;
+    host.struct_size = sizeof host;
+    host.abi_version = PLUGJAIL_ABI_VERSION;
+    host.max_output = 1 << 20;
+    host.log = host_log;
+    host.write = host_print;
+    host.fail = host_fail;
+    if (p->init && p->init(&host) != 0) return 1;
+    static struct plugjail_output out;
+    return p->call(m, (const uint8_t *)input, strlen(input), &out) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "echo") == 0) return echo(strtoul(argv[2], NULL, 10));
     if (argc == 3 && strcmp(argv[1], "dlopen") == 0) return host_plugin(argv[2]);
-    fprintf(stderr, "usage: floor echo SIZE | floor dlopen PLUGIN.so\n");
+    if (argc == 5 && strcmp(argv[1], "call") == 0) return call_plugin(argv[2], argv[3], argv[4]);
+    fprintf(stderr,
+            "usage: floor echo SIZE | floor dlopen PLUGIN.so | floor call PLUGIN.so METHOD "
+            "INPUT\n");
     return 64;
 }

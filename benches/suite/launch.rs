@@ -282,7 +282,7 @@ fn stub_command(
             .map(String::from)
             .chain(stub_args(&stub))
             .collect(),
-        Runner::Bwrap => bwrap_args(&env.stub)
+        Runner::Bwrap => bwrap_args(&[(&env.stub, BWRAP_STUB)])
             .into_iter()
             .chain(stub_args(BWRAP_STUB))
             .collect(),
@@ -314,8 +314,9 @@ const BWRAP_STUB: &str = "/plugjail-stub";
 
 /// A root like the default profile's: /usr and the loader cache read-only, /lib and
 /// /lib64 as on the host (symlinks into /usr on merged-/usr systems), /proc, a minimal
-/// /dev, a private /tmp; every namespace bwrap offers.
-fn bwrap_args(stub: &Path) -> Vec<String> {
+/// /dev, a private /tmp; every namespace bwrap offers. Each (host path, place) of `binds`
+/// is added read-only; the command follows the returned arguments.
+pub fn bwrap_args(binds: &[(&Path, &str)]) -> Vec<String> {
     let mut a: Vec<String> = ["bwrap", "--unshare-all", "--die-with-parent"]
         .into_iter()
         .map(String::from)
@@ -333,7 +334,10 @@ fn bwrap_args(stub: &Path) -> Vec<String> {
         push(&["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]);
     }
     push(&["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
-    push(&["--ro-bind", &stub.to_string_lossy(), BWRAP_STUB, "--"]);
+    for (path, place) in binds {
+        push(&["--ro-bind", &path.to_string_lossy(), place]);
+    }
+    push(&["--"]);
     a
 }
 

@@ -7,6 +7,7 @@
 
 mod build;
 mod calls;
+mod cli;
 mod cold;
 mod launch;
 mod memory;
@@ -39,6 +40,8 @@ pub enum BenchError {
         runner: &'static str,
         source: ChannelError,
     },
+    #[error("{who}: {what}")]
+    Cli { who: String, what: String },
     #[error("{runner} session: wrong {what}")]
     Wrong {
         runner: &'static str,
@@ -78,6 +81,9 @@ pub struct Options {
     pub json: Option<PathBuf>,
     /// Cold-start rounds (each starts every runner once); 0 for the mode's default.
     pub cold_reps: usize,
+    /// CLI cold-start rounds (each runs every command once in each mode); 0 for the
+    /// mode's default.
+    pub cli_reps: usize,
 }
 
 /// The binaries under test, from the cargo build that built the bench (or the test).
@@ -120,7 +126,7 @@ pub fn run(bins: &Binaries, opts: &Options) -> Result<serde_json::Value, BenchEr
 
     // A runner that cannot start here (a peer not installed, plugjail serve not built) is
     // left out with the reason; everything else is still measured.
-    let mut unavailable = Vec::new();
+    let mut unavailable: Vec<(String, String)> = Vec::new();
     let mut usable = Vec::new();
     for runner in [
         Runner::Floor,
@@ -130,9 +136,12 @@ pub fn run(bins: &Binaries, opts: &Options) -> Result<serde_json::Value, BenchEr
     ] {
         match launch::start(&env, runner).and_then(|l| l.finish()) {
             Ok(()) => usable.push(runner),
-            Err(e) => unavailable.push((runner.name(), e.to_string())),
+            Err(e) => unavailable.push((runner.name().into(), e.to_string())),
         }
     }
+    let cli_env = cli::prepare(&built, &bins.plugjail, &env.profile, &bins.out)?;
+    let cli_probed = cli::probe(&cli_env);
+    unavailable.extend(cli_probed.unavailable);
     for (name, why) in &unavailable {
         eprintln!("bench: {name} left out: {why}");
     }
@@ -144,6 +153,12 @@ pub fn run(bins: &Binaries, opts: &Options) -> Result<serde_json::Value, BenchEr
         (false, n) => (5, n, 12),
     };
     let cold = cold::run(&env, &usable, warmup, reps)?;
+    let cli_reps = match (opts.quick, opts.cli_reps) {
+        (true, 0) => 5,
+        (false, 0) => 100,
+        (_, n) => n,
+    };
+    let cli = cli::run(&cli_env, &cli_probed.usable, warmup, cli_reps)?;
 
     let mut lives = Vec::new();
     for runner in [Runner::Floor, Runner::Filtered, Runner::Plugjail] {
@@ -155,7 +170,7 @@ pub fn run(bins: &Binaries, opts: &Options) -> Result<serde_json::Value, BenchEr
     let calls = calls::run(&built.floor, env.cap, &mut lives, rounds, opts.quick)?;
     for p in calls::PLACEMENTS {
         if !calls.cpus.contains_key(&p) {
-            unavailable.push((p.name(), "this process may use one CPU only".to_string()));
+            unavailable.push((p.name().into(), "this process may use one CPU only".into()));
         }
     }
     let mem = memory::measure(&built, &lives)?;
@@ -168,6 +183,7 @@ pub fn run(bins: &Binaries, opts: &Options) -> Result<serde_json::Value, BenchEr
         root: &bins.root,
         unavailable: &unavailable,
         cold: &cold,
+        cli: &cli,
         calls: &calls,
         memory: &mem,
     });

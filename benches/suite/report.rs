@@ -8,6 +8,7 @@ use std::path::Path;
 use serde_json::{Map, Value, json};
 
 use super::calls::{PLACEMENTS, Placement, SIZES, Samples};
+use super::cli::{self, CONTENDERS, MODES};
 use super::memory::Memory;
 use super::stats::{Summary, ratio, round};
 
@@ -24,6 +25,13 @@ const COLD_RATIOS: [(&str, &str, &str, &str); 4] = [
     ("bwrap/floor", "bwrap", "floor", ""),
     ("unshare/floor", "unshare", "floor", ""),
 ];
+/// (ratio name, numerator, denominator), per mode of the CLI cold start.
+const CLI_RATIOS: [(&str, &str, &str); 4] = [
+    ("plugjail_call/bwrap", "plugjail_call", "bwrap"),
+    ("plugjail_exec/bwrap", "plugjail_exec", "bwrap"),
+    ("plugjail_call/host", "plugjail_call", "host"),
+    ("bwrap/host", "bwrap", "host"),
+];
 const CALL_RATIOS: [(&str, &str, &str); 3] = [
     ("plugjail/raw_pipe", "plugjail", "raw_pipe"),
     ("floor/raw_pipe", "floor", "raw_pipe"),
@@ -33,8 +41,9 @@ const CALL_RATIOS: [(&str, &str, &str); 3] = [
 pub struct Inputs<'a> {
     pub quick: bool,
     pub root: &'a Path,
-    pub unavailable: &'a [(&'static str, String)],
+    pub unavailable: &'a [(String, String)],
     pub cold: &'a BTreeMap<&'static str, Vec<f64>>,
+    pub cli: &'a cli::Samples,
     pub calls: &'a Samples,
     pub memory: &'a Memory,
 }
@@ -61,6 +70,21 @@ pub fn json(i: &Inputs) -> Value {
         ratios.insert(label.into(), ratio_json(cold_sum(a), cold_sum(b)));
     }
     cold.insert("ratios".into(), Value::Object(ratios));
+
+    let mut cli_cold = Map::new();
+    for mode in MODES {
+        let sum = |c: &str| i.cli.get(&(mode.name(), c)).and_then(|v| Summary::of(v));
+        let mut per = Map::new();
+        for c in CONTENDERS {
+            per.insert(c.name().into(), summary_json(sum(c.name()), 1e6));
+        }
+        let mut ratios = Map::new();
+        for (label, a, b) in CLI_RATIOS {
+            ratios.insert(label.into(), ratio_json(sum(a), sum(b)));
+        }
+        per.insert("ratios".into(), Value::Object(ratios));
+        cli_cold.insert(mode.name().into(), Value::Object(per));
+    }
 
     let mut calls = Map::new();
     let mut tput = Map::new();
@@ -92,7 +116,7 @@ pub fn json(i: &Inputs) -> Value {
     let unavailable: Map<String, Value> = i
         .unavailable
         .iter()
-        .map(|(n, why)| ((*n).to_string(), json!(why)))
+        .map(|(n, why)| (n.clone(), json!(why)))
         .collect();
     json!({
         "schema": SCHEMA,
@@ -104,6 +128,7 @@ pub fn json(i: &Inputs) -> Value {
         "machine": machine(),
         "unavailable": unavailable,
         "cold_start_ms": cold,
+        (cli::SECTION): cli_cold,
         "call_cpus": cpus,
         "call_us": calls,
         "throughput_mb_s": tput,
@@ -289,6 +314,26 @@ pub fn table(j: &Value) -> String {
     }
     for (label, _, _, target) in COLD_RATIOS {
         ratio_row(&mut t, label, &cold["ratios"][label], target);
+    }
+
+    let _ = writeln!(
+        t,
+        "\ncli cold start, spawn to the result's first byte on stdout (ms)"
+    );
+    let _ = writeln!(t, "{:<40} median       p99       min      n", "");
+    for mode in MODES {
+        let uid = match mode {
+            cli::Mode::Root => m["uid"].to_string(),
+            cli::Mode::Rootless => "65534".into(),
+        };
+        let _ = writeln!(t, "  {}, as uid {uid}", mode.name());
+        let c = &j[cli::SECTION][mode.name()];
+        for name in CONTENDERS.map(cli::Contender::name) {
+            row(&mut t, &format!("  {name}"), &c[name]);
+        }
+        for (label, _, _) in CLI_RATIOS {
+            ratio_row(&mut t, &format!("  {label}"), &c["ratios"][label], "");
+        }
     }
 
     for placement in PLACEMENTS {
