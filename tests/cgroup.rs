@@ -375,7 +375,8 @@ fn v2_clone_into_cgroup_places_the_child() {
         // SAFETY: ends the child without running the parent's atexit handlers.
         unsafe { libc::_exit(0) };
     }
-    close(w);
+    // SAFETY: the write end of the pipe made above, not used after.
+    unsafe { close(w) };
     let mut out = Vec::new();
     let mut f = std::fs::File::from(
         // SAFETY: `r` is our pipe's read end; the File takes ownership.

@@ -86,9 +86,12 @@ impl<'a> Switch<'a> {
     fn send(&mut self) -> Result<(), i32> {
         let sent = crate::protocol::switch::send_channel(self.sock, self.handover.fds);
         for fd in self.handover.fds {
-            sys::close(fd);
+            // SAFETY: the init's placed copies of the channel: its own, used by nothing
+            // after this send.
+            unsafe { sys::close(fd) };
         }
-        sys::close(self.sock);
+        // SAFETY: the init's end of the handshake socket, used by nothing after this.
+        unsafe { sys::close(self.sock) };
         self.sock = -1;
         sent
     }
@@ -213,7 +216,8 @@ fn filter_count(path: &std::ffi::CStr) -> Option<u32> {
             Err(_) => break,
         }
     }
-    sys::close(fd);
+    // SAFETY: opened by this function, owned by nothing else.
+    unsafe { sys::close(fd) };
     parse_filter_count(&buf[..len])
 }
 

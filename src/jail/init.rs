@@ -259,8 +259,11 @@ pub fn run(
     handover: Option<&Handover>,
 ) -> ! {
     // Only the target reports setup failures from here on, and only it execs the memfd.
-    sys::close(fds.err_w);
-    sys::close(fds.memfd);
+    // SAFETY: the init is the jail's child process, which owns these numbers and never
+    // drops an OwnedFd (it `_exit`s); nothing in it uses them after this.
+    unsafe { sys::close(fds.err_w) };
+    // SAFETY: as above.
+    unsafe { sys::close(fds.memfd) };
     // Not dumpable: the target (same uid) cannot open /proc/1/mem or ptrace the init.
     let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
 
@@ -273,7 +276,8 @@ pub fn run(
             Err(errno) => end_jail(fds, target, Report::HandoverFailed(errno), naming),
         },
         None => {
-            sys::close(sock);
+            // SAFETY: the init's end of the handshake socket, done with (exec mode).
+            unsafe { sys::close(sock) };
             None
         }
     };

@@ -239,9 +239,13 @@ pub fn start(plan: &Plan, cgroup: Option<&Cgroup>) -> Result<Running, SpawnError
     if pid == 0 {
         // The child must not hold the supervisor's ends: EOF on the sync pipe is how it
         // learns the supervisor died.
-        sys::close(sync_w.as_raw_fd());
-        sys::close(err_r.as_raw_fd());
-        sys::close(status_r.as_raw_fd());
+        // SAFETY: in the child, whose copies of these OwnedFds are never dropped (it execs
+        // or `_exit`s inside `child::run`), so the numbers are closed exactly once here.
+        unsafe { sys::close(sync_w.as_raw_fd()) };
+        // SAFETY: as above.
+        unsafe { sys::close(err_r.as_raw_fd()) };
+        // SAFETY: as above.
+        unsafe { sys::close(status_r.as_raw_fd()) };
         // SAFETY: this is the child of the clone3 above, made of a single-threaded process
         // (checked first thing), and `plan` and `fds` were prepared before it.
         unsafe { child::run(plan, &fds) };

@@ -193,36 +193,56 @@ pub fn touch(path: &CStr) -> Result<(), i32> {
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW;
     // SAFETY: `path` is NUL-terminated; the fd is closed right below.
     let fd = check_int(unsafe { libc::open(path.as_ptr(), flags, 0o444) }.into())?;
-    close(fd);
+    // SAFETY: opened just above, owned by nothing else.
+    unsafe { close(fd) };
     Ok(())
 }
 
-pub fn close(fd: RawFd) {
-    // SAFETY: closing an fd this process owns; errors (EINTR after close) are irrelevant.
+/// Closes `fd`.
+///
+/// # Safety
+/// The caller owns `fd`, and nothing that believes it owns the number (an `OwnedFd`, a
+/// `File`) will use or close it afterwards. In the jail's child that holds for every number
+/// it closes: the plan's `OwnedFd`s there are never dropped (the child execs or `_exit`s).
+pub unsafe fn close(fd: RawFd) {
+    // SAFETY: close only takes a number; errors (EINTR after close) are irrelevant. The
+    // caller vouches for ownership (see above).
     unsafe { libc::close(fd) };
 }
 
 /// Puts a copy of `old` at `new` (closing what was there); the copy is not close-on-exec.
-pub fn dup2(old: RawFd, new: RawFd) -> Result<(), i32> {
-    // SAFETY: dup2 only manipulates the descriptor table; no memory is passed.
+///
+/// # Safety
+/// As for [`close`], for whatever descriptor was at `new`.
+pub unsafe fn dup2(old: RawFd, new: RawFd) -> Result<(), i32> {
+    // SAFETY: dup2 only manipulates the descriptor table; the caller owns `new`'s old
+    // descriptor, which this closes.
     check(unsafe { libc::dup2(old, new) }.into()).map(drop)
 }
 
 /// Moves `fd` to number `slot`, inherited across exec (no close-on-exec), and closes the
 /// original. `dup2` onto itself would keep close-on-exec, hence the special case.
-pub fn place_inheritable(fd: RawFd, slot: RawFd) -> Result<(), i32> {
+///
+/// # Safety
+/// As for [`close`], for `fd` and for whatever was at `slot`.
+pub unsafe fn place_inheritable(fd: RawFd, slot: RawFd) -> Result<(), i32> {
     if fd == slot {
         // SAFETY: F_SETFD with 0 clears FD_CLOEXEC; no memory is passed.
         return check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }.into()).map(drop);
     }
-    dup2(fd, slot)?;
-    close(fd);
+    // SAFETY: the caller owns both numbers (see above).
+    unsafe { dup2(fd, slot) }?;
+    // SAFETY: as above.
+    unsafe { close(fd) };
     Ok(())
 }
 
 /// Closes every fd in `first..=last`.
-pub fn close_range(first: u32, last: u32) -> Result<(), i32> {
-    // SAFETY: close_range only closes descriptors; no memory is passed.
+///
+/// # Safety
+/// As for [`close`], for every descriptor in the range.
+pub unsafe fn close_range(first: u32, last: u32) -> Result<(), i32> {
+    // SAFETY: close_range only closes descriptors; the caller owns them all.
     check(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) }).map(drop)
 }
 
@@ -456,7 +476,8 @@ pub fn loopback_up() -> Result<(), i32> {
         ret = unsafe { libc::ioctl(sock, libc::SIOCSIFFLAGS, &req as *const IfreqFlags) };
     }
     let result = if ret < 0 { Err(errno()) } else { Ok(()) };
-    close(sock);
+    // SAFETY: the socket was made by this function, owned by nothing else.
+    unsafe { close(sock) };
     result
 }
 
@@ -508,6 +529,7 @@ pub fn write_file(path: &CStr, bytes: &[u8]) -> Result<(), i32> {
     // SAFETY: the pointer and length describe `bytes`.
     let ret = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
     let result = if ret < 0 { Err(errno()) } else { Ok(()) };
-    close(fd);
+    // SAFETY: opened just above, owned by nothing else.
+    unsafe { close(fd) };
     result
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use super::outcome::{HostStop, SessionFacts, plugin_verdict};
 use super::prepare;
-use super::serve::{prepare_failure, release, report};
+use super::serve::{prepare_failure, report};
 use super::watch::Watcher;
 use crate::jail::{Plan, Watch};
 use crate::protocol::consts::log_level;
@@ -138,7 +138,7 @@ pub fn run(opts: CallOptions) -> u8 {
             host: Some(host),
             thread: None,
             end: Arc::new(Mutex::new(None)),
-            wake,
+            wake: Arc::new(wake),
             stop: None,
         };
         let v = run_plan(&ctx, &profile, &mut jail.plan, &jail.stub, &mut hooks);
@@ -385,20 +385,21 @@ struct CallHooks<'a> {
     host: Option<Host>,
     thread: Option<JoinHandle<()>>,
     end: Arc<Mutex<Option<HostEnd>>>,
-    /// Written by the host thread when it is done; wakes the supervisor.
-    wake: OwnedFd,
+    /// Written by the host thread when it is done; wakes the supervisor. Shared, so the
+    /// thread keeps it open even if the supervisor's side unwinds first.
+    wake: Arc<OwnedFd>,
     stop: Option<HostStop>,
 }
 
 impl Hooks for CallHooks<'_> {
     fn started(&mut self, plan: &mut Plan) {
-        release(plan, &[]);
+        plan.release_fds();
         self.watcher.reset();
         let Some(host) = self.host.take() else {
             return;
         };
         let end = self.end.clone();
-        let wake = self.wake.as_raw_fd();
+        let wake = Arc::clone(&self.wake);
         let spawned = std::thread::Builder::new()
             .name("plugjail-host".to_owned())
             .spawn(move || {
@@ -406,9 +407,9 @@ impl Hooks for CallHooks<'_> {
                 if let Ok(mut slot) = end.lock() {
                     *slot = Some(e);
                 }
-                // The supervisor outlives this thread (it joins it), so `wake` is open.
-                // SAFETY: an 8-byte write from a valid local to an eventfd.
-                unsafe { libc::write(wake, (&1u64 as *const u64).cast(), 8) };
+                // SAFETY: an 8-byte write from a valid local to the eventfd this thread
+                // holds open (`wake`).
+                unsafe { libc::write(wake.as_raw_fd(), (&1u64 as *const u64).cast(), 8) };
             });
         match spawned {
             Ok(t) => self.thread = Some(t),

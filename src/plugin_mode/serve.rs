@@ -173,8 +173,12 @@ pub(crate) fn report(p: &super::PluginInfo) -> PluginReport {
     }
 }
 
-/// Lets go of descriptors only the jail needs, once it runs.
-pub(crate) fn release(plan: &mut Plan, fds: &[RawFd]) {
+/// Lets go of descriptors only the jail needs, once it runs: the plan's copies, and `fds`.
+///
+/// # Safety
+/// This process owns every number in `fds`, and nothing will use or close it afterwards
+/// (`serve`'s inherited channel: no Rust object wraps it).
+unsafe fn release(plan: &mut Plan, fds: &[RawFd]) {
     plan.release_fds();
     for &fd in fds {
         if fd <= 2 {
@@ -206,7 +210,9 @@ struct ServeHooks<'a> {
 
 impl Hooks for ServeHooks<'_> {
     fn started(&mut self, plan: &mut Plan) {
-        release(plan, &self.release);
+        // SAFETY: `release` holds the channel numbers plugjail serve inherited; it only
+        // lent them (BorrowedFd) to the plan, whose copies the jail now holds.
+        unsafe { release(plan, &self.release) };
         self.watcher.reset();
     }
 

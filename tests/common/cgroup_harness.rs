@@ -60,9 +60,12 @@ pub fn pipe() -> (RawFd, RawFd) {
     (fds[0], fds[1])
 }
 
-/// Closes a descriptor this test opened.
-pub fn close(fd: RawFd) {
-    // SAFETY: closing a descriptor this test opened and owns.
+/// Closes a descriptor.
+///
+/// # Safety
+/// The caller opened `fd` (with [`pipe`]) and nothing uses or closes it afterwards.
+pub unsafe fn close(fd: RawFd) {
+    // SAFETY: the caller owns `fd` (see above).
     unsafe { libc::close(fd) };
 }
 
@@ -107,8 +110,10 @@ pub unsafe fn fork_child(body: impl FnOnce(RawFd) -> i32) -> Child {
         // SAFETY: ends the child without running the parent's atexit handlers.
         unsafe { libc::_exit(code) };
     }
-    close(go_r);
-    close(res_w);
+    // SAFETY: this process\'s ends of the two pipes made above, not used after.
+    unsafe { close(go_r) };
+    // SAFETY: as above.
+    unsafe { close(res_w) };
     Child {
         pid,
         go: go_w,
@@ -129,7 +134,8 @@ impl Child {
             // SAFETY: our own child; `status` is a valid out pointer.
             let r = unsafe { libc::waitpid(self.pid, &mut status, 0) };
             if r == self.pid {
-                close(self.go);
+                // SAFETY: the write end this handle owns; it is closed once, here.
+                unsafe { close(self.go) };
                 return status;
             }
             assert_eq!(nix::errno::Errno::last(), nix::errno::Errno::EINTR);
@@ -141,7 +147,8 @@ impl Child {
         let want = std::mem::size_of_val(&out);
         // SAFETY: reading into a stack array of exactly `want` bytes.
         let n = unsafe { libc::read(self.result, out.as_mut_ptr().cast(), want) };
-        close(self.result);
+        // SAFETY: the read end this handle owns; it is closed once, here.
+        unsafe { close(self.result) };
         assert_eq!(usize::try_from(n).ok(), Some(want), "child sent no result");
         out
     }

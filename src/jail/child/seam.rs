@@ -172,19 +172,25 @@ impl ChildSys for Kernel {
     }
     #[inline]
     fn dup2(&mut self, old: RawFd, new: RawFd) -> Result<(), i32> {
-        sys::dup2(old, new)
+        // SAFETY: the child owns every number the sequence names (its pipes, the plan's
+        // placed descriptors and their sources); the plan's OwnedFds are never dropped here,
+        // the child execs or `_exit`s.
+        unsafe { sys::dup2(old, new) }
     }
     #[inline]
     fn close_range(&mut self, first: u32, last: u32) -> Result<(), i32> {
-        sys::close_range(first, last)
+        // SAFETY: as for `dup2` above.
+        unsafe { sys::close_range(first, last) }
     }
     #[inline]
     fn close(&mut self, fd: RawFd) {
-        sys::close(fd)
+        // SAFETY: as for `dup2` above.
+        unsafe { sys::close(fd) }
     }
     #[inline]
     fn place_inheritable(&mut self, fd: RawFd, slot: RawFd) -> Result<(), i32> {
-        sys::place_inheritable(fd, slot)
+        // SAFETY: as for `dup2` above.
+        unsafe { sys::place_inheritable(fd, slot) }
     }
     #[inline]
     fn handshake_pair(&mut self) -> Result<(RawFd, RawFd), i32> {
