@@ -78,6 +78,13 @@ BIN_DIR=$ROOT/target/$([ "$PROFILE" = release ] && echo release || echo debug)
 for c in runas hog; do
   [ "$W/$c" -nt "$VM/$c.c" ] || cc -O2 -static -Wall -o "$W/$c" "$VM/$c.c"
 done
+# Plugins for the plugin-mode checks (the serve gate on the guest's kernel).
+mkdir -p "$W/plugins"
+for p in examples/plugins/hello tests/plugins/escape tests/plugins/serve_attack; do
+  so=$W/plugins/$(basename "$p").so
+  [ "$so" -nt "$ROOT/$p.cpp" ] || c++ -std=c++17 -O1 -shared -fPIC -I "$ROOT/include" \
+    -o "$so" "$ROOT/$p.cpp"
+done
 
 # 4. The initramfs: busybox (merged /usr), the modules in load order, the tests with the
 #    shared libraries they need (at the same paths), the guest scripts and profiles.
@@ -102,8 +109,11 @@ install -m 755 "$W/runas" "$W/hog" "$VM/guest-tests.sh" "$R/test/"
 for b in plugjail plugjail-stub; do
   [ -x "$BIN_DIR/$b" ] && install -m 755 "$BIN_DIR/$b" "$R/test/"
 done
-install -m 644 "$ROOT/profiles/ci-tests.yaml" "$VM"/profiles/*.yaml "$R/test/profiles/"
-for f in "$R"/test/cgroup-tests "$R"/test/plugjail*; do
+install -m 644 "$ROOT/profiles/ci-tests.yaml" "$ROOT/profiles/default.yaml" \
+  "$VM"/profiles/*.yaml "$R/test/profiles/"
+mkdir -p "$R/test/plugins"
+install -m 644 "$W"/plugins/*.so "$R/test/plugins/"
+for f in "$R"/test/cgroup-tests "$R"/test/plugjail* "$R"/test/plugins/*.so; do
   for lib in $(ldd "$f" 2>/dev/null | grep -oE '/[^ ]+' || true); do
     [ -e "$R$lib" ] && continue
     mkdir -p "$R$(dirname "$lib")"

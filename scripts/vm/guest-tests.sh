@@ -9,6 +9,7 @@
 #    systemd's Delegate=yes does).
 # 3. nothing left behind but the supervisors' own (empty) leaves, which the next run reaps.
 # 4. HOOK: `plugjail exec` verdicts with limit profiles (see below).
+# 5. plugin mode: `plugjail call` with the serve gate on this kernel (see below).
 #
 # Exit status 0 iff every check passed.
 set -u
@@ -104,6 +105,37 @@ if [ -x /test/plugjail ]; then
   done
 else
   bad "no /test/plugjail in the guest: the exec verdict checks cannot run"
+fi
+
+# --- 5. plugin mode: the serve gate on this kernel -------------------------------------------
+# `plugjail call` as root and as a user with a delegated cgroup: the serve phase is in force
+# (the gate needs ptrace, seccomp, PTRACE_GET_SYSCALL_INFO and Seccomp_filters, all in 6.1),
+# a load-only syscall while serving is named with its phase, and a filter the plugin stacks
+# to forge the gate's answer is refused.
+call_case() {
+  # call_case USER PROFILE PLUGIN METHOD EXPECT_REGEX
+  who=$1 profile=$2 plugin=$3 method=$4 expect=$5
+  report=/tmp/call-$who-$profile-$plugin-$method.json
+  rm -f "$report"
+  if [ "$who" = root ]; then uid=0; else uid=$NOBODY; fi
+  cg=vm-call-$who-$profile-$plugin-$method
+  out=$(echo -n vm | in_cgroup "$cg" "$uid" /test/plugjail call \
+    --profile "/test/profiles/vm-$profile.yaml" --plugin "/test/plugins/$plugin.so" \
+    --method "$method" --input - --report "$report" 2>&1)
+  verdict=$(cat "$report" 2>/dev/null | tr -d ' \n')
+  say "call [$who, $profile, $plugin $method]: $(echo "$out" | tail -2 | tr '\n' ' ')"
+  say "call [$who, $profile, $plugin $method] verdict: ${verdict:-<none>}"
+  echo "$out$verdict" | grep -Eq "$expect" || bad "call [$who, $profile, $plugin $method]: expected /$expect/"
+}
+
+if [ -x /test/plugjail ] && [ -e /test/plugins/hello.so ]; then
+  for who in root user; do
+    call_case "$who" plugin hello greet '"outcome":"ok".*"seccomp_serve":\{"phase":"serve"'
+    call_case "$who" plugin escape mkdir '"outcome":"seccomp_violation".*"name":"mkdir".*"phase":"serve"'
+    call_case "$who" plugin-attack serve_attack mkdir 'installeditself","syscall":\{"name":"socket".*"phase":"load"'
+  done
+else
+  bad "no plugjail or plugins in the guest: the plugin-mode checks cannot run"
 fi
 
 say "guest tests done in $(awk -v a="$T0" '{print int($1 - a)}' /proc/uptime)s, fail=$fail"
