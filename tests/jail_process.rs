@@ -7,15 +7,15 @@ mod common;
 
 use std::fs;
 use std::io::Read;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
 use common::{
-    Exec, Failures, HostProcess, Lang, SHIPPED, attack, build, jail, jail_modes, label, plugjail,
-    profile_for, shipped_profile,
+    Exec, Failures, HostProcess, Lang, SHIPPED, attack, build, jail, jail_modes, label, pipe,
+    plugjail, profile_for, shipped_profile,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -217,18 +217,6 @@ fn ignore(signals: &[libc::c_int]) -> std::io::Result<()> {
         unsafe { libc::signal(sig, libc::SIG_IGN) };
     }
     Ok(())
-}
-
-fn pipe() -> (OwnedFd, OwnedFd) {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 writes two fds into the array.
-    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
-    assert_eq!(rc, 0, "pipe2: {}", std::io::Error::last_os_error());
-    // SAFETY: pipe2 just created fds[0]; this is its only owner.
-    let r = unsafe { OwnedFd::from_raw_fd(fds[0]) };
-    // SAFETY: likewise fds[1].
-    let w = unsafe { OwnedFd::from_raw_fd(fds[1]) };
-    (r, w)
 }
 
 #[test]

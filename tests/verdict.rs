@@ -6,30 +6,18 @@ mod common;
 
 use std::fs;
 use std::io::Read;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use common::{
-    Exec, Failures, Lang, Mode, TempDir, build, extend_profile, jail_modes, naming, probe,
+    Exec, Failures, Lang, Mode, TempDir, build, extend_profile, jail_modes, naming, pipe, probe,
     profile_for,
 };
 
 fn hog() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| build("hog", Lang::C, &["scripts/vm/hog.c"], &["-O2"]))
-}
-
-fn pipe() -> (OwnedFd, OwnedFd) {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 writes two fds into the array.
-    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
-    assert_eq!(rc, 0, "pipe2: {}", std::io::Error::last_os_error());
-    // SAFETY: pipe2 just created fds[0]; this is its only owner.
-    let r = unsafe { OwnedFd::from_raw_fd(fds[0]) };
-    // SAFETY: likewise fds[1].
-    let w = unsafe { OwnedFd::from_raw_fd(fds[1]) };
-    (r, w)
 }
 
 fn read_verdict(r: OwnedFd) -> Option<serde_json::Value> {

@@ -81,6 +81,20 @@ pub use tempdir::{TempDir, chmod, target_tmp, unique};
 pub const NOBODY: u32 = 65534;
 
 /// The plugjail binary cargo built for these tests.
+/// A close-on-exec pipe: (read end, write end).
+pub fn pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two fds into the array.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(rc, 0, "pipe2: {}", std::io::Error::last_os_error());
+    // SAFETY: pipe2 just created fds[0]; this is its only owner.
+    let r = unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[0]) };
+    // SAFETY: likewise fds[1].
+    let w = unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[1]) };
+    (r, w)
+}
+
 pub fn plugjail() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_plugjail"))
 }
