@@ -73,7 +73,14 @@ pub fn assess(profile: &Profile, caps: &Capabilities) -> Assessment {
         },
         Mechanism {
             name: "landlock",
-            level: profile.landlock.compat,
+            // A probe the kernel refused (not ENOSYS/EOPNOTSUPP: Landlock is there, but
+            // something forbids asking) makes the jail refuse whatever the level
+            // (`landlock::rules::kernel_abi`); say the same here.
+            level: if landlock_probe_refused(caps) {
+                Level::Required
+            } else {
+                profile.landlock.compat
+            },
             items: landlock(profile, caps),
         },
         Mechanism {
@@ -186,6 +193,14 @@ fn namespaces(profile: &Profile, caps: &Capabilities) -> Vec<Item> {
     items
 }
 
+/// Whether the Landlock probe failed for another reason than Landlock being absent.
+fn landlock_probe_refused(caps: &Capabilities) -> bool {
+    caps.landlock
+        .error
+        .as_ref()
+        .is_some_and(|f| !matches!(f.errno.as_deref(), Some("ENOSYS" | "EOPNOTSUPP")))
+}
+
 fn landlock(profile: &Profile, caps: &Capabilities) -> Vec<Item> {
     let l = &profile.landlock;
     let abi = caps.landlock.abi;
@@ -216,16 +231,28 @@ fn landlock(profile: &Profile, caps: &Capabilities) -> Vec<Item> {
             ports(&l.tcp_connect)
         ),
     };
-    crate::landlock::requirements(l)
-        .into_iter()
-        .map(|(needed, what)| {
-            let mut it = need(what, needed);
-            if needed == 4 {
-                it.how += &tcp_detail;
-            }
-            it
-        })
-        .collect()
+    let mut items = Vec::new();
+    if landlock_probe_refused(caps) {
+        // The jail asks the same question first and stops there, whatever the profile.
+        let how = caps
+            .landlock
+            .error
+            .as_ref()
+            .map_or(String::new(), |f| f.message.clone());
+        items.push(item("the Landlock ABI probe".to_owned(), Enforce::No, how));
+    }
+    items.extend(
+        crate::landlock::requirements(l)
+            .into_iter()
+            .map(|(needed, what)| {
+                let mut it = need(what, needed);
+                if needed == 4 {
+                    it.how += &tcp_detail;
+                }
+                it
+            }),
+    );
+    items
 }
 
 fn seccomp(profile: &Profile, caps: &Capabilities) -> Vec<Item> {
@@ -447,6 +474,41 @@ mod tests {
         assert!(
             a.summary
                 .starts_with("would be refused: landlock: truncation control")
+        );
+    }
+
+    #[test]
+    fn a_refused_landlock_probe_refuses_even_best_effort_like_the_jail() {
+        let failed = |errno: &str| Landlock {
+            abi: 0,
+            features: vec![],
+            error: Some(Failure {
+                call: "landlock_create_ruleset".to_owned(),
+                errno: Some(errno.to_owned()),
+                message: format!("landlock_create_ruleset: {errno}"),
+            }),
+        };
+        let lenient = shipped("audit.yaml");
+        let mut best_effort = lenient.clone();
+        best_effort.landlock.compat = Level::BestEffort;
+        // Absent Landlock: best_effort runs without it.
+        let caps = machine(|c| c.landlock = failed("ENOSYS"));
+        assert_ne!(assess(&best_effort, &caps).outcome, Outcome::Refused);
+        // A refused probe: the jail refuses (landlock::rules::kernel_abi), so does doctor.
+        let caps = machine(|c| c.landlock = failed("EPERM"));
+        let a = assess(&best_effort, &caps);
+        assert_eq!(a.outcome, Outcome::Refused, "{}", a.summary);
+        assert!(
+            a.summary
+                .starts_with("would be refused: landlock: the Landlock ABI probe"),
+            "{}",
+            a.summary
+        );
+        let landlock = a.mechanisms.iter().find(|m| m.name == "landlock").unwrap();
+        assert!(
+            landlock.items[0].how.contains("EPERM"),
+            "{:?}",
+            landlock.items
         );
     }
 
