@@ -78,23 +78,34 @@ static long vm_hwm_kib(void) {
     return kib;
 }
 
-static int host_plugin(const char *path) {
+/* dlopens the plugin at `path` and runs its init() with a host table whose write() is
+ * `write`; NULL (after a message) if either fails. */
+static const struct plugjail_plugin *load_plugin(const char *path, uint64_t max_output,
+                                                 int (*write)(struct plugjail_output *,
+                                                              const void *, size_t)) {
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
         fprintf(stderr, "floor: %s\n", dlerror());
-        return 1;
+        return NULL;
     }
     plugjail_entry_fn entry = (plugjail_entry_fn)dlsym(h, PLUGJAIL_ENTRY_SYMBOL);
-    if (!entry) return 1;
+    if (!entry) return NULL;
     const struct plugjail_plugin *p = entry();
     static struct plugjail_host host;
     host.struct_size = sizeof host;
     host.abi_version = PLUGJAIL_ABI_VERSION;
-    host.max_output = sizeof ((struct plugjail_output *)0)->bytes;
+    host.max_output = max_output;
     host.log = host_log;
-    host.write = host_write;
+    host.write = write;
     host.fail = host_fail;
-    if (p->init && p->init(&host) != 0) return 1;
+    if (p->init && p->init(&host) != 0) return NULL;
+    return p;
+}
+
+static int host_plugin(const char *path) {
+    const struct plugjail_plugin *p =
+        load_plugin(path, sizeof ((struct plugjail_output *)0)->bytes, host_write);
+    if (!p) return 1;
     static struct plugjail_output out;
     const char *method = p->methods[0];
     if (p->call(method, (const uint8_t *)"x", 1, &out) != 0) return 1;
@@ -119,14 +130,8 @@ static int host_print(struct plugjail_output *out, const void *data, size_t len)
 }
 
 static int call_plugin(const char *path, const char *method, const char *input) {
-    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        fprintf(stderr, "floor: %s\n", dlerror());
-        return 1;
-    }
-    plugjail_entry_fn entry = (plugjail_entry_fn)dlsym(h, PLUGJAIL_ENTRY_SYMBOL);
-    if (!entry) return 1;
-    const struct plugjail_plugin *p = entry();
+    const struct plugjail_plugin *p = load_plugin(path, 1 << 20, host_print);
+    if (!p) return 1;
     /* The plugin's own pointer for the method, as the stub passes it. */
     const char *m = NULL;
     for (const char *const *i = p->methods; *i; i++)
@@ -135,14 +140,6 @@ static int call_plugin(const char *path, const char *method, const char *input) 
         fprintf(stderr, "floor: the plugin has no method %s\n", method);
         return 1;
     }
-    static struct plugjail_host host;
-    host.struct_size = sizeof host;
-    host.abi_version = PLUGJAIL_ABI_VERSION;
-    host.max_output = 1 << 20;
-    host.log = host_log;
-    host.write = host_print;
-    host.fail = host_fail;
-    if (p->init && p->init(&host) != 0) return 1;
     static struct plugjail_output out;
     return p->call(m, (const uint8_t *)input, strlen(input), &out) == 0 ? 0 : 1;
 }
