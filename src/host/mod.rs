@@ -1,0 +1,202 @@
+//! The plugin host: one supervisor keeping many jailed plugins alive, for hosts that
+//! should not have to write it themselves (docs/host.md).
+//!
+//! ```no_run
+//! use plugjail::host::{Host, HostConfig, PluginConfig};
+//!
+//! let host = Host::start(HostConfig {
+//!     plugins: vec![PluginConfig::new(
+//!         "hello",
+//!         "examples/plugins/hello.so",
+//!         "profiles/default.yaml",
+//!     )],
+//! })?;
+//! let events = host.events();
+//! let out = host.call("hello", "greet", b"world")?;
+//! assert_eq!(out, b"hello, world");
+//! host.shutdown();
+//! for e in events.try_iter() {
+//!     println!("{}", serde_json::to_string(&e)?);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Each plugin has a pool of jails (each a [`crate::Session`], so one `plugjail serve`
+//! and one jail, exactly as a single session would run it): `pool.warm` of them are
+//! started and initialised ahead of need, calls run in parallel across them (one call per
+//! jail at a time, at most `pool.max`), and a bounded queue holds the calls waiting for
+//! one. A keeper thread per plugin starts jails, restarts them after transient faults with
+//! backoff within a budget, and quarantines the plugin after a violation
+//! ([`lifecycle`]). Every transition and every jail's end is an [`Event`].
+//!
+//! Calls block the calling thread (any thread; no async runtime): [`Host::call`], or
+//! [`Host::call_with`] with a [`CancelToken`] another thread may fire.
+
+pub mod config;
+mod events;
+pub mod lifecycle;
+mod plugin;
+mod pool;
+mod restart;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use config::{HealthCheck, HostConfig, PluginConfig, PoolConfig, RestartConfig, WhenPaused};
+pub use events::{Event, EventKind};
+pub use lifecycle::State;
+
+use crate::protocol::ErrorKind;
+use events::Bus;
+use plugin::Plugin;
+
+/// Why the host could not start, or refused a request about a plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("no plugin `{id}` in this host")]
+    UnknownPlugin { id: String },
+    #[error("plugin `{id}` appears twice in the configuration")]
+    DuplicateId { id: String },
+    #[error("plugin `{id}`: {message}")]
+    Invalid { id: String, message: String },
+    #[error("plugin `{id}`: {source}")]
+    Transition {
+        id: String,
+        source: lifecycle::InvalidTransition,
+    },
+    #[error("plugin `{id}`: pause: {message}")]
+    Pause { id: String, message: String },
+    #[error("plugin `{id}`: the new version did not activate ({reason}); the previous one keeps serving")]
+    RolledBack { id: String, reason: String },
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Why a call through the host failed. Each call gets exactly one answer: its output or
+/// one of these.
+#[derive(Debug, thiserror::Error)]
+pub enum HostCallError {
+    #[error("no plugin `{id}` in this host")]
+    UnknownPlugin { id: String },
+    /// The plugin is failed, quarantined, terminated, or paused with `when_paused: fail`.
+    #[error("plugin `{id}` is {} and takes no calls", state.name())]
+    NotServing { id: String, state: State },
+    /// `pool.max` calls run and `pool.queue` wait already.
+    #[error("plugin `{id}`: {queued} calls are already waiting (pool.queue); try again later")]
+    QueueFull { id: String, queued: usize },
+    /// The plugin answered ERROR; its jail goes on.
+    #[error("{} error{}: {message}", kind.name(), if *status != 0 { format!(" (status {status})") } else { String::new() })]
+    Failed {
+        kind: ErrorKind,
+        status: i32,
+        /// From inside the jail: untrusted text (escape before showing it).
+        message: String,
+    },
+    #[error("input of {len} bytes does not fit in a frame of at most {cap} bytes")]
+    InputTooLarge { len: usize, cap: u32 },
+    /// No answer (or no jail) within the call's deadline; a jail that was running the call
+    /// was ended.
+    #[error("no answer within {after:?}")]
+    Timeout { after: Duration },
+    /// The call was cancelled ([`CancelToken::cancel`]); its jail was ended.
+    #[error("the call was cancelled")]
+    Cancelled,
+    /// The jail ended during the call: `outcome` is its verdict's (`signaled`, `oom`,
+    /// `seccomp_violation`, `protocol_violation`, ...).
+    #[error("the plugin's jail ended during the call: {outcome}")]
+    JailEnded { outcome: String },
+    /// The host is shutting down.
+    #[error("the host is shutting down")]
+    ShuttingDown,
+}
+
+impl HostCallError {
+    /// A stable name for the error (the `plugjail host` protocol's `kind`).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            HostCallError::UnknownPlugin { .. } => "unknown_plugin",
+            HostCallError::NotServing { .. } => "not_serving",
+            HostCallError::QueueFull { .. } => "queue_full",
+            HostCallError::Failed { .. } => "plugin_error",
+            HostCallError::InputTooLarge { .. } => "input_too_large",
+            HostCallError::Timeout { .. } => "timeout",
+            HostCallError::Cancelled => "cancelled",
+            HostCallError::JailEnded { .. } => "jail_ended",
+            HostCallError::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
+/// Cancels one call from any thread. Cancelling before the call starts makes it fail at
+/// once; after it answered, does nothing.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken {
+    inner: Arc<CancelInner>,
+}
+
+#[derive(Debug, Default)]
+struct CancelInner {
+    cancelled: AtomicBool,
+    /// Set while a jail runs the call: ends that jail.
+    stop: Mutex<Option<Arc<dyn Fn() + Send + Sync>>>,
+}
+
+impl std::fmt::Debug for dyn Fn() + Send + Sync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<stop>")
+    }
+}
+
+impl CancelToken {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn cancel(&self) {
+        self.inner.cancelled.store(true, Ordering::SeqCst);
+        let stop = self
+            .inner
+            .stop
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(stop) = stop {
+            stop();
+        }
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.cancelled.load(Ordering::SeqCst)
+    }
+}
+
+/// A plugin's state as [`Host::status`] reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginStatus {
+    pub id: String,
+    pub state: State,
+    pub plugin_path: String,
+    /// Jails ready for a call.
+    pub idle: usize,
+    /// Jails running a call.
+    pub busy: usize,
+    /// Jails being started.
+    pub starting: usize,
+    /// Calls waiting for a jail.
+    pub queued: usize,
+    pub calls: u64,
+    pub restarts: u64,
+}
+
+/// The plugin host.
+pub struct Host {
+    plugins: HashMap<String, Arc<Plugin>>,
+    /// In configuration order, for [`Host::status`].
+    order: Vec<String>,
+    bus: Arc<Bus>,
+}
