@@ -10,6 +10,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod doctor;
 pub mod exec;
+pub mod host;
 pub mod plugin_file;
 pub mod plugin_mode;
 pub mod probe;
