@@ -1,4 +1,5 @@
-//! The profile subcommands: `check`, `explain`, `schema`.
+//! The profile subcommands: `check` (profiles and host configurations), `explain`,
+//! `schema`.
 
 mod explain;
 mod schema;
@@ -7,7 +8,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::profile;
+use crate::host::config::read as host_config;
+use crate::profile::{self, Document};
 
 use explain::{explain_json, explain_text};
 use schema::profile_schema;
@@ -16,12 +18,21 @@ use schema::profile_schema;
 /// mean "fix what you wrote").
 pub const EXIT_INVALID: u8 = 2;
 
-/// `plugjail check PROFILE...`: every error of every profile, then one summary line.
+/// `plugjail check FILE...`: every error of every profile or host configuration, then one
+/// summary line.
 pub fn check(paths: &[PathBuf]) -> ExitCode {
     let mut failed = 0;
     for path in paths {
-        match profile::load(path) {
-            Ok(_) => println!("{}: ok", path.display()),
+        // Which of the two a file is shows in its tree: parsed once, read as either.
+        let doc = Document::read(path, "profile");
+        let checked = match &doc.root {
+            Some(root) if host_config::is_host_config(root) => {
+                host_config::from_document(doc).map(drop)
+            }
+            _ => doc.into_profile().map(drop),
+        };
+        match checked {
+            Ok(()) => println!("{}: ok", path.display()),
             Err(errors) => {
                 failed += 1;
                 eprint!("{errors}");

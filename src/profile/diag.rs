@@ -27,6 +27,13 @@ impl Sources {
         self.files.len() - 1
     }
 
+    /// Adds every file of `other` after these; returns the index its first file now has.
+    pub fn append(&mut self, other: Sources) -> usize {
+        let offset = self.files.len();
+        self.files.extend(other.files);
+        offset
+    }
+
     pub fn path(&self, file: usize) -> &Path {
         &self.files[file].0
     }
