@@ -2,6 +2,7 @@
 //! `schema`.
 
 mod explain;
+mod host_schema;
 mod schema;
 
 use std::io::Write;
@@ -12,6 +13,7 @@ use crate::host::config::read as host_config;
 use crate::profile::{self, Document};
 
 use explain::{explain_json, explain_text};
+use host_schema::host_schema;
 use schema::profile_schema;
 
 /// Exit status of `check` when a profile is invalid (clap uses 2 for bad usage too: both
@@ -72,10 +74,14 @@ pub fn explain(path: &Path, json: bool) -> ExitCode {
     print_all(&out)
 }
 
-/// `plugjail schema`.
-pub fn schema() -> ExitCode {
-    let text =
-        serde_json::to_string_pretty(&profile_schema()).expect("the schema always serializes");
+/// `plugjail schema [--host]`: the profile's JSON Schema, or the host configuration's.
+pub fn schema(host: bool) -> ExitCode {
+    let schema = if host {
+        host_schema()
+    } else {
+        profile_schema()
+    };
+    let text = serde_json::to_string_pretty(&schema).expect("the schema always serializes");
     print_all(&(text + "\n"))
 }
 
