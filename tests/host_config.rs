@@ -2,38 +2,24 @@
 //! profiles and reports their errors (and those of the profiles they name) as
 //! FILE:LINE:COL with the line and a caret; `plugjail schema --host`; the shipped example.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn plugjail(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_plugjail"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("plugjail runs")
-}
+use std::path::PathBuf;
+use std::process::Command;
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, body).unwrap();
-    path
-}
+use common::{cli, manifest_dir, shipped_profile, text, write_file};
 
 /// A directory with a stand-in plugin file (check only needs it to exist) and a host
 /// configuration naming it and the shipped default profile, plus `extra` lines.
 fn host_dir(extra: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "plugin.so", "");
-    let profile = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/default.yaml");
+    write_file(dir.path(), "plugin.so", "");
+    let profile = shipped_profile("default");
     let body = format!(
         "version: 1\nplugins:\n  - id: hello\n    plugin: plugin.so\n    profile: {}\n{extra}",
         profile.display()
     );
-    let host = write(dir.path(), "host.yaml", &body);
+    let host = write_file(dir.path(), "host.yaml", &body);
     (dir, host)
 }
 
@@ -41,7 +27,7 @@ fn host_dir(extra: &str) -> (tempfile::TempDir, PathBuf) {
 fn check_accepts_a_valid_host_configuration_beside_a_profile() {
     let (_dir, host) = host_dir("    pool: {warm: 1, max: 2}\n    call_time: 2s\n");
     let host = host.to_str().unwrap();
-    let out = plugjail(&["check", host, "profiles/default.yaml"]);
+    let out = cli(&["check", host, "profiles/default.yaml"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
@@ -52,7 +38,7 @@ fn check_accepts_a_valid_host_configuration_beside_a_profile() {
 #[test]
 fn check_reports_every_host_configuration_error_with_a_caret() {
     let (_dir, host) = host_dir("    pool: {warm: 3, max: 2}\n    when_paused: later\n");
-    let out = plugjail(&["check", host.to_str().unwrap()]);
+    let out = cli(&["check", host.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     let h = host.display();
@@ -77,7 +63,7 @@ fn check_reports_every_host_configuration_error_with_a_caret() {
 fn a_missing_plugin_file_is_named_at_the_plugin_value() {
     let (dir, host) = host_dir("");
     std::fs::remove_file(dir.path().join("plugin.so")).unwrap();
-    let out = plugjail(&["check", host.to_str().unwrap()]);
+    let out = cli(&["check", host.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     let missing = dir.path().join("plugin.so");
@@ -94,18 +80,18 @@ fn a_missing_plugin_file_is_named_at_the_plugin_value() {
 #[test]
 fn a_broken_profile_is_reported_in_the_profile_file() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "plugin.so", "");
-    let profile = write(
+    write_file(dir.path(), "plugin.so", "");
+    let profile = write_file(
         dir.path(),
         "bad.yaml",
         "version: 1\nlimits:\n  memory: 64Q\n",
     );
-    let host = write(
+    let host = write_file(
         dir.path(),
         "host.yaml",
         "version: 1\nplugins:\n  - id: a\n    plugin: plugin.so\n    profile: bad.yaml\n",
     );
-    let out = plugjail(&["check", host.to_str().unwrap()]);
+    let out = cli(&["check", host.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(
@@ -131,7 +117,7 @@ fn a_broken_profile_is_reported_in_the_profile_file() {
 
 #[test]
 fn schema_host_is_json_that_lists_plugins() {
-    let out = plugjail(&["schema", "--host"]);
+    let out = cli(&["schema", "--host"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let schema: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
     assert_eq!(
@@ -143,7 +129,7 @@ fn schema_host_is_json_that_lists_plugins() {
         assert!(plugin.get(key).is_some(), "no `{key}` in {plugin}");
     }
     // The profile's schema is still the default.
-    let out = plugjail(&["schema"]);
+    let out = cli(&["schema"]);
     let profile: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(profile["properties"].get("seccomp").is_some());
 }
@@ -154,11 +140,11 @@ fn schema_host_is_json_that_lists_plugins() {
 fn the_example_host_configuration_is_valid() {
     let make = Command::new("make")
         .args(["-C", "examples/plugins"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(manifest_dir())
         .output()
         .expect("run make");
     assert!(make.status.success(), "make: {}", text(&make.stderr));
-    let out = plugjail(&["check", "examples/host/host.yaml"]);
+    let out = cli(&["check", "examples/host/host.yaml"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "examples/host/host.yaml: ok\n");
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::profile::ProfileErrors;
+use crate::profile::diag::{Listed, errors_of, only};
 
 /// A directory holding a plugin file `p.so`, a valid profile `ok.yaml` and a broken one
 /// `bad.yaml`; configurations are read as `host.yaml` in it.
@@ -34,22 +35,13 @@ impl Dir {
 }
 
 /// The errors of `text` as (line, col, message, hint), in file order.
-fn errors(text: &str) -> Vec<(u32, u32, String, Option<String>)> {
-    match Dir::new().load(text) {
-        Ok(c) => panic!("expected errors for:\n{text}\ngot {c:#?}"),
-        Err(e) => e
-            .diagnostics
-            .into_iter()
-            .map(|d| (d.pos.line, d.pos.col, d.message, d.hint))
-            .collect(),
-    }
+fn errors(text: &str) -> Vec<Listed> {
+    errors_of(Dir::new().load(text), text)
 }
 
 /// The single error of `text`.
-fn error(text: &str) -> (u32, u32, String, Option<String>) {
-    let mut all = errors(text);
-    assert_eq!(all.len(), 1, "expected one error, got {all:#?}");
-    all.remove(0)
+fn error(text: &str) -> Listed {
+    only(errors(text))
 }
 
 /// The single error's (line, col, message).
