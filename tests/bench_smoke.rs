@@ -33,22 +33,17 @@ const CLI_RATIOS: [(&str, &str, &str); 4] = [
     ("bwrap/host", "bwrap", "host"),
 ];
 
-/// The figure at `path` and, for a CLI cold-start ratio, the figures of its two sides
-/// (`unavailable` names CLI runners `cli_cold_start_ms.MODE[.CONTENDER]`, which the
-/// ratio's own path does not contain).
+/// The figure at `path` and, for a ratio (`PREFIX.ratios.A/B.STAT`), the figures of its
+/// two sides (`unavailable` names runners, e.g. `cli_cold_start_ms.MODE[.CONTENDER]` or
+/// `host.warm_call_us.floor_cold`, which the ratio's own path does not contain).
 fn depends_on(path: &str) -> Vec<String> {
     let mut paths = vec![path.to_string()];
-    for mode in CLI_MODES {
-        let prefix = format!(".cli_cold_start_ms.{mode}.ratios.");
-        let Some(rest) = path.strip_prefix(&prefix) else {
-            continue;
-        };
-        for (label, a, b) in CLI_RATIOS {
-            if rest.starts_with(&format!("{label}.")) {
-                paths.push(format!(".cli_cold_start_ms.{mode}.{a}"));
-                paths.push(format!(".cli_cold_start_ms.{mode}.{b}"));
-            }
-        }
+    if let Some((prefix, rest)) = path.split_once(".ratios.")
+        && let Some((label, _stat)) = rest.split_once('.')
+        && let Some((a, b)) = label.split_once('/')
+    {
+        paths.push(format!("{prefix}.{a}"));
+        paths.push(format!("{prefix}.{b}"));
     }
     paths
 }
@@ -128,7 +123,76 @@ fn quick_bench_reports_every_figure() {
     ] {
         assert!(json["memory"].get(k).is_some(), "memory.{k}");
     }
-    for section in ["cold_start_ms", "cli_cold_start_ms", "call_us"] {
+    // The plugin host (benches/suite/host.rs).
+    let host = &json["host"];
+    for c in [
+        "floor_cold",
+        "session_cold",
+        "warm_pool",
+        "warm_pool_recycled",
+    ] {
+        assert!(
+            host["warm_call_us"].get(c).is_some(),
+            "host.warm_call_us.{c}"
+        );
+    }
+    for r in ["warm_pool/floor_cold", "warm_pool_recycled/floor_cold"] {
+        assert!(
+            host["warm_call_us"]["ratios"][r].get("median").is_some(),
+            "host.warm_call_us ratio {r}"
+        );
+    }
+    for place in ["same_cpu", "cross_cpu"] {
+        for callers in ["1", "4", "16"] {
+            let rt = &host["round_trip_us"][place][callers];
+            for c in ["raw_pipe", "session", "host"] {
+                assert!(
+                    rt.get(c).is_some(),
+                    "host.round_trip_us.{place}.{callers}.{c}"
+                );
+                let rate = &host["round_trip_calls_per_s"][place][callers];
+                assert!(
+                    rate.get(c).is_some(),
+                    "host.round_trip_calls_per_s {place} {c}"
+                );
+            }
+            for k in ["median", "p99", "min"] {
+                assert!(
+                    rt["ratios"]["host/raw_pipe"].get(k).is_some(),
+                    "host.round_trip_us.{place}.{callers} ratio {k}"
+                );
+            }
+        }
+    }
+    let mem = &host["memory_kib"];
+    for k in [
+        "host_rss",
+        "host_heap",
+        "serve_rss",
+        "serve_pss",
+        "jail_rss",
+        "jail_pss",
+    ] {
+        assert!(
+            mem["per_jail"].get(k).is_some(),
+            "host.memory_kib.per_jail.{k}"
+        );
+        assert!(
+            mem["steps"]["0"].get(k).is_some(),
+            "host.memory_kib.steps.0.{k}"
+        );
+    }
+    for k in ["host_rss", "host_heap"] {
+        assert!(
+            mem["per_plugin"].get(k).is_some(),
+            "host.memory_kib.per_plugin.{k}"
+        );
+    }
+    for k in ["refill", "start_ms"] {
+        assert!(host["refill_ms"].get(k).is_some(), "host.refill_ms.{k}");
+    }
+
+    for section in ["cold_start_ms", "cli_cold_start_ms", "call_us", "host"] {
         let mut all = Vec::new();
         leaves(&json[section], String::new(), &mut all);
         for (path, v) in all

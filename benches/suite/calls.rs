@@ -170,7 +170,7 @@ fn measure(
 }
 
 /// sched_{get,set}affinity over CPU lists.
-mod affinity {
+pub mod affinity {
     use super::BenchError;
 
     fn error(source: std::io::Error) -> BenchError {

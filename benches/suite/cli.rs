@@ -219,7 +219,7 @@ impl CliEnv {
 
     /// One cold start: the time from spawning the command to the first byte of the result
     /// on its stdout. The rest of the output, the exit and the checks are not timed.
-    fn once(&self, mode: Mode, contender: Contender) -> Result<f64, BenchError> {
+    pub fn once(&self, mode: Mode, contender: Contender) -> Result<f64, BenchError> {
         let io = |what| move |source| BenchError::Io { what, source };
         // The input is ready before the clock starts: `plugjail call` reads it from a pipe
         // that already holds it; the host takes it as an argument.

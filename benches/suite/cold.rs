@@ -11,7 +11,7 @@ const OUTPUT: &[u8] = b"hello, bench";
 
 /// One cold start: spawn, HELLO, one `greet` call. The session is then ended and reaped
 /// outside the timed part.
-fn once(env: &Env, runner: Runner) -> Result<f64, BenchError> {
+pub fn once(env: &Env, runner: Runner) -> Result<f64, BenchError> {
     let t0 = Instant::now();
     let mut live = launch::start(env, runner)?;
     live.call("greet", INPUT, |out| out == OUTPUT)?;

@@ -104,15 +104,7 @@ impl Live {
     /// The process that serves the channel: the runner's deepest descendant (the plugin
     /// forks nothing), e.g. plugjail serve → the jail's init → the stub.
     pub fn stub_pid(&self) -> Option<i32> {
-        let mut best = None;
-        let mut stack = vec![(self.runner_pid()?, 0usize)];
-        while let Some((pid, depth)) = stack.pop() {
-            if best.is_none_or(|(_, d)| depth > d) {
-                best = Some((pid, depth));
-            }
-            stack.extend(children(pid).into_iter().map(|c| (c, depth + 1)));
-        }
-        best.map(|(pid, _)| pid)
+        deepest(self.runner_pid()?)
     }
 
     /// One call; `check` judges the output where it lies (no copy: `Channel::call` and
@@ -391,8 +383,34 @@ fn place_fds(moves: &[(RawFd, RawFd)]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Children of every thread of `pid` (a child belongs to the thread that forked it).
-fn children(pid: i32) -> Vec<i32> {
+/// The deepest descendant of `pid` (`pid` itself if it has no child): for a runner whose
+/// plugin forks nothing, the stub, e.g. plugjail serve → the jail's init → the stub.
+pub fn deepest(pid: i32) -> Option<i32> {
+    let mut best = None;
+    let mut stack = vec![(pid, 0usize)];
+    while let Some((pid, depth)) = stack.pop() {
+        if best.is_none_or(|(_, d)| depth > d) {
+            best = Some((pid, depth));
+        }
+        stack.extend(children(pid).into_iter().map(|c| (c, depth + 1)));
+    }
+    best.map(|(pid, _)| pid)
+}
+
+/// Every descendant of `pid`, not `pid` itself.
+pub fn descendants(pid: i32) -> Vec<i32> {
+    let mut all = Vec::new();
+    let mut stack = children(pid);
+    while let Some(c) = stack.pop() {
+        stack.extend(children(c));
+        all.push(c);
+    }
+    all
+}
+
+/// Children of every thread of `pid` (a child belongs to the thread that forked it; when
+/// that thread ends, to another thread of the process).
+pub fn children(pid: i32) -> Vec<i32> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
     };

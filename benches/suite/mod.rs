@@ -9,6 +9,7 @@ mod build;
 mod calls;
 mod cli;
 mod cold;
+mod host;
 mod launch;
 mod memory;
 mod report;
@@ -53,6 +54,12 @@ pub enum BenchError {
     },
     #[error("plugjail call: {source}")]
     Call { source: plugjail::CallError },
+    #[error("plugin host: {source}")]
+    Host { source: plugjail::host::HostError },
+    #[error("call through the plugin host: {source}")]
+    HostCall {
+        source: plugjail::host::HostCallError,
+    },
     #[error("plugjail verdict {outcome}: {message}")]
     Verdict { outcome: String, message: String },
     #[error("plugin: {source}")]
@@ -178,6 +185,32 @@ pub fn run(bins: &Binaries, opts: &Options) -> Result<serde_json::Value, BenchEr
         live.finish()?;
     }
 
+    // The plugin host, once no other session runs: its memory figures count this
+    // process's `plugjail serve` children.
+    let host = if usable.contains(&Runner::Plugjail) {
+        let floor_cold = cli_probed
+            .usable
+            .contains(&(cli::Mode::Root, cli::Contender::Host))
+            .then_some(&cli_env);
+        if floor_cold.is_none() {
+            unavailable.push((
+                format!("{}.floor_cold", host::WARM_SECTION),
+                "the CLI bench's unjailed host (floor call) did not run here".into(),
+            ));
+        }
+        Some(host::run(
+            &env,
+            &built.floor,
+            floor_cold,
+            host::Plan::new(opts.quick),
+        )?)
+    } else {
+        for section in host::SECTIONS {
+            unavailable.push((section.into(), "plugjail sessions did not start".into()));
+        }
+        None
+    };
+
     let json = report::json(&report::Inputs {
         quick: opts.quick,
         root: &bins.root,
@@ -186,6 +219,7 @@ pub fn run(bins: &Binaries, opts: &Options) -> Result<serde_json::Value, BenchEr
         cli: &cli,
         calls: &calls,
         memory: &mem,
+        host: host.as_ref(),
     });
     println!("{}", report::table(&json));
     if let Some(path) = &opts.json {

@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::calls::{PLACEMENTS, Placement, SIZES, Samples};
 use super::cli::{self, CONTENDERS, MODES};
+use super::host;
 use super::memory::Memory;
 use super::stats::{Summary, ratio, round};
 
@@ -46,6 +47,8 @@ pub struct Inputs<'a> {
     pub cli: &'a cli::Samples,
     pub calls: &'a Samples,
     pub memory: &'a Memory,
+    /// None when plugjail sessions could not run here.
+    pub host: Option<&'a host::Samples>,
 }
 
 fn summary_json(s: Option<Summary>, unit: f64) -> Value {
@@ -133,11 +136,184 @@ pub fn json(i: &Inputs) -> Value {
         "call_us": calls,
         "throughput_mb_s": tput,
         "memory": memory,
+        "host": host_json(i.host),
         "targets": {
             "cold_start plugjail/bwrap": "<= 1.0",
             "cold_start plugjail/floor": "<= 2.5",
             "call 16 and 1024 plugjail/raw_pipe (median, p99)": "<= 1.3",
             "throughput plugjail/raw_pipe": ">= 0.8",
+        },
+    })
+}
+
+/// (ratio name, numerator, denominator) of the host's warm-call section.
+const WARM_RATIOS: [(&str, &str, &str); 4] = [
+    ("warm_pool/floor_cold", "warm_pool", "floor_cold"),
+    (
+        "warm_pool_recycled/floor_cold",
+        "warm_pool_recycled",
+        "floor_cold",
+    ),
+    ("warm_pool/session_cold", "warm_pool", "session_cold"),
+    (
+        "warm_pool_recycled/session_cold",
+        "warm_pool_recycled",
+        "session_cold",
+    ),
+];
+/// The same for the host's round trips (and, of the medians, their calls per second).
+const HOST_RT_RATIOS: [(&str, &str, &str); 3] = [
+    ("host/raw_pipe", "host", "raw_pipe"),
+    ("session/raw_pipe", "session", "raw_pipe"),
+    ("host/session", "host", "session"),
+];
+/// The figures of a memory step, as (JSON key, bytes).
+fn step_fields(s: &host::Step) -> [(&'static str, u64); 6] {
+    [
+        ("host_rss", s.host.rss),
+        ("host_heap", s.host.heap),
+        ("serve_rss", s.serve_rss),
+        ("serve_pss", s.serve_pss),
+        ("jail_rss", s.jail_rss),
+        ("jail_pss", s.jail_pss),
+    ]
+}
+
+/// The `host` section: every figure of benches/suite/host.rs, null throughout when it did
+/// not run.
+fn host_json(h: Option<&host::Samples>) -> Value {
+    let section = |name: &str| name.trim_start_matches("host.").to_string();
+    let Some(h) = h else {
+        return Value::Object(
+            host::SECTIONS
+                .iter()
+                .map(|s| (section(s), Value::Null))
+                .collect(),
+        );
+    };
+    let warm_sum = |name: &str| h.warm.get(name).and_then(|v| Summary::of(v));
+    let mut warm = Map::new();
+    for name in host::WARM {
+        warm.insert(name.into(), summary_json(warm_sum(name), 1e3));
+    }
+    let mut ratios = Map::new();
+    for (label, a, b) in WARM_RATIOS {
+        ratios.insert(label.into(), ratio_json(warm_sum(a), warm_sum(b)));
+    }
+    warm.insert("ratios".into(), Value::Object(ratios));
+
+    let mut rt = Map::new();
+    let mut rate = Map::new();
+    for placement in PLACEMENTS {
+        if !h.cpus.contains_key(&placement) {
+            continue;
+        }
+        let mut rt_p = Map::new();
+        let mut rate_p = Map::new();
+        for &callers in &h.callers {
+            let key = |name: &str| {
+                let name = host::ROUND_TRIP.iter().find(|c| **c == name).copied();
+                (placement, callers, name.unwrap_or(""))
+            };
+            let rt_sum = |name: &str| h.round_trip.get(&key(name)).and_then(|v| Summary::of(v));
+            let rate_sum = |name: &str| h.rate.get(&key(name)).and_then(|v| Summary::of(v));
+            let mut per = Map::new();
+            let mut per_rate = Map::new();
+            for name in host::ROUND_TRIP {
+                per.insert(name.into(), summary_json(rt_sum(name), 1e3));
+                per_rate.insert(name.into(), summary_json(rate_sum(name), 1.0));
+            }
+            let mut ratios = Map::new();
+            let mut rate_ratios = Map::new();
+            for (label, a, b) in HOST_RT_RATIOS {
+                ratios.insert(label.into(), ratio_json(rt_sum(a), rt_sum(b)));
+                let med = |n: &str| rate_sum(n).map(|s| s.median);
+                let r = ratio(med(a), med(b)).map_or(Value::Null, |x| json!(round(x)));
+                rate_ratios.insert(label.into(), json!({ "median": r }));
+            }
+            per.insert("ratios".into(), Value::Object(ratios));
+            per_rate.insert("ratios".into(), Value::Object(rate_ratios));
+            rt_p.insert(callers.to_string(), Value::Object(per));
+            rate_p.insert(callers.to_string(), Value::Object(per_rate));
+        }
+        rt.insert(placement.name().into(), Value::Object(rt_p));
+        rate.insert(placement.name().into(), Value::Object(rate_p));
+    }
+    let cpus: Map<String, Value> = h
+        .cpus
+        .iter()
+        .map(|(p, (c, s))| (p.name().to_string(), json!({ "callers": c, "servers": s })))
+        .collect();
+
+    let m = &h.memory;
+    let kib = |b: u64| json!(b / 1024);
+    let mut steps = Map::new();
+    for s in &m.steps {
+        let fields: Map<String, Value> = step_fields(s)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), kib(v)))
+            .collect();
+        steps.insert(s.jails.to_string(), Value::Object(fields));
+    }
+    // Increments per jail from no jail to the most, and per plugin from no host to the
+    // plugins configured (KiB, one decimal; negative if the allocator gave memory back).
+    let per = |from: u64, to: u64, n: usize| {
+        if n == 0 {
+            Value::Null
+        } else {
+            let d = (to as f64 - from as f64) / 1024.0 / n as f64;
+            json!((d * 10.0).round() / 10.0)
+        }
+    };
+    let per_jail = match (m.steps.first(), m.steps.last()) {
+        (Some(a), Some(b)) if b.jails > a.jails => {
+            let n = b.jails - a.jails;
+            let fields: Map<String, Value> = step_fields(a)
+                .into_iter()
+                .zip(step_fields(b))
+                .map(|((k, x), (_, y))| (k.to_string(), per(x, y, n)))
+                .collect();
+            Value::Object(fields)
+        }
+        _ => Value::Null,
+    };
+    let memory = json!({
+        "plugins": m.plugins,
+        "base": { "host_rss": kib(m.base.rss), "host_heap": kib(m.base.heap) },
+        "with_plugins": {
+            "host_rss": kib(m.with_plugins.rss),
+            "host_heap": kib(m.with_plugins.heap),
+        },
+        "steps": steps,
+        "per_jail": per_jail,
+        "per_plugin": {
+            "host_rss": per(m.base.rss, m.with_plugins.rss, m.plugins),
+            "host_heap": per(m.base.heap, m.with_plugins.heap, m.plugins),
+        },
+    });
+
+    let refill_sum = Summary::of(&h.refill);
+    let start_sum = Summary::of(&h.start);
+    let refill = json!({
+        "refill": summary_json(refill_sum, 1e6),
+        "start_ms": summary_json(start_sum, 1e6),
+        "ratios": {
+            "refill/session_cold": ratio_json(refill_sum, warm_sum("session_cold")),
+            "start_ms/session_cold": ratio_json(start_sum, warm_sum("session_cold")),
+        },
+    });
+
+    json!({
+        "warm_call_us": warm,
+        "round_trip_cpus": cpus,
+        "round_trip_us": rt,
+        "round_trip_calls_per_s": rate,
+        "round_trip_payload": host::PAYLOAD,
+        "memory_kib": memory,
+        "refill_ms": refill,
+        "targets": {
+            "warm_call warm_pool/floor_cold (median)": "< 1.0",
+            "round_trip host/raw_pipe (median, p99)": "<= 1.2",
         },
     })
 }
@@ -399,7 +575,152 @@ pub fn table(j: &Value) -> String {
             );
         }
     }
+    host_table(&mut t, &j["host"]);
     t
+}
+
+/// The host's sections of the table.
+fn host_table(t: &mut String, h: &Value) {
+    if h["warm_call_us"].is_null() {
+        let _ = writeln!(t, "\nplugin host: not measured");
+        return;
+    }
+    let row = |t: &mut String, label: &str, s: &Value| {
+        let _ = writeln!(
+            t,
+            "  {label:<32} {:>9} {:>9} {:>9} {:>6}",
+            fig(&s["median"]),
+            fig(&s["p99"]),
+            fig(&s["min"]),
+            s["n"].as_u64().map_or("-".into(), |n| n.to_string()),
+        );
+    };
+    let ratio_row = |t: &mut String, label: &str, r: &Value, target: &str| {
+        let target = if target.is_empty() {
+            String::new()
+        } else {
+            format!("   target {target}")
+        };
+        let _ = writeln!(
+            t,
+            "  {label:<32} {:>9} {:>9} {:>9}{target}",
+            ratio_fig(&r["median"]),
+            ratio_fig(&r["p99"]),
+            ratio_fig(&r["min"]),
+        );
+    };
+    let head = |t: &mut String, title: &str| {
+        let _ = writeln!(t, "\n{title}");
+        let _ = writeln!(t, "{:<48} median       p99       min      n", "");
+    };
+
+    head(
+        t,
+        "plugin host: a call through a warm pool vs the cold floor (us)",
+    );
+    let w = &h["warm_call_us"];
+    for name in host::WARM {
+        row(t, name, &w[name]);
+    }
+    for (label, _, _) in WARM_RATIOS {
+        let target = if label == "warm_pool/floor_cold" {
+            "< 1.0"
+        } else {
+            ""
+        };
+        ratio_row(t, label, &w["ratios"][label], target);
+    }
+
+    let payload = h["round_trip_payload"].as_u64().unwrap_or(0);
+    if let Some(placements) = h["round_trip_us"].as_object() {
+        for (p, by_callers) in placements {
+            let cpus = &h["round_trip_cpus"][p];
+            head(
+                t,
+                &format!(
+                    "plugin host: {payload} B round trip, {p} (callers cpu {}, servers cpu {}), \
+                     pool max = warm = callers (us)",
+                    cpus["callers"], cpus["servers"]
+                ),
+            );
+            let Some(by_callers) = by_callers.as_object() else {
+                continue;
+            };
+            for (callers, c) in by_callers {
+                let rate = &h["round_trip_calls_per_s"][p][callers];
+                let _ = writeln!(t, "  {callers} caller(s)");
+                for name in host::ROUND_TRIP {
+                    row(t, &format!("  {name}"), &c[name]);
+                }
+                for (label, _, _) in HOST_RT_RATIOS {
+                    let target = if label == "host/raw_pipe" {
+                        "<= 1.2"
+                    } else {
+                        ""
+                    };
+                    ratio_row(t, &format!("  {label}"), &c["ratios"][label], target);
+                }
+                let rates: Vec<String> = host::ROUND_TRIP
+                    .iter()
+                    .map(|n| format!("{n} {}", fig(&rate[*n]["median"])))
+                    .collect();
+                let _ = writeln!(
+                    t,
+                    "    calls/s (median batch): {}; host/raw_pipe {}",
+                    rates.join(", "),
+                    ratio_fig(&rate["ratios"]["host/raw_pipe"]["median"])
+                );
+            }
+        }
+    }
+
+    let m = &h["memory_kib"];
+    let _ = writeln!(
+        t,
+        "\nplugin host: memory with idle warm jails (KiB; host = this process)"
+    );
+    let _ = writeln!(
+        t,
+        "  {:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "jails", "host_rss", "host_heap", "serve_rss", "serve_pss", "jail_rss", "jail_pss"
+    );
+    let cell = |v: &Value| v.as_f64().map_or("-".into(), |x| format!("{x}"));
+    let line = |t: &mut String, label: &str, s: &Value| {
+        let _ = writeln!(
+            t,
+            "  {label:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            cell(&s["host_rss"]),
+            cell(&s["host_heap"]),
+            cell(&s["serve_rss"]),
+            cell(&s["serve_pss"]),
+            cell(&s["jail_rss"]),
+            cell(&s["jail_pss"]),
+        );
+    };
+    if let Some(steps) = m["steps"].as_object() {
+        for (jails, s) in steps {
+            line(t, jails, s);
+        }
+    }
+    line(t, "per jail", &m["per_jail"]);
+    let _ = writeln!(
+        t,
+        "  per plugin (of {}, no jail): host_rss {} KiB, host_heap {} KiB",
+        m["plugins"],
+        cell(&m["per_plugin"]["host_rss"]),
+        cell(&m["per_plugin"]["host_heap"]),
+    );
+
+    head(
+        t,
+        "plugin host: refill after a recycle (warm 1, max 1, recycle_calls 1) (ms)",
+    );
+    let r = &h["refill_ms"];
+    row(t, "call return -> JailReady", &r["refill"]);
+    row(t, "JailReady start_ms", &r["start_ms"]);
+    for label in ["refill/session_cold", "start_ms/session_cold"] {
+        ratio_row(t, label, &r["ratios"][label], "");
+    }
 }
 
 fn size_name(size: usize) -> String {
