@@ -135,18 +135,20 @@ impl Plan {
                 quick,
                 warmup: 3,
                 reps: 100,
-                rounds: 12,
+                rounds: 40,
             }
         }
     }
 
     /// Calls per caller per batch: about the same number of calls per batch for every
-    /// number of callers, and enough per caller that their starts overlap.
+    /// number of callers, and enough per caller that their starts overlap. Short batches
+    /// and many rounds: a noisy neighbour on a shared machine then slows a few batches of
+    /// every contender instead of all of one.
     fn per_caller(self, callers: usize) -> usize {
         if self.quick {
             (40 / callers).max(5)
         } else {
-            (400 / callers).max(50)
+            (120 / callers).max(20)
         }
     }
 
