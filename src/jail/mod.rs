@@ -18,7 +18,7 @@ pub mod template;
 
 pub use handover::GateAction;
 pub use plan::{Gate, Handover, Plan, PlanError, build};
-pub use spawn::{Ending, Finished, Stopped, Watch, block_stop_signals, start};
+pub use spawn::{Ending, Finished, Stopped, Watch, block_stop_signals, hold_stop_signals, start};
 pub use step::{Failure, Step};
 /// The one capability read outside the child (doctor's CAP_SYS_ADMIN), with the child's
 /// own capability code.

@@ -134,13 +134,26 @@ pub struct Finished {
 /// (the child unblocks everything before exec) and read from a signalfd while waiting.
 pub const STOP_SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
 
-/// Blocks [`STOP_SIGNALS`] in the calling thread; call before [`start`] so that none is
-/// lost or kills plugjail before a verdict exists.
-pub fn block_stop_signals() -> nix::Result<nix::sys::signalfd::SignalFd> {
+fn stop_set() -> nix::sys::signal::SigSet {
     let mut set = nix::sys::signal::SigSet::empty();
     for s in STOP_SIGNALS {
         set.add(s);
     }
+    set
+}
+
+/// Blocks [`STOP_SIGNALS`] in the calling thread, so that one sent while plugjail sets up
+/// (say, between creating the jail's cgroup and watching for signals) stays pending
+/// instead of killing plugjail with the cgroup left behind. Every command calls it first;
+/// [`block_stop_signals`] then reads what came early.
+pub fn hold_stop_signals() {
+    let _ = stop_set().thread_block();
+}
+
+/// Blocks [`STOP_SIGNALS`] in the calling thread and returns a signalfd that reads them;
+/// call before [`start`] so that none is lost or kills plugjail before a verdict exists.
+pub fn block_stop_signals() -> nix::Result<nix::sys::signalfd::SignalFd> {
+    let set = stop_set();
     set.thread_block()?;
     nix::sys::signalfd::SignalFd::with_flags(&set, nix::sys::signalfd::SfdFlags::SFD_CLOEXEC)
 }

@@ -70,6 +70,7 @@ enum HostEnd {
 
 pub fn run(opts: CallOptions) -> u8 {
     let command = vec![opts.plugin.display().to_string(), opts.method.clone()];
+    crate::jail::hold_stop_signals();
     let ctx = Context::new(&opts.profile, &command);
     let mut report_file = None;
     let verdict = 'run: {
@@ -341,7 +342,10 @@ fn ended(e: ChannelError) -> HostEnd {
         },
         ChannelError::Protocol(p) => HostEnd::Protocol(p.to_string()),
         ChannelError::Timeout { after } => HostEnd::Timeout(after),
-        ChannelError::Closed | ChannelError::Broken | ChannelError::NotReady => HostEnd::Closed,
+        ChannelError::Closed
+        | ChannelError::NotDelivered
+        | ChannelError::Broken
+        | ChannelError::NotReady => HostEnd::Closed,
         ChannelError::Io { .. } => HostEnd::Io(e.to_string()),
     }
 }

@@ -49,6 +49,7 @@ pub fn run(opts: ServeOptions) -> u8 {
     // plugjail (SIGUSR1's default action) before any verdict exists.
     let host_deadline = host_deadline_signal();
     let command = vec![opts.plugin.display().to_string()];
+    crate::jail::hold_stop_signals();
     let ctx = Context::new(&opts.profile, &command);
     let (fd_in, fd_out) = opts.fds.unwrap_or((0, 1));
     let mut report_file = None;

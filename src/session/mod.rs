@@ -124,6 +124,10 @@ pub enum CallError {
     /// The jail ended (the plugin crashed or was killed): close() says how.
     #[error("the session has ended; close() gives the verdict")]
     Ended,
+    /// The jail had ended before the call reached it: the plugin never saw the call (a
+    /// host may send it to another session). close() says how the jail ended.
+    #[error("the session had ended before the call reached it; close() gives the verdict")]
+    NotDelivered,
     #[error("channel {syscall}: {source}")]
     Io {
         syscall: &'static str,
