@@ -278,12 +278,9 @@ pub fn run(
             unsafe { sys::close(sock) };
             None
         }
-        Some(h) => match Switch::start(h, sock, naming == Naming::Ptrace) {
-            Ok(s) => Some(s),
-            // Sent at once (no gate): the target has not exec'd the stub yet, so no
-            // plugin code can have closed its end; a failed send means it died.
-            Err(_) => None,
-        },
+        // Sent at once when there is no gate: the target has not exec'd the stub yet, so
+        // no plugin code can have closed its end; a failed send means it died.
+        Some(h) => Switch::start(h, sock, naming == Naming::Ptrace).ok(),
         None => {
             // SAFETY: the init's end of the handshake socket, done with (exec mode).
             unsafe { sys::close(sock) };
