@@ -18,7 +18,7 @@ mod common;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Mode, jail_modes, plugin, plugjail_for, profile_for};
 use plugjail::host::{
@@ -40,8 +40,9 @@ impl Rng {
         self.0
     }
 
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+    fn below(&mut self, n: usize) -> usize {
+        let n = u64::try_from(n).expect("usize fits u64");
+        usize::try_from(self.next() % n).expect("below n")
     }
 }
 
@@ -195,7 +196,8 @@ fn the_host_survives_chaos_and_leaves_nothing_behind() {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap_or_default();
-                (now.as_nanos() as u64 | 1) ^ u64::from(std::process::id())
+                let nanos = u64::try_from(now.as_nanos() & u128::from(u64::MAX)).unwrap_or(1);
+                (nanos | 1) ^ u64::from(std::process::id())
             });
         println!("{mode:?}: seed {seed:#x} (PLUGJAIL_CHAOS_SEED repeats it)");
         let options = HostOptions {
@@ -221,11 +223,11 @@ fn the_host_survives_chaos_and_leaves_nothing_behind() {
             let chaos = s.spawn(|| {
                 let mut rng = Rng(seed ^ 0xdead_beef);
                 while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(20 + rng.below(60)));
+                    std::thread::sleep(Duration::from_millis([20, 40, 60, 80][rng.below(4)]));
                     let (children, below) = descendants();
                     supervisors.lock().unwrap().extend(children);
                     if !below.is_empty() {
-                        let victim = below[rng.below(below.len() as u64) as usize];
+                        let victim = below[rng.below(below.len())];
                         // Only a process this test started (below one of its children).
                         // SAFETY: kill takes no pointers.
                         if unsafe { libc::kill(victim, libc::SIGKILL) } == 0 {
@@ -288,18 +290,17 @@ fn the_host_survives_chaos_and_leaves_nothing_behind() {
             seen.len()
         );
         assert_eq!(calls, answered);
-        for e in &seen {
+        // Kills from outside are transient faults: the well-behaved plugin is never
+        // blamed for one (quarantined), whatever moment of its jail's life they hit.
+        for e in seen.iter().filter(|e| e.plugin == "good") {
             if let EventKind::JailEnded {
-                outcome,
-                reason,
-                verdict,
-                ..
+                outcome, verdict, ..
             } = &e.kind
-                && e.plugin == "good"
             {
-                if !matches!(outcome.as_str(), "signaled" | "ok" | "setup_failed") {
-                    println!("good: {outcome} {reason:?} {verdict}");
-                }
+                assert!(
+                    matches!(outcome.as_str(), "signaled" | "ok" | "setup_failed"),
+                    "a kill from outside was read as the plugin's fault: {verdict}"
+                );
             }
         }
         assert!(answers.get("good.greet ok").copied().unwrap_or(0) > 0);
