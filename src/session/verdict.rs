@@ -77,6 +77,11 @@ impl Session {
     /// Ends the session (SHUTDOWN, so the plugin's shutdown() runs) and returns the
     /// verdict.
     pub fn close(mut self) -> SessionVerdict {
+        // First: `plugjail serve` resumes a paused jail when the control socket closes, so
+        // the stub reads the SHUTDOWN below.
+        if let Some(control) = self.control.take() {
+            control.close();
+        }
         if let Some(chan) = self.channel.take() {
             chan.shutdown();
         }
