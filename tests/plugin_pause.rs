@@ -106,7 +106,7 @@ fn a_paused_session_uses_no_cpu_and_its_call_completes_after_resume() {
         );
         assert_eq!(out.expect("spin").as_slice(), b"spun 600", "[{what}]");
         assert!(
-            running >= 50_000,
+            running >= 20_000,
             "[{what}] only {running} us of CPU in 200 ms running"
         );
         // The /proc figure counts whole clock ticks: allow one per process.
@@ -130,7 +130,7 @@ fn a_paused_session_uses_no_cpu_and_its_call_completes_after_resume() {
             }
         }
         assert!(
-            resumed >= 50_000,
+            resumed >= 20_000,
             "[{what}] only {resumed} us of CPU once resumed"
         );
         assert!(
