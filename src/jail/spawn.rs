@@ -104,15 +104,28 @@ pub enum Stopped {
 }
 
 /// Extra supervision a caller adds to [`Running::supervise_watched`]: a periodic look
-/// (plugin mode: the call/idle deadlines) and a descriptor that wakes the supervisor
-/// (plugin mode: the host thread reporting a protocol violation).
+/// (plugin mode: the call/idle deadlines) and descriptors that wake the supervisor (plugin
+/// mode: the host thread reporting a protocol violation, the host's deadline signal, the
+/// control socket that pauses and resumes the jail).
 pub trait Watch {
     /// How often to call [`Watch::check`] at the least (None: only on wake-ups).
     fn period(&self) -> Option<std::time::Duration>;
-    /// A descriptor whose readability calls [`Watch::check`]; `check` must drain it.
-    fn wake_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>>;
-    /// Looks; true ends the jail now ([`Stopped::Watched`]).
-    fn check(&mut self) -> bool;
+    /// Descriptors whose readability (or hang-up) calls [`Watch::check`]; `check` must
+    /// drain them, and stop listing one that has hung up.
+    fn wake_fds(&self) -> Vec<std::os::fd::BorrowedFd<'_>>;
+    /// Looks, and may act on the running `jail`; true ends the jail now
+    /// ([`Stopped::Watched`]).
+    fn check(&mut self, jail: LiveJail<'_>) -> bool;
+}
+
+/// The running jail, as a [`Watch`] may act on it.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveJail<'a> {
+    /// The jail's init on the host (PID 1 inside). The supervisor's own child, reaped only
+    /// once supervision ends, so the pid cannot be reused while a `Watch` looks at it.
+    pub init: libc::pid_t,
+    /// The jail's cgroup, if it has one.
+    pub cgroup: Option<&'a Cgroup>,
 }
 
 /// The end of a run as the supervisor saw it.
@@ -354,7 +367,7 @@ impl Running {
         let mut stopped = None;
         while stopped.is_none() {
             let w = watch.as_mut().map(|w| &mut **w as &mut dyn Watch);
-            match self.wait_event(deadline, stop, w)? {
+            match self.wait_event(deadline, stop, cgroup, w)? {
                 Event::Exited => break,
                 Event::Deadline => stopped = Some(Stopped::Deadline),
                 Event::Signal(sig) => stopped = Some(Stopped::Signal(sig)),
@@ -409,6 +422,7 @@ impl Running {
         &self,
         deadline: Option<Instant>,
         stop: Option<&nix::sys::signalfd::SignalFd>,
+        cgroup: Option<&Cgroup>,
         mut watch: Option<&mut dyn Watch>,
     ) -> Result<Event, SpawnError> {
         use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -435,8 +449,8 @@ impl Running {
             if let Some(sfd) = stop {
                 fds.push(PollFd::new(sfd.as_fd(), PollFlags::POLLIN));
             }
-            let wake = watch.as_ref().and_then(|w| w.wake_fd());
-            if let Some(fd) = wake {
+            let wake = watch.as_ref().map(|w| w.wake_fds()).unwrap_or_default();
+            for fd in wake {
                 fds.push(PollFd::new(fd, PollFlags::POLLIN));
             }
             let polled = poll(&mut fds, timeout);
@@ -458,8 +472,12 @@ impl Running {
             }
             // A look at every wake-up (period, wake fd, or a signal): cheap, and it keeps
             // the period even when other descriptors are busy.
+            let jail = LiveJail {
+                init: self.pid,
+                cgroup,
+            };
             if let Some(w) = watch.as_deref_mut()
-                && w.check()
+                && w.check(jail)
             {
                 return Ok(Event::Watched);
             }
