@@ -285,6 +285,17 @@ pub fn available(caps: &Cgroups) -> (Backend, Vec<Controller>) {
     (host.backend, host.available)
 }
 
+/// How a plugin host's pause would freeze a jail here (docs/limits.md, "Pausing a jail").
+pub fn pause_method(caps: &Cgroups) -> &'static str {
+    match host(caps).backend {
+        Backend::V2 => "the cgroup v2 freezer (cgroup.freeze of each jail's cgroup)",
+        Backend::V1Hybrid if v1::freezer_dir(caps).is_some() => {
+            "the cgroup v1 freezer (a child in the freezer hierarchy per jail)"
+        }
+        _ => "stopping the jail's processes (SIGSTOP): no freezer this user can write",
+    }
+}
+
 fn host(caps: &Cgroups) -> Host {
     match caps.mode {
         CgroupMode::V2 => v2::host(caps),
