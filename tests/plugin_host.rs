@@ -473,3 +473,59 @@ fn a_paused_plugin_freezes_its_jails_and_holds_or_refuses_calls() {
         h.shutdown();
     }
 }
+
+#[test]
+fn a_stuck_init_or_shutdown_ends_in_a_verdict_not_a_hang() {
+    for mode in jail_modes() {
+        let profile = profile_for(mode, "default");
+        let mut init = PluginConfig::new(
+            "init",
+            common::plugin_with("stuck", &["-DSTUCK_INIT"]),
+            &profile,
+        );
+        init.start_time = Duration::from_millis(500);
+        init.restart.budget = 1;
+        let mut shutdown = PluginConfig::new(
+            "shutdown",
+            common::plugin_with("stuck", &["-DSTUCK_SHUTDOWN"]),
+            &profile,
+        );
+        shutdown.stop_time = Duration::from_millis(300);
+        let mut h = Hosted::start(mode, vec![init, shutdown]);
+        // Two starts time out (the budget allows one restart), then the plugin fails;
+        // the call that waited for it is told so.
+        let err = h.host().call("init", "noop", b"").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                HostCallError::NotServing {
+                    state: State::Failed,
+                    ..
+                }
+            ),
+            "{mode:?}: {err}"
+        );
+        let e = h.wait_for("start timeout", |e| {
+            e.plugin == "init" && ended_with(e, "timeout")
+        });
+        if let EventKind::JailEnded { verdict, .. } = &e.kind {
+            assert_eq!(verdict["timeout"]["kind"], "host", "{verdict}");
+        }
+        assert_eq!(h.host().call("shutdown", "noop", b"").expect("call"), b"");
+        let t = Instant::now();
+        let seen = h.shutdown();
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "shutdown took {:?}",
+            t.elapsed()
+        );
+        assert!(seen.iter().any(|e| e.plugin == "shutdown"
+            && matches!(
+                e.kind,
+                EventKind::JailEnded {
+                    reason: Some("shutdown"),
+                    ..
+                }
+            )));
+    }
+}
