@@ -152,14 +152,13 @@ impl Plugin {
     fn finish(
         self: &Arc<Self>,
         number: u64,
-        mut member: Member,
+        member: Member,
         result: Result<Vec<u8>, CallError>,
         cancelled: bool,
     ) -> Result<Vec<u8>, HostCallError> {
         let error = match result {
             Ok(out) => {
-                member.calls += 1;
-                self.give_back(member, true);
+                self.give_back(member, Answer::Result);
                 return Ok(out);
             }
             Err(CallError::Failed {
@@ -167,8 +166,7 @@ impl Plugin {
                 status,
                 message,
             }) => {
-                member.calls += 1;
-                self.give_back(member, false);
+                self.give_back(member, Answer::Error);
                 return Err(HostCallError::Failed {
                     kind,
                     status,
@@ -176,7 +174,7 @@ impl Plugin {
                 });
             }
             Err(CallError::InputTooLarge { len, cap }) => {
-                self.give_back(member, false);
+                self.give_back(member, Answer::NotSent);
                 return Err(HostCallError::InputTooLarge { len, cap });
             }
             Err(e) => e,
@@ -219,11 +217,14 @@ impl Plugin {
 
     /// Returns a jail that answered to the pool, unless it is due for recycling, of an
     /// older generation, or the plugin no longer keeps jails.
-    fn give_back(self: &Arc<Self>, member: Member, served: bool) {
+    fn give_back(self: &Arc<Self>, mut member: Member, answer: Answer) {
         let mut inner = self.lock();
         inner.busy.remove(&member.id);
-        inner.calls += 1;
-        if served {
+        if answer != Answer::NotSent {
+            member.calls += 1;
+            inner.calls += 1;
+        }
+        if answer == Answer::Result {
             inner.budget.served();
         }
         if member.generation != inner.source.generation {
@@ -243,4 +244,15 @@ impl Plugin {
         }
         self.changed.notify_all();
     }
+}
+
+/// What a jail that goes back to the pool did with its call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// RESULT: it served well (the restart backoff starts afresh).
+    Result,
+    /// The plugin's ERROR: a call all the same.
+    Error,
+    /// Refused before sending (too large): no call.
+    NotSent,
 }
