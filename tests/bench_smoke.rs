@@ -142,8 +142,17 @@ fn quick_bench_reports_every_figure() {
             "host.warm_call_us ratio {r}"
         );
     }
+    // Full runs measure 1, 4 and 16 callers, quick ones 1 and 4.
+    let callers: Vec<String> = host["round_trip_callers"]
+        .as_array()
+        .map(|a| a.iter().map(|n| n.to_string()).collect())
+        .unwrap_or_default();
+    assert!(
+        callers.iter().any(|c| c == "1") && callers.len() >= 2,
+        "host.round_trip_callers: {callers:?}"
+    );
     for place in ["same_cpu", "cross_cpu"] {
-        for callers in ["1", "4", "16"] {
+        for callers in &callers {
             let rt = &host["round_trip_us"][place][callers];
             for c in ["raw_pipe", "session", "host"] {
                 assert!(

@@ -309,6 +309,7 @@ fn host_json(h: Option<&host::Samples>) -> Value {
         "round_trip_us": rt,
         "round_trip_calls_per_s": rate,
         "round_trip_payload": host::PAYLOAD,
+        "round_trip_callers": h.callers,
         "memory_kib": memory,
         "refill_ms": refill,
         "targets": {
