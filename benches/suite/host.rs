@@ -24,9 +24,10 @@ use super::cli::{CliEnv, Contender, Mode};
 use super::cold;
 use super::launch::{self, Echo, Env, Live, Runner};
 
-/// Concurrent callers of the round-trip section. The pool's `max` (and `warm`) is the
-/// number of callers, as the raw pipe gets one server per caller.
-pub const CALLERS: [usize; 3] = [1, 4, 16];
+/// Concurrent callers of the round-trip section (`--quick`: 1 and 4). The pool's `max`
+/// (and `warm`) is the number of callers, as the raw pipe gets one server per caller.
+const CALLERS: [usize; 3] = [1, 4, 16];
+const QUICK_CALLERS: [usize; 2] = [1, 4];
 /// The round trip's payload (an `echo` call).
 pub const PAYLOAD: usize = 16;
 
@@ -150,6 +151,11 @@ impl Plan {
         } else {
             (120 / callers).max(20)
         }
+    }
+
+    /// Section 2's numbers of callers: each needs as many sessions and jails again.
+    fn callers(self) -> &'static [usize] {
+        if self.quick { &QUICK_CALLERS } else { &CALLERS }
     }
 
     /// Section 3's numbers of idle warm jails, and of idle plugins.
@@ -365,7 +371,7 @@ fn round_trips(
     samples: &mut Samples,
 ) -> Result<(), BenchError> {
     let allowed = affinity::get(0)?;
-    for callers in CALLERS {
+    for &callers in plan.callers() {
         samples.callers.push(callers);
         let mut echoes = (0..callers)
             .map(|_| Echo::start(floor, PAYLOAD, env.cap))
