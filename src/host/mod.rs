@@ -35,6 +35,7 @@
 pub mod config;
 mod events;
 pub mod lifecycle;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
