@@ -515,3 +515,54 @@ fn wait_for_socket(path: &std::path::Path) -> std::fs::Metadata {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Frames with sound headers and random types, ids and bodies: each is answered or
+/// ignored, none stops the server, and a real call still answers after them.
+#[test]
+fn random_frames_never_crash_the_server() {
+    let dir = TempDir::new("host-random", 0o755);
+    let mut s = Server::start(&hello_config(&dir));
+    s.frames.hello();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut stream = Vec::new();
+    for _ in 0..500 {
+        let r = next();
+        let kind = match r % 4 {
+            0 => u16::try_from(r >> 48).expect("u16"),
+            _ => 0x101 + u16::try_from((r >> 8) % 9).expect("small"),
+        };
+        // SHUTDOWN would end the test early.
+        let kind = if kind == FrameType::Shutdown as u16 {
+            0x102
+        } else {
+            kind
+        };
+        let len = usize::try_from(next() % 48).expect("small");
+        let body: Vec<u8> = (0..len).map(|_| next().to_le_bytes()[0]).collect();
+        let id = next() % 64;
+        stream.extend_from_slice(&raw(u32::try_from(len).expect("small"), kind, 0, id, &body));
+    }
+    assert!(s.send(&stream), "the server stopped reading");
+    s.send(&call(u64::MAX, "hello", "greet", b"survivor"));
+    loop {
+        let f = s.frames.next();
+        assert!(
+            FrameType::from_u16(f.kind).is_some(),
+            "unknown reply type: {}",
+            f.describe()
+        );
+        if f.id == u64::MAX {
+            assert_eq!(f.body, b"hello, survivor", "{}", f.describe());
+            break;
+        }
+    }
+    s.send(&shutdown());
+    s.frames.rest();
+    assert_clean_exit(&s.wait(), "after random frames");
+}
