@@ -47,7 +47,11 @@ enum Command {
         json: bool,
     },
     /// Print the JSON Schema of the profile format, for editors (see docs/profiles.md).
-    Schema,
+    Schema {
+        /// The host configuration's schema instead (see docs/host.md).
+        #[arg(long)]
+        host: bool,
+    },
     /// Report what this kernel and this user can enforce: user namespaces, Landlock,
     /// seccomp, cgroups.
     ///
@@ -200,7 +204,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check { profiles } => cli::check(&profiles),
         Command::Explain { profile, json } => cli::explain(&profile, json),
-        Command::Schema => cli::schema(),
+        Command::Schema { host } => cli::schema(host),
         Command::Doctor { profile, json } => plugjail::doctor::run(profile.as_deref(), json),
         Command::Exec {
             profile,

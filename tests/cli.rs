@@ -1,30 +1,13 @@
 //! The profile subcommands as a user runs them: exit codes, output on the right stream,
 //! FILE:LINE:COL errors with the offending line.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn plugjail(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_plugjail"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("plugjail runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, body).unwrap();
-    path
-}
+use common::{cli, text, write_file};
 
 #[test]
 fn check_accepts_every_shipped_profile() {
-    let out = plugjail(&[
+    let out = cli(&[
         "check",
         "profiles/default.yaml",
         "profiles/strict.yaml",
@@ -41,13 +24,13 @@ fn check_accepts_every_shipped_profile() {
 #[test]
 fn check_reports_all_errors_of_all_files_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
-    let bad = write(
+    let bad = write_file(
         dir.path(),
         "bad.yaml",
         "version: 1\nlimits:\n  memory: 64Q\nseccomp:\n  load:\n    allow:\n      - syscalls: [opneat]\n",
     );
-    let good = write(dir.path(), "good.yaml", "version: 1\n");
-    let out = plugjail(&["check", bad.to_str().unwrap(), good.to_str().unwrap()]);
+    let good = write_file(dir.path(), "good.yaml", "version: 1\n");
+    let out = cli(&["check", bad.to_str().unwrap(), good.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     let b = bad.display();
@@ -63,14 +46,14 @@ fn check_reports_all_errors_of_all_files_and_exits_2() {
 
 #[test]
 fn check_of_a_missing_file_is_an_error_not_a_panic() {
-    let out = plugjail(&["check", "/nonexistent/profile.yaml"]);
+    let out = cli(&["check", "/nonexistent/profile.yaml"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("/nonexistent/profile.yaml: error: cannot open profile"));
 }
 
 #[test]
 fn explain_says_what_the_plugin_may_do() {
-    let out = plugjail(&["explain", "profiles/default.yaml"]);
+    let out = cli(&["explain", "profiles/default.yaml"]);
     assert!(out.status.success());
     let t = text(&out.stdout);
     for expected in [
@@ -87,7 +70,7 @@ fn explain_says_what_the_plugin_may_do() {
 
 #[test]
 fn explain_json_is_a_profile_that_checks() {
-    let out = plugjail(&["explain", "--json", "profiles/audit.yaml"]);
+    let out = cli(&["explain", "--json", "profiles/audit.yaml"]);
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["profile"]["seccomp"]["default_action"], "log");
@@ -105,16 +88,16 @@ fn explain_json_is_a_profile_that_checks() {
             .contains(&"open".into())
     );
     let dir = tempfile::tempdir().unwrap();
-    let again = write(dir.path(), "again.json", &v["profile"].to_string());
-    let out = plugjail(&["check", again.to_str().unwrap()]);
+    let again = write_file(dir.path(), "again.json", &v["profile"].to_string());
+    let out = cli(&["check", again.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
 #[test]
 fn explain_of_a_bad_profile_exits_2_with_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let bad = write(dir.path(), "bad.yaml", "version: 1\nnetwrok: none\n");
-    let out = plugjail(&["explain", bad.to_str().unwrap()]);
+    let bad = write_file(dir.path(), "bad.yaml", "version: 1\nnetwrok: none\n");
+    let out = cli(&["explain", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("did you mean `network`?"));
     assert!(out.stdout.is_empty());
@@ -122,7 +105,7 @@ fn explain_of_a_bad_profile_exits_2_with_errors() {
 
 #[test]
 fn schema_is_json_schema_covering_every_section() {
-    let out = plugjail(&["schema"]);
+    let out = cli(&["schema"]);
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["$schema"], "https://json-schema.org/draft/2020-12/schema");
@@ -159,7 +142,7 @@ fn schema_is_json_schema_covering_every_section() {
 
 #[test]
 fn help_explains_each_command() {
-    let out = plugjail(&["--help"]);
+    let out = cli(&["--help"]);
     let t = text(&out.stdout);
     for cmd in ["check", "explain", "schema", "doctor", "exec"] {
         assert!(t.contains(cmd), "{cmd} missing from --help:\n{t}");

@@ -1,27 +1,40 @@
-//! The profile subcommands: `check`, `explain`, `schema`.
+//! The profile subcommands: `check` (profiles and host configurations), `explain`,
+//! `schema`.
 
 mod explain;
+mod host_schema;
 mod schema;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::profile;
+use crate::host::config::read as host_config;
+use crate::profile::{self, Document};
 
 use explain::{explain_json, explain_text};
+use host_schema::host_schema;
 use schema::profile_schema;
 
 /// Exit status of `check` when a profile is invalid (clap uses 2 for bad usage too: both
 /// mean "fix what you wrote").
 pub const EXIT_INVALID: u8 = 2;
 
-/// `plugjail check PROFILE...`: every error of every profile, then one summary line.
+/// `plugjail check FILE...`: every error of every profile or host configuration, then one
+/// summary line.
 pub fn check(paths: &[PathBuf]) -> ExitCode {
     let mut failed = 0;
     for path in paths {
-        match profile::load(path) {
-            Ok(_) => println!("{}: ok", path.display()),
+        // Which of the two a file is shows in its tree: parsed once, read as either.
+        let doc = Document::read(path, "profile");
+        let checked = match &doc.root {
+            Some(root) if host_config::is_host_config(root) => {
+                host_config::from_document(doc).map(drop)
+            }
+            _ => doc.into_profile().map(drop),
+        };
+        match checked {
+            Ok(()) => println!("{}: ok", path.display()),
             Err(errors) => {
                 failed += 1;
                 eprint!("{errors}");
@@ -61,10 +74,14 @@ pub fn explain(path: &Path, json: bool) -> ExitCode {
     print_all(&out)
 }
 
-/// `plugjail schema`.
-pub fn schema() -> ExitCode {
-    let text =
-        serde_json::to_string_pretty(&profile_schema()).expect("the schema always serializes");
+/// `plugjail schema [--host]`: the profile's JSON Schema, or the host configuration's.
+pub fn schema(host: bool) -> ExitCode {
+    let schema = if host {
+        host_schema()
+    } else {
+        profile_schema()
+    };
+    let text = serde_json::to_string_pretty(&schema).expect("the schema always serializes");
     print_all(&(text + "\n"))
 }
 

@@ -110,18 +110,23 @@ pub fn profile_schema() -> Value {
             }))
         }),
     );
+    titled(&mut schema, "plugjail profile, version 1");
+    schema
+}
+
+/// Marks `schema` as a whole document's schema called `title`.
+pub(super) fn titled(schema: &mut Value, title: &str) {
     let top = schema.as_object_mut().expect("object() builds an object");
     top.insert(
         "$schema".into(),
         json!("https://json-schema.org/draft/2020-12/schema"),
     );
-    top.insert("title".into(), json!("plugjail profile, version 1"));
-    schema
+    top.insert("title".into(), json!(title));
 }
 
 /// An object schema whose property names are exactly `keys` (the reader's own key list,
 /// so the schema and the reader cannot drift apart).
-fn object(keys: &[&str], required: &[&str], properties: Value) -> Value {
+pub(super) fn object(keys: &[&str], required: &[&str], properties: Value) -> Value {
     let Value::Object(props) = properties else {
         unreachable!("properties are written as a JSON object")
     };
@@ -148,7 +153,7 @@ fn object(keys: &[&str], required: &[&str], properties: Value) -> Value {
     Value::Object(o)
 }
 
-fn choice_names<T>(choices: &[(&str, T)]) -> Vec<String> {
+pub(super) fn choice_names<T>(choices: &[(&str, T)]) -> Vec<String> {
     choices.iter().map(|(n, _)| n.to_string()).collect()
 }
 
@@ -169,7 +174,7 @@ fn size() -> Value {
             "description": "bytes, or a number with K, M, G or T (binary units), e.g. 64M" })
 }
 
-fn duration() -> Value {
+pub(super) fn duration() -> Value {
     json!({ "type": "string", "pattern": DURATION, "description": "e.g. 500ms, 2s, 5m, 1h" })
 }
 

@@ -72,7 +72,10 @@ pub enum EventKind {
     /// A call was cancelled (by the host); its jail was ended.
     Cancelled { call: u64 },
     /// A new version of the plugin took over.
-    Activated { plugin_path: String, version: String },
+    Activated {
+        plugin_path: String,
+        version: String,
+    },
     /// A new version failed to activate; the previous one keeps serving.
     RolledBack { plugin_path: String, reason: String },
 }

@@ -52,7 +52,9 @@ pub enum Input {
     Resume,
     /// A jail ended by a transient fault; `within_budget` says whether the restart budget
     /// allows another start.
-    Transient { within_budget: bool },
+    Transient {
+        within_budget: bool,
+    },
     /// A jail ended by a violation.
     Violation,
     /// The host releases a failed or quarantined plugin.
@@ -102,8 +104,18 @@ impl State {
             (S::Failed | S::Quarantined, I::Release) => Some(S::Loaded),
             (S::Failed | S::Quarantined, _) => None,
             (_, I::Violation) => Some(S::Quarantined),
-            (_, I::Transient { within_budget: false }) => Some(S::Failed),
-            (s, I::Transient { within_budget: true }) => Some(s),
+            (
+                _,
+                I::Transient {
+                    within_budget: false,
+                },
+            ) => Some(S::Failed),
+            (
+                s,
+                I::Transient {
+                    within_budget: true,
+                },
+            ) => Some(s),
             (S::Loaded, I::Ready) => Some(S::Initialized),
             (S::Initialized, I::Healthy) => Some(S::Running),
             // Further jails of a serving plugin say HELLO and pass their health call too.
@@ -167,7 +179,10 @@ mod tests {
     #[test]
     fn terminated_is_final_and_stop_always_reaches_it() {
         for s in STATES {
-            assert_eq!(s.next(Input::Stop).ok(), (s != State::Terminated).then_some(State::Terminated));
+            assert_eq!(
+                s.next(Input::Stop).ok(),
+                (s != State::Terminated).then_some(State::Terminated)
+            );
         }
     }
 
@@ -175,7 +190,13 @@ mod tests {
     fn only_release_leaves_failed_or_quarantined() {
         for s in [State::Failed, State::Quarantined] {
             assert_eq!(s.next(Input::Release), Ok(State::Loaded));
-            for i in [Input::Ready, Input::Healthy, Input::Pause, Input::Resume, Input::Violation] {
+            for i in [
+                Input::Ready,
+                Input::Healthy,
+                Input::Pause,
+                Input::Resume,
+                Input::Violation,
+            ] {
                 assert!(s.next(i).is_err(), "{s:?} {i:?}");
             }
         }

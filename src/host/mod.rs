@@ -32,13 +32,19 @@
 //! Calls block the calling thread (any thread; no async runtime): [`Host::call`], or
 //! [`Host::call_with`] with a [`CancelToken`] another thread may fire.
 
+mod call;
 pub mod config;
 mod events;
+mod jails;
 pub mod lifecycle;
+mod plugin;
+mod restart;
+mod upgrade;
 pub mod wire;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -51,6 +57,7 @@ pub use lifecycle::State;
 
 use crate::protocol::ErrorKind;
 use events::Bus;
+use plugin::Plugin;
 
 /// Why the host could not start, or refused a request about a plugin.
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +75,9 @@ pub enum HostError {
     },
     #[error("plugin `{id}`: pause: {message}")]
     Pause { id: String, message: String },
-    #[error("plugin `{id}`: the new version did not activate ({reason}); the previous one keeps serving")]
+    #[error(
+        "plugin `{id}`: the new version did not activate ({reason}); the previous one keeps serving"
+    )]
     RolledBack { id: String, reason: String },
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
@@ -161,13 +170,21 @@ impl CancelToken {
 
     pub fn cancel(&self) {
         self.inner.cancelled.store(true, Ordering::SeqCst);
-        let stop = self
-            .inner
-            .stop
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let Some(stop) = stop {
+        // Under the lock: the call takes its stop back (set_stop(None)) before it closes
+        // the jail, so a stop never reaches a `plugjail serve` already reaped.
+        let stop = self.inner.stop.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(stop) = stop.as_ref() {
+            stop();
+        }
+    }
+
+    /// What cancel() does now; fired at once if the call was already cancelled.
+    fn set_stop(&self, stop: Option<StopFn>) {
+        let mut slot = self.inner.stop.lock().unwrap_or_else(|p| p.into_inner());
+        *slot = stop;
+        if self.is_cancelled()
+            && let Some(stop) = slot.as_ref()
+        {
             stop();
         }
     }
@@ -197,24 +214,65 @@ pub struct PluginStatus {
 
 /// The plugin host.
 pub struct Host {
-    plugins: HashMap<String, Arc<()>>,
+    plugins: HashMap<String, Arc<Plugin>>,
     /// In configuration order, for [`Host::status`].
     order: Vec<String>,
     bus: Arc<Bus>,
+    /// Numbers the calls (for events).
+    calls: AtomicU64,
 }
 
-// Transient: the bodies arrive with the pool (plugin.rs); the signatures are the API.
-#[allow(unused_variables)]
+/// How a [`Host`] runs its jails, beyond the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct HostOptions {
+    /// The `plugjail` executable. Default: found like [`crate::SessionOptions::plugjail`].
+    pub plugjail: Option<PathBuf>,
+}
+
 impl Host {
     /// Starts every plugin's pool in the background and returns at once; calls wait for a
     /// plugin that is still starting (within their deadline).
     pub fn start(config: HostConfig) -> Result<Host, HostError> {
-        unimplemented!()
+        Host::start_with(config, HostOptions::default())
     }
+
+    /// [`Host::start`] with options.
+    pub fn start_with(config: HostConfig, options: HostOptions) -> Result<Host, HostError> {
+        let bus = Arc::new(Bus::default());
+        let mut plugins = HashMap::new();
+        let mut order = Vec::new();
+        for cfg in config.plugins {
+            let id = cfg.id.clone();
+            if plugins.contains_key(&id) {
+                return Err(HostError::DuplicateId { id });
+            }
+            let plugin = Plugin::new(cfg, options.plugjail.clone(), Arc::clone(&bus))?;
+            plugins.insert(id.clone(), plugin);
+            order.push(id);
+        }
+        let host = Host {
+            plugins,
+            order,
+            bus,
+            calls: AtomicU64::new(0),
+        };
+        for plugin in host.plugins.values() {
+            plugin.refill(&mut plugin.lock());
+        }
+        Ok(host)
+    }
+
+    fn plugin(&self, id: &str) -> Result<&Arc<Plugin>, HostError> {
+        self.plugins
+            .get(id)
+            .ok_or_else(|| HostError::UnknownPlugin { id: id.to_owned() })
+    }
+
     /// Calls `method` of plugin `id` with `input`, under the plugin's call deadline.
     pub fn call(&self, id: &str, method: &str, input: &[u8]) -> Result<Vec<u8>, HostCallError> {
         self.call_with(id, method, input, None)
     }
+
     /// [`Host::call`] that another thread may cancel through `cancel`.
     pub fn call_with(
         &self,
@@ -223,35 +281,68 @@ impl Host {
         input: &[u8],
         cancel: Option<&CancelToken>,
     ) -> Result<Vec<u8>, HostCallError> {
-        unimplemented!()
+        let plugin = self
+            .plugins
+            .get(id)
+            .ok_or_else(|| HostCallError::UnknownPlugin { id: id.to_owned() })?;
+        let number = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
+        plugin.call(number, method, input, cancel)
     }
+
+    /// Freezes every jail of plugin `id`; calls wait or fail (`when_paused`).
     pub fn pause(&self, id: &str) -> Result<(), HostError> {
-        unimplemented!()
+        self.plugin(id)?.pause()
     }
+
     pub fn resume(&self, id: &str) -> Result<(), HostError> {
-        unimplemented!()
+        self.plugin(id)?.resume()
     }
+
     /// Lets a failed or quarantined plugin start again.
     pub fn release(&self, id: &str) -> Result<(), HostError> {
-        unimplemented!()
+        self.plugin(id)?.release()
     }
+
     /// Replaces plugin `id` with a new build (and optionally a new profile); returns once
     /// the new version serves, or [`HostError::RolledBack`] with the old one still serving.
     pub fn upgrade(
         &self,
         id: &str,
-        plugin: std::path::PathBuf,
-        profile: Option<std::path::PathBuf>,
+        plugin: PathBuf,
+        profile: Option<PathBuf>,
     ) -> Result<(), HostError> {
-        unimplemented!()
+        self.plugin(id)?.upgrade(plugin, profile)
     }
+
+    /// Every plugin's state and pool, in configuration order.
     pub fn status(&self) -> Vec<PluginStatus> {
-        unimplemented!()
+        self.order
+            .iter()
+            .filter_map(|id| self.plugins.get(id))
+            .map(|p| p.status())
+            .collect()
     }
+
     /// A new subscriber to every event from now on.
     pub fn events(&self) -> Receiver<Event> {
         self.bus.subscribe()
     }
-    /// Ends every jail (each plugin's shutdown() runs, bounded by `stop_time`).
-    pub fn shutdown(self) {}
+
+    /// Ends every jail (each plugin's shutdown() runs, bounded by `stop_time`) and waits
+    /// for their verdicts.
+    pub fn shutdown(self) {
+        // Drop does it.
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        // In parallel: each plugin's jails close on threads of their own anyway; this
+        // only waits for them.
+        std::thread::scope(|s| {
+            for plugin in self.plugins.values() {
+                s.spawn(|| plugin.stop());
+            }
+        });
+    }
 }

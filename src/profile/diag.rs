@@ -27,6 +27,13 @@ impl Sources {
         self.files.len() - 1
     }
 
+    /// Adds every file of `other` after these; returns the index its first file now has.
+    pub fn append(&mut self, other: Sources) -> usize {
+        let offset = self.files.len();
+        self.files.extend(other.files);
+        offset
+    }
+
     pub fn path(&self, file: usize) -> &Path {
         &self.files[file].0
     }
@@ -183,6 +190,31 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
+}
+
+/// A diagnostic as tests compare it: (line, column, message, hint).
+#[cfg(test)]
+pub(crate) type Listed = (u32, u32, String, Option<String>);
+
+/// The errors of reading `text` (a profile or a host configuration), in file order;
+/// panics if it read without error.
+#[cfg(test)]
+pub(crate) fn errors_of<T: fmt::Debug>(read: Result<T, ProfileErrors>, text: &str) -> Vec<Listed> {
+    match read {
+        Ok(value) => panic!("expected errors for:\n{text}\ngot {value:#?}"),
+        Err(e) => e
+            .diagnostics
+            .into_iter()
+            .map(|d| (d.pos.line, d.pos.col, d.message, d.hint))
+            .collect(),
+    }
+}
+
+/// The one error of a list that must have exactly one.
+#[cfg(test)]
+pub(crate) fn only(mut all: Vec<Listed>) -> Listed {
+    assert_eq!(all.len(), 1, "expected one error, got {all:#?}");
+    all.remove(0)
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
 //! Loading a profile file: size cap, YAML parse, `extends:` chain, merge, then reading.
+//! The first two steps are shared with the host configuration ([`Document`]).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -17,48 +18,106 @@ const MAX_EXTENDS_DEPTH: usize = 8;
 
 /// Loads, merges and validates the profile at `path`.
 pub fn load(path: &Path) -> Result<Profile, ProfileErrors> {
-    let mut loader = Loader::default();
-    let merged = loader.file(path, &mut Vec::new(), None);
-    let profile = merged.and_then(|root| read::profile(&mut loader.collector, &root));
-    finish(loader, profile)
+    Document::read(path, "profile").into_profile()
 }
 
 /// Validates profile text that did not come from a file (tests, `explain` round trips).
 pub fn load_str(name: &Path, text: &str) -> Result<Profile, ProfileErrors> {
-    let mut loader = Loader::default();
-    let file = loader.sources.add(name, text.to_owned());
-    let root = loader.keep(parse(text, file));
-    let root = root.and_then(|root| loader.check_document(root, file, name, &mut vec![]));
-    let profile = root.and_then(|root| read::profile(&mut loader.collector, &root));
-    finish(loader, profile)
+    Document::parse(name, text).into_profile()
 }
 
-fn finish(loader: Loader, profile: Option<Profile>) -> Result<Profile, ProfileErrors> {
-    let mut diagnostics = loader.collector.diagnostics;
-    match profile {
-        Some(profile) if diagnostics.is_empty() => Ok(profile),
-        _ => {
-            diagnostics.sort_by_key(|d| (d.pos.file, d.pos.line, d.pos.col));
-            Err(ProfileErrors {
-                sources: loader.sources,
-                diagnostics,
-            })
+/// One YAML file read (size-capped) and parsed, not yet read as anything: `check` looks at
+/// the tree to decide whether it is a profile or a host configuration, so each file is
+/// parsed once, and both readers report through the same [`Loader`].
+pub(crate) struct Document {
+    pub path: PathBuf,
+    /// None when the file could not be read or parsed (the loader holds the error).
+    pub root: Option<Node>,
+    pub loader: Loader,
+}
+
+impl Document {
+    /// Reads and parses `path`; `what` names the file in read errors ("profile").
+    pub fn read(path: &Path, what: &str) -> Document {
+        let mut loader = Loader::default();
+        let root = loader.read(path, None, what);
+        Document {
+            path: path.to_path_buf(),
+            root,
+            loader,
         }
+    }
+
+    /// Parses `text` as if it had been read from `name`.
+    pub fn parse(name: &Path, text: &str) -> Document {
+        let mut loader = Loader::default();
+        let file = loader.sources.add(name, text.to_owned());
+        let root = loader.keep(parse(text, file));
+        Document {
+            path: name.to_path_buf(),
+            root,
+            loader,
+        }
+    }
+
+    /// Reads the document as a profile: `version`, `extends:`, merge, then every section.
+    pub fn into_profile(mut self) -> Result<Profile, ProfileErrors> {
+        let merged = self.root.take().and_then(|root| {
+            self.loader
+                .check_document(root, &self.path, &mut Vec::new())
+        });
+        let profile = merged.and_then(|root| read::profile(&mut self.loader.collector, &root));
+        self.loader.finish(profile)
     }
 }
 
+/// The files read so far and the problems found in them.
 #[derive(Default)]
-struct Loader {
-    sources: Sources,
-    collector: Collector,
+pub(crate) struct Loader {
+    pub sources: Sources,
+    pub collector: Collector,
 }
 
 impl Loader {
+    /// `value` if no problem was found, else every problem in file order.
+    pub fn finish<T>(self, value: Option<T>) -> Result<T, ProfileErrors> {
+        let mut diagnostics = self.collector.diagnostics;
+        match value {
+            Some(value) if diagnostics.is_empty() => Ok(value),
+            _ => {
+                diagnostics.sort_by_key(|d| (d.pos.file, d.pos.line, d.pos.col));
+                Err(ProfileErrors {
+                    sources: self.sources,
+                    diagnostics,
+                })
+            }
+        }
+    }
+
+    /// Takes in the problems of another file set (a profile a host configuration names),
+    /// keeping their files so that each still points into its own file.
+    pub fn absorb(&mut self, errors: ProfileErrors) {
+        let offset = self.sources.append(errors.sources);
+        self.collector
+            .diagnostics
+            .extend(errors.diagnostics.into_iter().map(|mut d| {
+                d.pos.file += offset;
+                d
+            }));
+    }
+
     /// Reads one file and everything it extends, returning the merged tree. `chain` holds
     /// the files being read above this one, to catch cycles; `from` is the `extends:` entry
     /// that named this file.
     fn file(&mut self, path: &Path, chain: &mut Vec<PathBuf>, from: Option<Pos>) -> Option<Node> {
-        let text = match read_capped(path) {
+        let root = self.read(path, from, "profile")?;
+        self.check_document(root, path, chain)
+    }
+
+    /// Reads and parses one file; `what` names it in errors, which point at `from` (where
+    /// another file named this one) when given.
+    fn read(&mut self, path: &Path, from: Option<Pos>, what: &str) -> Option<Node> {
+        let text = match read_capped(path, what) {
             Ok(text) => text,
             Err(message) => {
                 let file = self.sources.add(path, String::new());
@@ -74,8 +133,7 @@ impl Loader {
         let file = self.sources.len();
         let parsed = parse(&text, file);
         self.sources.add(path, text);
-        let root = self.keep(parsed)?;
-        self.check_document(root, file, path, chain)
+        self.keep(parsed)
     }
 
     fn keep(&mut self, parsed: Result<Node, Diagnostic>) -> Option<Node> {
@@ -86,7 +144,6 @@ impl Loader {
     fn check_document(
         &mut self,
         root: Node,
-        file: usize,
         path: &Path,
         chain: &mut Vec<PathBuf>,
     ) -> Option<Node> {
@@ -97,7 +154,7 @@ impl Loader {
             };
             self.collector.error_hint(
                 Pos {
-                    file,
+                    file: root.pos.file,
                     line: root.pos.line.max(1),
                     col: root.pos.col.max(1),
                 },
@@ -215,21 +272,22 @@ fn parse(text: &str, file: usize) -> Result<Node, Diagnostic> {
 }
 
 /// Reads a file, refusing anything larger than [`MAX_PROFILE_BYTES`] before reading it all.
-fn read_capped(path: &Path) -> Result<String, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open profile: {e}"))?;
+/// `what` names the file in errors ("profile", "host configuration").
+fn read_capped(path: &Path, what: &str) -> Result<String, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open {what}: {e}"))?;
     let mut bytes = Vec::new();
     file.take(MAX_PROFILE_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read profile: {e}"))?;
+        .map_err(|e| format!("cannot read {what}: {e}"))?;
     if bytes.len() as u64 > MAX_PROFILE_BYTES {
         return Err(format!(
-            "profile is larger than {} KiB; a profile is a short policy, not data",
+            "{what} is larger than {} KiB; a {what} is a short policy, not data",
             MAX_PROFILE_BYTES >> 10
         ));
     }
     String::from_utf8(bytes).map_err(|e| {
         format!(
-            "profile is not UTF-8 text (bad byte at offset {})",
+            "{what} is not UTF-8 text (bad byte at offset {})",
             e.utf8_error().valid_up_to()
         )
     })

@@ -2,16 +2,18 @@
 //!
 //! The text never goes further than this module: the jail is built from the typed value.
 
-mod diag;
-mod fields;
+// The reader's machinery is shared with the host configuration (`crate::host::config`).
+pub(crate) mod diag;
+pub(crate) mod fields;
 mod load;
 pub mod model;
 pub(crate) mod read;
 pub mod resolve;
 pub mod units;
-mod yaml;
+pub(crate) mod yaml;
 
 pub use diag::{Diagnostic, ProfileErrors};
+pub(crate) use load::{Document, Loader};
 pub use load::{MAX_PROFILE_BYTES, load, load_str};
 pub use model::*;
 

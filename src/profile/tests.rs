@@ -4,25 +4,17 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::diag::{Listed, errors_of, only};
 use super::*;
 
 /// Loads `text` as `p.yaml` and returns its errors as (line, col, message, hint).
-fn errors(text: &str) -> Vec<(u32, u32, String, Option<String>)> {
-    match load_str(Path::new("p.yaml"), text) {
-        Ok(_) => panic!("expected errors for:\n{text}"),
-        Err(e) => e
-            .diagnostics
-            .into_iter()
-            .map(|d| (d.pos.line, d.pos.col, d.message, d.hint))
-            .collect(),
-    }
+fn errors(text: &str) -> Vec<Listed> {
+    errors_of(load_str(Path::new("p.yaml"), text), text)
 }
 
 /// The single error of `text`.
-fn error(text: &str) -> (u32, u32, String, Option<String>) {
-    let mut all = errors(text);
-    assert_eq!(all.len(), 1, "expected one error, got {all:#?}");
-    all.remove(0)
+fn error(text: &str) -> Listed {
+    only(errors(text))
 }
 
 fn ok(text: &str) -> Profile {

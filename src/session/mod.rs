@@ -178,6 +178,12 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
+    /// The pid of `plugjail serve`, while this session holds it unreaped (so it cannot be
+    /// reused before the session is closed or dropped).
+    pub(crate) fn serve_pid(&self) -> Option<i32> {
+        self.child.as_ref().and_then(|c| i32::try_from(c.id()).ok())
+    }
+
     /// Asks `plugjail serve` to end the jail (SIGTERM: it kills the jail and reports).
     fn stop(&mut self) {
         if let Some(child) = &self.child

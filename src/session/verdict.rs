@@ -49,12 +49,14 @@ impl SessionVerdict {
         }
     }
 
-    /// A verdict when `plugjail serve` delivered none (it was killed, or could not start).
-    fn missing(why: String) -> SessionVerdict {
+    /// A verdict the host writes itself: when `plugjail serve` delivered none (it was
+    /// killed, or could not start), or the host ended a jail before it served (`step`
+    /// says where).
+    pub(crate) fn of_host(outcome: &str, step: &str, why: String) -> SessionVerdict {
         SessionVerdict::from_json(serde_json::json!({
             "version": crate::verdict::VERSION,
-            "outcome": "setup_failed",
-            "step": "session",
+            "outcome": outcome,
+            "step": step,
             "message": why,
         }))
     }
@@ -76,12 +78,18 @@ impl SessionVerdict {
 impl Session {
     /// Ends the session (SHUTDOWN, so the plugin's shutdown() runs) and returns the
     /// verdict.
-    pub fn close(mut self) -> SessionVerdict {
+    pub fn close(self) -> SessionVerdict {
+        self.close_within(CLOSE_GRACE)
+    }
+
+    /// [`Session::close`], waiting at most `grace` for the plugin's shutdown() and the
+    /// verdict before the jail is stopped.
+    pub fn close_within(mut self, grace: Duration) -> SessionVerdict {
         if let Some(chan) = self.channel.take() {
             chan.shutdown();
         }
         let mut child = self.child.take().expect("a session is closed once");
-        let deadline = Instant::now() + CLOSE_GRACE;
+        let deadline = Instant::now() + grace;
         let status = loop {
             match child.try_wait() {
                 Ok(Some(s)) => break Some(s),
@@ -103,9 +111,11 @@ impl Session {
         }
         let mut v = match serde_json::from_str::<serde_json::Value>(text.trim()) {
             Ok(json) => SessionVerdict::from_json(json),
-            Err(_) => SessionVerdict::missing(format!(
-                "plugjail serve delivered no verdict (it ended with {status:?})"
-            )),
+            Err(_) => SessionVerdict::of_host(
+                "setup_failed",
+                "session",
+                format!("plugjail serve delivered no verdict (it ended with {status:?})"),
+            ),
         };
         let merged = self.merge(&mut v);
         if let Some(path) = &self.report

@@ -13,6 +13,7 @@
 //!   `setpriv`) and which modes this machine supports ([`jail_modes`]);
 //! - `exec.rs`: [`Exec`], one `plugjail exec` with a report file, a timeout and extra
 //!   inherited descriptors; `run.rs`: the [`Run`] it returns, parsed;
+//! - `cli.rs`: the subcommands that build no jail ([`cli`]: `check`, `schema`, …);
 //! - `check.rs`: checks on a [`Run`], and [`Failures`], which collects a test's failed
 //!   checks under labels;
 //! - `hostile.rs`: the hostile program `attack` and what the jail tests share around it;
@@ -33,6 +34,7 @@
 mod build;
 pub mod cgroup_harness;
 mod check;
+mod cli;
 mod exec;
 mod hostile;
 mod modes;
@@ -53,6 +55,8 @@ use std::path::Path;
 pub use build::{Lang, build};
 #[allow(unused_imports)]
 pub use check::Failures;
+#[allow(unused_imports)]
+pub use cli::{cli, text, write_file};
 #[allow(unused_imports)]
 pub use exec::{Exec, deny_ptrace};
 #[allow(unused_imports)]

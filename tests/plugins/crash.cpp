@@ -3,6 +3,7 @@
 //   abort  calls abort()                        → SIGABRT
 //   throw  throws an exception nobody catches   → std::terminate → SIGABRT
 //   hang   spins forever                        → the host's call deadline
+//   noop   answers an empty result (a healthy call between the faults)
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -26,7 +27,7 @@ int call(const char *method, const uint8_t *, size_t, plugjail_output *) {
     return 0;
 }
 
-const char *const methods[] = {"segv", "abort", "throw", "hang", nullptr};
+const char *const methods[] = {"segv", "abort", "throw", "hang", "noop", nullptr};
 const plugjail_plugin plugin = {sizeof(plugjail_plugin), PLUGJAIL_ABI_VERSION, "crash", "1",
                                 methods, nullptr, call, nullptr};
 

@@ -2,6 +2,7 @@
 //   shell   execve("/bin/sh")                                → SIGSYS (serve filter)
 //   mkdir   mkdir() — allowed in the default load phase only  → SIGSYS (serve filter)
 //   fionbio ioctl(FIONBIO) — allowed in neither phase (only TCGETS and FIONREAD are)
+//   noop    answers an empty result (a healthy call)
 //   (tests/plugins/serve_attack.cpp attacks the serve phase itself from init())
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -32,7 +33,7 @@ int call(const char *method, const uint8_t *, size_t, plugjail_output *) {
     return 0;
 }
 
-const char *const methods[] = {"shell", "mkdir", "fionbio", nullptr};
+const char *const methods[] = {"shell", "mkdir", "fionbio", "noop", nullptr};
 const plugjail_plugin plugin = {sizeof(plugjail_plugin), PLUGJAIL_ABI_VERSION, "escape", "1",
                                 methods, nullptr, call, nullptr};
 

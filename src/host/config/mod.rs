@@ -4,8 +4,12 @@
 //! the host is built from the typed [`HostConfig`]. The reader reports every problem as
 //! `FILE:LINE:COL` with the offending line, through the profile reader's diagnostics.
 
+pub(crate) mod read;
+
 use std::path::PathBuf;
 use std::time::Duration;
+
+pub use read::{load, load_str};
 
 /// A validated host configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,3 +125,6 @@ impl PluginConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -11,7 +11,6 @@
 //! - `run`: the command itself.
 
 pub mod codec;
-mod config_shim;
 mod conn;
 mod listen;
 mod reply;

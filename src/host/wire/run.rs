@@ -102,8 +102,13 @@ fn in_flight_limit(config: &HostConfig) -> usize {
         .fold(0usize, usize::saturating_add)
 }
 
+/// The configuration, or every problem in it as `plugjail check` prints them.
 fn load_config(path: &std::path::Path) -> Result<HostConfig, String> {
-    super::config_shim::load(path).map_err(|e| format!("{e}\n"))
+    crate::host::config::load(path).map_err(|errors| {
+        let n = errors.diagnostics.len();
+        let s = if n == 1 { "" } else { "s" };
+        format!("{errors}\n{}: {n} error{s}\n", path.display())
+    })
 }
 
 fn wait_for_signal(fd: &nix::sys::signalfd::SignalFd, shared: &Shared) {

@@ -1,0 +1,234 @@
+//! A call through the host: wait for a jail of the plugin (bounded queue, deadline,
+//! cancel), run the call on it, and give the jail back, or act on its ending.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::config::WhenPaused;
+use super::events::EventKind;
+use super::jails::jail_ended;
+use super::lifecycle::{Admission, State};
+use super::plugin::{Control, Member, Plugin};
+use super::{CancelToken, HostCallError};
+use crate::session::CallError;
+
+impl Plugin {
+    /// Runs one call; every call gets exactly one answer.
+    pub fn call(
+        self: &Arc<Self>,
+        number: u64,
+        method: &str,
+        input: &[u8],
+        cancel: Option<&CancelToken>,
+    ) -> Result<Vec<u8>, HostCallError> {
+        let call_time = self.lock().source.call_time;
+        let deadline = Instant::now() + call_time;
+        // While the call waits for a jail, a cancel wakes it.
+        if let Some(token) = cancel {
+            let me = Arc::clone(self);
+            token.set_stop(Some(Arc::new(move || me.changed.notify_all())));
+        }
+        let mut member = match self.take(deadline, call_time, cancel) {
+            Ok(m) => m,
+            Err(e) => {
+                if let Some(token) = cancel {
+                    token.set_stop(None);
+                }
+                return Err(e);
+            }
+        };
+        // While it runs, a cancel ends the jail. Fired between take() and here: at once.
+        if let Some(token) = cancel
+            && let Some(control) = Control::of(&member.session)
+        {
+            token.set_stop(Some(Arc::new(move || control.stop())));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let result = if left.is_zero() {
+            Err(CallError::Timeout { after: call_time })
+        } else {
+            member
+                .session
+                .call_with_timeout(method, input, left)
+                .map_err(|e| match e {
+                    // The host's deadline covers the wait for a jail too.
+                    CallError::Timeout { .. } => CallError::Timeout { after: call_time },
+                    e => e,
+                })
+        };
+        // No stop may reach the jail after this: its session is closed next.
+        let cancelled = cancel.is_some_and(|token| {
+            token.set_stop(None);
+            token.is_cancelled()
+        });
+        self.finish(number, member, result, cancelled)
+    }
+
+    /// Waits for an idle jail (queued, so counted against `pool.queue`), until the deadline.
+    fn take(
+        self: &Arc<Self>,
+        deadline: Instant,
+        call_time: std::time::Duration,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Member, HostCallError> {
+        let mut inner = self.lock();
+        let mut queued = false;
+        let wait_when_paused = self.cfg.when_paused == WhenPaused::Wait;
+        let outcome = loop {
+            if cancel.is_some_and(CancelToken::is_cancelled) {
+                break Err(HostCallError::Cancelled);
+            }
+            match inner.state.admission(wait_when_paused) {
+                Admission::Refuse if inner.state == State::Terminated => {
+                    break Err(HostCallError::ShuttingDown);
+                }
+                Admission::Refuse => {
+                    break Err(HostCallError::NotServing {
+                        id: self.id.clone(),
+                        state: inner.state,
+                    });
+                }
+                Admission::Serve => {
+                    if let Some(member) = self.pop_fresh(&mut inner) {
+                        break Ok(member);
+                    }
+                }
+                Admission::Wait => {}
+            }
+            if !queued {
+                if inner.queued >= self.cfg.pool.queue {
+                    break Err(HostCallError::QueueFull {
+                        id: self.id.clone(),
+                        queued: inner.queued,
+                    });
+                }
+                inner.queued += 1;
+                queued = true;
+                self.refill(&mut inner);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break Err(HostCallError::Timeout { after: call_time });
+            }
+            inner = self
+                .changed
+                .wait_timeout(inner, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        };
+        if queued {
+            inner.queued -= 1;
+        }
+        if let Ok(member) = &outcome
+            && let Some(control) = Control::of(&member.session)
+        {
+            inner.busy.insert(member.id, control);
+        }
+        // Keep `warm` jails ready beside the busy ones.
+        self.refill(&mut inner);
+        outcome
+    }
+
+    /// The most recently used idle jail that is not worn out (those are retired).
+    fn pop_fresh(self: &Arc<Self>, inner: &mut super::plugin::Inner) -> Option<Member> {
+        while let Some(member) = inner.idle.pop() {
+            if self.worn_out(&member) {
+                self.retire(inner, member, "recycle");
+            } else {
+                return Some(member);
+            }
+        }
+        None
+    }
+
+    /// Gives the jail back after a call, or closes it and acts on how it ended.
+    fn finish(
+        self: &Arc<Self>,
+        number: u64,
+        mut member: Member,
+        result: Result<Vec<u8>, CallError>,
+        cancelled: bool,
+    ) -> Result<Vec<u8>, HostCallError> {
+        let error = match result {
+            Ok(out) => {
+                member.calls += 1;
+                self.give_back(member, true);
+                return Ok(out);
+            }
+            Err(CallError::Failed {
+                kind,
+                status,
+                message,
+            }) => {
+                member.calls += 1;
+                self.give_back(member, false);
+                return Err(HostCallError::Failed {
+                    kind,
+                    status,
+                    message,
+                });
+            }
+            Err(CallError::InputTooLarge { len, cap }) => {
+                self.give_back(member, false);
+                return Err(HostCallError::InputTooLarge { len, cap });
+            }
+            Err(e) => e,
+        };
+        // The jail has ended (or was ended): its verdict says how.
+        let jail = member.id;
+        {
+            let mut inner = self.lock();
+            inner.busy.remove(&jail);
+            inner.calls += 1;
+        }
+        let verdict = member.session.close_within(self.cfg.stop_time);
+        let mut inner = self.lock();
+        let answer = if cancelled {
+            self.emit(EventKind::Cancelled { call: number });
+            self.emit(jail_ended(jail, Some("cancel"), &verdict));
+            HostCallError::Cancelled
+        } else if inner.state == State::Terminated {
+            self.emit(jail_ended(jail, Some("shutdown"), &verdict));
+            HostCallError::ShuttingDown
+        } else {
+            self.emit(jail_ended(jail, None, &verdict));
+            self.fault(&mut inner, &verdict.outcome);
+            match error {
+                CallError::Timeout { after } => HostCallError::Timeout { after },
+                _ => HostCallError::JailEnded {
+                    outcome: verdict.outcome.clone(),
+                },
+            }
+        };
+        self.refill(&mut inner);
+        self.changed.notify_all();
+        Err(answer)
+    }
+
+    /// Returns a jail that answered to the pool, unless it is due for recycling, of an
+    /// older generation, or the plugin no longer keeps jails.
+    fn give_back(self: &Arc<Self>, member: Member, served: bool) {
+        let mut inner = self.lock();
+        inner.busy.remove(&member.id);
+        inner.calls += 1;
+        if served {
+            inner.budget.served();
+        }
+        if member.generation != inner.source.generation {
+            self.retire(&mut inner, member, "upgrade");
+        } else if !inner.state.keeps_jails() {
+            let reason = if inner.state == State::Terminated {
+                "shutdown"
+            } else {
+                "quarantine"
+            };
+            self.retire(&mut inner, member, reason);
+        } else if self.worn_out(&member) {
+            self.retire(&mut inner, member, "recycle");
+            self.refill(&mut inner);
+        } else {
+            inner.idle.push(member);
+        }
+        self.changed.notify_all();
+    }
+}
