@@ -38,8 +38,8 @@ impl std::fmt::Display for Reason {
 pub struct Shared {
     /// `None` once the host is shut down: calls then answer `shutting_down`.
     host: RwLock<Option<Host>>,
-    /// Requests (calls and controls) one connection may have in flight: the sum over the
-    /// plugins of `pool.max + pool.queue`.
+    /// Calls one connection may have in flight: the sum over the plugins of
+    /// `pool.max + pool.queue`.
     pub limit: usize,
     /// Set first when stopping; admissions check it under their connection's lock.
     stopping: AtomicBool,

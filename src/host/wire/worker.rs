@@ -1,17 +1,22 @@
 //! Admitting a request and running it on a worker thread: one thread per CALL or
-//! CONTROL in flight, at most [`Shared::limit`] in flight per connection.
+//! CONTROL in flight, at most [`Shared::limit`] calls and [`CONTROLS_IN_FLIGHT`] controls
+//! in flight per connection (apart, so that a connection whose calls fill the pools can
+//! still ask for the status).
 
 use std::sync::Arc;
 
 use serde_json::json;
 
 use super::codec::{Op, UpgradeTo};
-use super::conn::Conn;
+use super::conn::{Conn, State};
 use super::reply;
 use super::shared::Shared;
 use crate::host::{CancelToken, Host, HostCallError, HostError};
 
-/// Worker threads a connection may have, as a multiple of its in-flight limit: beyond the
+/// CONTROL requests one connection may have in flight.
+pub const CONTROLS_IN_FLIGHT: usize = 8;
+
+/// Worker threads a connection may have, as a multiple of its in-flight limits: beyond the
 /// requests in flight, workers whose answer waits for a client that does not read.
 const MAX_WORKERS_PER_LIMIT: usize = 2;
 
@@ -120,16 +125,9 @@ where
         } else if s.calls.contains_key(&id) {
             let message = format!("id {id} is in flight already; that request goes on");
             Some(reply::error(id, "duplicate_id", &message))
-        } else if s.calls.len() >= shared.limit || s.workers >= shared.limit * MAX_WORKERS_PER_LIMIT
-        {
-            let message = format!(
-                "{} requests are in flight on this connection (the most: {})",
-                s.calls.len(),
-                shared.limit
-            );
-            Some(reply::error(id, "busy", &message))
         } else {
-            None
+            over_limit(&s, shared.limit, token.is_some())
+                .map(|message| reply::error(id, "busy", &message))
         };
         if let Some(frame) = refusal {
             drop(s);
@@ -149,6 +147,29 @@ where
     if let Err(e) = spawned {
         let message = format!("cannot start a worker thread: {e}");
         finish(conn, id, reply::error(id, "internal", &message));
+    }
+}
+
+/// Why one more call (or control) would be too many, if it would.
+fn over_limit(s: &State, limit: usize, is_call: bool) -> Option<String> {
+    let calls = s.calls.values().filter(|t| t.is_some()).count();
+    let (what, now, most) = if is_call {
+        ("calls", calls, limit)
+    } else {
+        ("controls", s.calls.len() - calls, CONTROLS_IN_FLIGHT)
+    };
+    let workers = (limit + CONTROLS_IN_FLIGHT) * MAX_WORKERS_PER_LIMIT;
+    if now >= most {
+        Some(format!(
+            "{now} {what} are in flight on this connection (the most: {most})"
+        ))
+    } else if s.workers >= workers {
+        Some(format!(
+            "{} answers wait for this connection to read them",
+            s.workers - s.calls.len()
+        ))
+    } else {
+        None
     }
 }
 
