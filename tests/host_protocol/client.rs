@@ -8,7 +8,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use plugjail::host::wire::codec::{FrameType, HEADER_LEN, Request, encode_request};
+use plugjail::host::wire::codec::{FrameType, HEADER_LEN, Op, Request, encode_request};
 use serde_json::Value;
 
 use crate::common::{TempDir, manifest_dir, plugjail};
@@ -166,6 +166,19 @@ impl Frames {
         v
     }
 
+    /// Reads until an event `kind` of `plugin` has arrived (panics on an answer).
+    pub fn wait_event(&mut self, plugin: &str, kind: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        while self.events_of(plugin, kind) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "no {kind} event: {:#?}",
+                self.events
+            );
+            self.expect_silence(Duration::from_millis(20));
+        }
+    }
+
     /// Every frame until the end of the stream (events set aside).
     pub fn rest(&mut self) -> Vec<Frame> {
         let mut out = Vec::new();
@@ -256,6 +269,33 @@ impl Server {
         match self.input.as_mut() {
             Some(w) => w.write_all(bytes).and_then(|()| w.flush()).is_ok(),
             None => false,
+        }
+    }
+
+    /// Asks for `plugin`'s status (CONTROL ids from 1 << 62 up) until `idle` jails are
+    /// ready: a pool with no queue refuses calls before its jails are up.
+    pub fn wait_idle(&mut self, plugin: &str, idle: u64) {
+        let deadline = Instant::now() + PATIENCE;
+        for id in (1u64 << 62).. {
+            let req = Request::Control {
+                id,
+                op: Op::Status,
+                plugin,
+                upgrade: None,
+            };
+            self.send(&encode_request(&req).expect("encode CONTROL"));
+            let f = self.frames.next();
+            assert!(f.is(FrameType::Done) && f.id == id, "{}", f.describe());
+            let status = &f.json()["plugins"][0];
+            if status["idle"].as_u64() >= Some(idle) && status["state"] == "running" {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{plugin}: not {idle} idle jails: {}",
+                f.describe()
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
