@@ -75,12 +75,12 @@ TEST_BIN=$(cargo test -q "${cargo_flags[@]}" --test cgroup --no-run --message-fo
   sed -n 's/.*"executable":"\([^"]*\/deps\/cgroup-[0-9a-f]*\)".*/\1/p' | tail -1)
 [ -x "$TEST_BIN" ] || die "no cgroup test executable from cargo"
 BIN_DIR=$ROOT/target/$([ "$PROFILE" = release ] && echo release || echo debug)
-for c in runas hog; do
+for c in runas hog pause; do
   [ "$W/$c" -nt "$VM/$c.c" ] || cc -O2 -static -Wall -o "$W/$c" "$VM/$c.c"
 done
 # Plugins for the plugin-mode checks (the serve gate on the guest's kernel).
 mkdir -p "$W/plugins"
-for p in examples/plugins/hello tests/plugins/escape tests/plugins/serve_attack; do
+for p in examples/plugins/hello tests/plugins/escape tests/plugins/serve_attack tests/plugins/spin; do
   so=$W/plugins/$(basename "$p").so
   [ "$so" -nt "$ROOT/$p.cpp" ] || c++ -std=c++17 -O1 -shared -fPIC -I "$ROOT/include" \
     -o "$so" "$ROOT/$p.cpp"
@@ -105,7 +105,7 @@ for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_p
   cp "$ko" "$R/mods/" && echo "$m" >>"$R/mods/order"
 done
 install -m 755 "$TEST_BIN" "$R/test/cgroup-tests"
-install -m 755 "$W/runas" "$W/hog" "$VM/guest-tests.sh" "$R/test/"
+install -m 755 "$W/runas" "$W/hog" "$W/pause" "$VM/guest-tests.sh" "$R/test/"
 for b in plugjail plugjail-stub; do
   [ -x "$BIN_DIR/$b" ] && install -m 755 "$BIN_DIR/$b" "$R/test/"
 done

@@ -268,6 +268,19 @@ impl Text {
         if c.mode == CgroupMode::V1Hybrid && !names.is_empty() {
             self.fact("start-up cost", Mark::Info, v1_attach_note());
         }
+        self.fact(
+            "pause (plugin host)",
+            Mark::Info,
+            crate::cgroup::pause_method(c),
+        );
+        if c.mode == CgroupMode::V2 && names.is_empty() {
+            self.fact(
+                "delegation",
+                Mark::Info,
+                "plugjail's cgroup is not delegated to this user: start the host under \
+                 `systemd-run --user --scope -p Delegate=yes` to get limits and the freezer",
+            );
+        }
     }
 
     fn v2(&mut self, mode: CgroupMode, v2: &probe::cgroup::V2Hierarchy) {

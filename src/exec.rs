@@ -66,6 +66,7 @@ pub fn run(opts: ExecOptions) -> u8 {
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    crate::jail::hold_stop_signals();
     let ctx = Context::new(&opts.profile, &command);
     let mut report = None;
     let verdict = 'run: {

@@ -105,7 +105,8 @@ enum Command {
     /// writes the verdict (JSON) at the end to --status-fd and/or --report, with one summary
     /// line on stderr. A host whose own deadline for a call passed sends SIGUSR1 (with
     /// sigqueue: the deadline in ms as the value): plugjail ends the jail, and the verdict
-    /// is `timeout`, kind `host`. Exit status: 0 ok, 3 plugin_rejected, 4 protocol_violation,
+    /// is `timeout`, kind `host`. A host that pauses plugins passes --control-fd; one that
+    /// places them passes --cpus. Exit status: 0 ok, 3 plugin_rejected, 4 protocol_violation,
     /// 5 timeout, 6 oom, 7 pids_limit, 8 seccomp_violation, 9 the stub exited early,
     /// 10 plugin_failed (it does not load, lacks its entry symbol, or its init() failed),
     /// 125 setup_failed, 128+N the plugin crashed with signal N.
@@ -127,6 +128,20 @@ enum Command {
         /// first: if it cannot be, plugjail exits 125 and starts no jail.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
+        /// Pause and resume the jail on the host's word: N is an inherited SOCK_SEQPACKET
+        /// socket. One-byte commands `P` (pause) and `R` (resume); each gets one reply,
+        /// a pause only once the jail is really paused: status byte (0 done), errno
+        /// (4 bytes, little-endian), text (docs/protocol.md). The jail is frozen in its
+        /// cgroup (v2, or v1's freezer hierarchy), else (no cgroup) its processes are
+        /// stopped with SIGSTOP. Closing the socket resumes a paused jail. The profile's
+        /// deadlines keep running while it is paused.
+        #[arg(long, value_name = "N")]
+        control_fd: Option<RawFd>,
+        /// Pin the jail to these CPUs (e.g. 0,2-3) with sched_setaffinity before it is
+        /// built; a CPU plugjail may not run on is refused (setup_failed, step `cpus`).
+        /// Placement, not a limit: a plugin allowed sched_setaffinity can widen it.
+        #[arg(long, value_name = "LIST")]
+        cpus: Option<String>,
     },
     /// Call one method of a plugin once, in the jail: for the shell and CI.
     ///
@@ -228,6 +243,8 @@ fn main() -> ExitCode {
             fds,
             status_fd,
             report,
+            control_fd,
+            cpus,
         } => ExitCode::from(plugjail::plugin_mode::serve::run(
             plugjail::plugin_mode::serve::ServeOptions {
                 profile,
@@ -235,6 +252,8 @@ fn main() -> ExitCode {
                 fds,
                 status_fd,
                 report,
+                control_fd,
+                cpus,
             },
         )),
         Command::Call {

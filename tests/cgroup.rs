@@ -298,6 +298,93 @@ fn dropping_a_cgroup_kills_its_processes_and_leaves_nothing() {
     assert_gone(&d);
 }
 
+/// utime + stime of `pid` in clock ticks (/proc/PID/stat fields 14 and 15).
+fn cpu_ticks(pid: libc::pid_t) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // After the command: state is field 3, so utime (14) and stime (15) are at 11 and 12.
+    let n = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    n(11) + n(12)
+}
+
+/// Pausing a session's jail: a frozen cgroup's spinning process gets no CPU, thawing gives
+/// it back, freezing is idempotent, and a frozen cgroup is still killed and removed (v1
+/// needs a thaw after the kill, v2 kills frozen tasks).
+#[test]
+fn a_frozen_cgroup_uses_no_cpu_thaws_and_is_removed_while_frozen() {
+    let Some(caps) = host_with(&[]) else {
+        return;
+    };
+    let mut plan = cgroup::prepare(&limits(), &[], Level::Required, &caps).unwrap();
+    plan.add_freezer(&caps);
+    let cg = plan
+        .create()
+        .unwrap_or_else(|e| panic!("create: {e}\n{}", plan.describe_steps()));
+    if !cg.can_freeze() {
+        skip(&format!(
+            "no freezer for a jail cgroup here (mode {}, backend {}, uid {}): neither a v2 \
+             leaf nor a writable v1 freezer hierarchy",
+            caps.mode.name(),
+            cg.backend().name(),
+            nix::unistd::geteuid()
+        ));
+        return;
+    }
+    let spin = |_| {
+        loop {
+            std::hint::spin_loop();
+        }
+    };
+    // SAFETY: `spin` makes no call at all.
+    let child = unsafe { fork_child(spin) };
+    cg.add(child.pid).unwrap();
+    child.release();
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    cg.freeze(Duration::from_secs(1)).expect("freeze");
+    let latency = t.elapsed();
+    // Idempotent: a second freeze of a frozen cgroup returns at once.
+    cg.freeze(Duration::from_secs(1)).expect("freeze again");
+    let before = cpu_ticks(child.pid);
+    std::thread::sleep(Duration::from_millis(300));
+    let frozen = cpu_ticks(child.pid) - before;
+    cg.thaw().expect("thaw");
+    cg.thaw().expect("thaw again");
+    let before = cpu_ticks(child.pid);
+    std::thread::sleep(Duration::from_millis(300));
+    let thawed = cpu_ticks(child.pid) - before;
+    cg.freeze(Duration::from_secs(1))
+        .expect("freeze before the kill");
+    let d = dirs(&cg);
+    let t = Instant::now();
+    cg.remove().expect("remove a frozen cgroup");
+    let removal = t.elapsed();
+    let status = child.wait();
+    eprintln!(
+        "freezer ({}): frozen in {latency:?}; {frozen} ticks in 300 ms frozen, {thawed} \
+         thawed; a frozen cgroup removed in {removal:?}",
+        caps.mode.name()
+    );
+    assert_gone(&d);
+    assert!(
+        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL,
+        "{}",
+        describe(status)
+    );
+    assert!(frozen <= 1, "{frozen} ticks of CPU while frozen");
+    assert!(
+        thawed >= 5,
+        "only {thawed} ticks of CPU in 300 ms once thawed"
+    );
+    assert!(removal < Duration::from_secs(2), "{removal:?}");
+}
+
 #[test]
 fn kill_all_stops_a_fork_storm() {
     let Some(caps) = host_with(&[Controller::Pids]) else {

@@ -267,6 +267,12 @@ fn as_root_on_v1_hybrid_the_own_cgroups_are_writable() {
         "RCU grace period"
     };
     assert!(line.contains(want), "{line}");
+    // A plugin host pauses through the freezer hierarchy it can write here.
+    let pause = t
+        .lines()
+        .find(|l| l.contains("pause (plugin host)"))
+        .unwrap();
+    assert!(pause.contains("cgroup v1 freezer"), "{pause}");
 }
 
 #[test]
@@ -293,6 +299,11 @@ fn as_nobody_cgroups_are_not_writable_and_doctor_still_succeeds() {
         .find(|l| l.contains("usable for jail limits"))
         .unwrap();
     assert!(usable.contains("✗ none"), "{usable}");
+    let pause = t
+        .lines()
+        .find(|l| l.contains("pause (plugin host)"))
+        .unwrap();
+    assert!(pause.contains("SIGSTOP"), "{pause}");
 }
 
 #[test]

@@ -411,3 +411,121 @@ fn a_bad_upgrade_rolls_back_and_a_good_one_takes_over() {
         h.shutdown();
     }
 }
+
+#[test]
+fn a_paused_plugin_freezes_its_jails_and_holds_or_refuses_calls() {
+    for mode in jail_modes() {
+        let mut waits = config(mode, "waits", "spin");
+        waits.pool.warm = 2;
+        waits.pool.max = 2;
+        let mut fails = config(mode, "fails", "spin");
+        fails.when_paused = plugjail::host::WhenPaused::Fail;
+        fails.cpus = vec![0];
+        let mut h = Hosted::start(mode, vec![waits, fails]);
+        h.wait_ready("waits", 2);
+        h.wait_ready("fails", 1);
+        // Pinned by the configuration.
+        let cpus = h.host().call("fails", "cpus", b"").expect("cpus");
+        assert!(cpus.ends_with(b";0"), "{}", String::from_utf8_lossy(&cpus));
+        std::thread::scope(|s| {
+            let host = h.host();
+            // A call in flight is frozen with its jail and finishes after resume.
+            let busy = s.spawn(|| host.call("waits", "spin", b"400"));
+            while host.status()[0].busy == 0 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            host.pause("waits").expect("pause");
+            host.pause("fails").expect("pause");
+            assert_eq!(h.state("waits"), State::Paused);
+            let err = host.call("fails", "count", b"").unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    HostCallError::NotServing {
+                        state: State::Paused,
+                        ..
+                    }
+                ),
+                "{mode:?}: {err}"
+            );
+            // A new call to the waiting plugin waits for the resume.
+            let waiting = s.spawn(|| host.call("waits", "count", b""));
+            std::thread::sleep(Duration::from_millis(300));
+            assert!(
+                !waiting.is_finished() && !busy.is_finished(),
+                "{mode:?}: ran while paused"
+            );
+            let err = host.pause("waits").unwrap_err();
+            assert!(matches!(err, HostError::Transition { .. }), "{err}");
+            host.resume("waits").expect("resume");
+            host.resume("fails").expect("resume");
+            assert_eq!(
+                busy.join().expect("thread").expect("busy call"),
+                b"spun 400"
+            );
+            assert_eq!(waiting.join().expect("thread").expect("waiting call"), b"1");
+        });
+        for to in [State::Paused, State::Running] {
+            h.wait_for("pause and resume events", |e| {
+                e.plugin == "waits" && matches!(e.kind, EventKind::State { to: t, .. } if t == to)
+            });
+        }
+        h.shutdown();
+    }
+}
+
+#[test]
+fn a_stuck_init_or_shutdown_ends_in_a_verdict_not_a_hang() {
+    for mode in jail_modes() {
+        let profile = profile_for(mode, "default");
+        let mut init = PluginConfig::new(
+            "init",
+            common::plugin_with("stuck", &["-DSTUCK_INIT"]),
+            &profile,
+        );
+        init.start_time = Duration::from_millis(500);
+        init.restart.budget = 1;
+        let mut shutdown = PluginConfig::new(
+            "shutdown",
+            common::plugin_with("stuck", &["-DSTUCK_SHUTDOWN"]),
+            &profile,
+        );
+        shutdown.stop_time = Duration::from_millis(300);
+        let mut h = Hosted::start(mode, vec![init, shutdown]);
+        // Two starts time out (the budget allows one restart), then the plugin fails;
+        // the call that waited for it is told so.
+        let err = h.host().call("init", "noop", b"").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                HostCallError::NotServing {
+                    state: State::Failed,
+                    ..
+                }
+            ),
+            "{mode:?}: {err}"
+        );
+        let e = h.wait_for("start timeout", |e| {
+            e.plugin == "init" && ended_with(e, "timeout")
+        });
+        if let EventKind::JailEnded { verdict, .. } = &e.kind {
+            assert_eq!(verdict["timeout"]["kind"], "host", "{verdict}");
+        }
+        assert_eq!(h.host().call("shutdown", "noop", b"").expect("call"), b"");
+        let t = Instant::now();
+        let seen = h.shutdown();
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "shutdown took {:?}",
+            t.elapsed()
+        );
+        assert!(seen.iter().any(|e| e.plugin == "shutdown"
+            && matches!(
+                e.kind,
+                EventKind::JailEnded {
+                    reason: Some("shutdown"),
+                    ..
+                }
+            )));
+    }
+}

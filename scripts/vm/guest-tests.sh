@@ -3,13 +3,15 @@
 #
 # 1. tests/cgroup.rs as root, from a cgroup of its own (/vm-root): the jail cgroup module
 #    enforcing memory (OOM kill), cpu.max, io.max (O_DIRECT on the scratch disk) and
-#    pids.max, CLONE_INTO_CGROUP, teardown and stale reaping; and, re-run as uid 65534 in a
+#    pids.max, CLONE_INTO_CGROUP, freezing (cgroup.freeze), teardown (of a frozen cgroup
+#    too) and stale reaping; and, re-run as uid 65534 in a
 #    cgroup that is not its own, the refusal and the RLIMIT_AS fallback.
 # 2. the same tests as uid 65534 in a subtree delegated to it (/vm-user, chowned the way
 #    systemd's Delegate=yes does).
 # 3. nothing left behind but the supervisors' own (empty) leaves, which the next run reaps.
 # 4. HOOK: `plugjail exec` verdicts with limit profiles (see below).
-# 5. plugin mode: `plugjail call` with the serve gate on this kernel (see below).
+# 5. plugin mode: `plugjail call` with the serve gate on this kernel, and a paused
+#    `plugjail serve` session frozen with cgroup.freeze (see below).
 #
 # Exit status 0 iff every check passed.
 set -u
@@ -133,6 +135,24 @@ if [ -x /test/plugjail ] && [ -e /test/plugins/hello.so ]; then
     call_case "$who" plugin hello greet '"outcome":"ok".*"seccomp_serve":\{"phase":"serve"'
     call_case "$who" plugin escape mkdir '"outcome":"seccomp_violation".*"name":"mkdir".*"phase":"serve"'
     call_case "$who" plugin-attack serve_attack mkdir 'installeditself","syscall":\{"name":"socket".*"phase":"load"'
+    # A session paused through --control-fd (scripts/vm/pause.c): frozen by the v2
+    # freezer, its traced jail uses no CPU while paused, the call completes after the
+    # resume, and the session closes ok. The host runs in vm-pause-WHO/host and starts
+    # plugjail serve in vm-pause-WHO/serve, a cgroup of its own with the controllers.
+    if [ "$who" = root ]; then uid=0; else uid=$NOBODY; fi
+    pcg=$CG/vm-pause-$who
+    mkdir -p "$pcg/serve"
+    echo "+memory +cpu +pids" >"$pcg/cgroup.subtree_control" || bad "pause [$who]: controllers"
+    if [ "$uid" != 0 ]; then
+      chown "$uid:$uid" "$pcg/cgroup.procs" "$pcg/serve" "$pcg/serve/cgroup.procs" \
+        "$pcg/serve/cgroup.subtree_control" "$pcg/serve/cgroup.threads"
+    fi
+    out=$(in_cgroup "vm-pause-$who/host" "$uid" /test/pause /test/plugjail \
+      /test/profiles/vm-plugin.yaml /test/plugins/spin.so "$pcg/serve" 2>&1)
+    rc=$?
+    say "pause [$who]: $(echo "$out" | grep '^pause:')"
+    say "pause [$who] verdict: $(echo "$out" | grep '^pause verdict:' | grep -o '"cgroup":{"backend":"[a-z0-9_]*"')"
+    [ "$rc" = 0 ] || { echo "$out"; bad "pause [$who]: a paused session (exit $rc)"; }
   done
 else
   bad "no plugjail or plugins in the guest: the plugin-mode checks cannot run"

@@ -4,7 +4,8 @@
 //! when dropped.
 
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -187,9 +188,61 @@ impl Cgroup {
         r
     }
 
+    /// Whether [`Cgroup::freeze`] can work: v2 (every leaf has `cgroup.freeze`), or v1 with
+    /// a freezer child ([`super::CgroupPlan::add_freezer`]).
+    pub fn can_freeze(&self) -> bool {
+        self.freezer().is_some()
+    }
+
+    /// The directory whose freezer pauses the jail, and its backend.
+    fn freezer(&self) -> Option<(&Path, Backend)> {
+        match self.backend {
+            Backend::V2 => self
+                .dirs
+                .first()
+                .map(|d| d.path.as_path())
+                .filter(|p| p.join("cgroup.freeze").exists())
+                .map(|p| (p, Backend::V2)),
+            Backend::V1Hybrid => self
+                .dirs
+                .iter()
+                .find(|d| d.hierarchy == "freezer")
+                .map(|d| (d.path.as_path(), Backend::V1Hybrid)),
+            Backend::None => None,
+        }
+    }
+
+    /// Freezes every process of the cgroup and returns once the kernel says they are all
+    /// frozen (v2 `cgroup.events` `frozen 1`, v1 `freezer.state` `FROZEN`), or thaws it
+    /// again and fails after `timeout`. Freezing a frozen cgroup is harmless.
+    pub fn freeze(&self, timeout: Duration) -> Result<(), CgroupError> {
+        match self.freezer() {
+            Some((dir, Backend::V2)) => v2::freeze(dir, timeout),
+            Some((dir, _)) => v1::freeze(dir, timeout),
+            None => Err(CgroupError::NoFreezer {
+                backend: self.backend.name(),
+            }),
+        }
+    }
+
+    /// Thaws the cgroup: its processes run again. Thawing a thawed cgroup is harmless.
+    pub fn thaw(&self) -> Result<(), CgroupError> {
+        match self.freezer() {
+            Some((dir, Backend::V2)) => v2::thaw(dir),
+            Some((dir, _)) => v1::thaw(dir),
+            None => Err(CgroupError::NoFreezer {
+                backend: self.backend.name(),
+            }),
+        }
+    }
+
     /// Kills every process in the cgroup (and any sub-cgroup) and waits until it is empty:
-    /// v2 `cgroup.kill`, else rounds of SIGKILL to every pid listed in `cgroup.procs`.
+    /// v2 `cgroup.kill`, else rounds of SIGKILL to every pid listed in `cgroup.procs`. A
+    /// frozen cgroup is killed too: v2 kills frozen tasks; on v1 the first round of SIGKILL
+    /// goes to the frozen tasks, then the freezer thaws them, so they die without running
+    /// another instruction.
     pub fn kill_all(&self) -> Result<(), CgroupError> {
+        self.unfreeze_killed()?;
         for dir in &self.dirs {
             if self.backend == Backend::V2 {
                 v2::kill(&dir.path)?;
@@ -198,6 +251,18 @@ impl Cgroup {
             }
         }
         Ok(())
+    }
+
+    /// v1: SIGKILL to everything in the freezer child, then thaw it (a frozen v1 task
+    /// never dies, and the teardown would wait for it in vain). Nothing to do elsewhere.
+    fn unfreeze_killed(&self) -> Result<(), CgroupError> {
+        match self.freezer() {
+            Some((dir, Backend::V1Hybrid)) if dir.exists() => {
+                sys::kill_round(dir);
+                v1::thaw(dir)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Kills what is left inside and removes the directories (waiting briefly while the
@@ -209,7 +274,7 @@ impl Cgroup {
 
     fn teardown(&mut self) -> Result<(), CgroupError> {
         self.dir_fd = None;
-        let mut first = None;
+        let mut first = self.unfreeze_killed().err();
         for dir in &self.dirs {
             let r = if self.backend == Backend::V2 {
                 v2::kill(&dir.path)

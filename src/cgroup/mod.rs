@@ -10,7 +10,7 @@
 //!
 //! [`prepare`] runs in the parent and decides everything (backend, directories, every file
 //! write, rlimits, what is dropped); [`CgroupPlan::create`] makes it so; [`Cgroup`] reports,
-//! kills and removes. The cgroup name carries the supervisor's pid so that [`reap_stale`]
+//! freezes and thaws (pausing a plugin session), kills and removes. The cgroup name carries the supervisor's pid so that [`reap_stale`]
 //! can remove what a killed supervisor left behind. docs/limits.md has the details.
 //!
 //! This file is the deciding half ([`prepare`] and the plan's types); the made cgroup
@@ -29,6 +29,7 @@ mod v2;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -96,6 +97,10 @@ pub enum CgroupError {
     },
     #[error("processes remain in cgroup {path} after {attempts} rounds of SIGKILL")]
     Unkillable { path: PathBuf, attempts: u32 },
+    #[error("cgroup {path} was not frozen after {waited:?}; it was thawed again")]
+    FreezeTimeout { path: PathBuf, waited: Duration },
+    #[error("the jail cgroup has no freezer (backend {backend})")]
+    NoFreezer { backend: &'static str },
     #[error("{setup}; and rolling back failed too: {cleanup}")]
     Rollback {
         setup: Box<CgroupError>,
@@ -280,6 +285,17 @@ pub fn available(caps: &Cgroups) -> (Backend, Vec<Controller>) {
     (host.backend, host.available)
 }
 
+/// How a plugin host's pause would freeze a jail here (docs/limits.md, "Pausing a jail").
+pub fn pause_method(caps: &Cgroups) -> &'static str {
+    match host(caps).backend {
+        Backend::V2 => "the cgroup v2 freezer (cgroup.freeze of each jail's cgroup)",
+        Backend::V1Hybrid if v1::freezer_dir(caps).is_some() => {
+            "the cgroup v1 freezer (a child in the freezer hierarchy per jail)"
+        }
+        _ => "stopping the jail's processes (SIGSTOP): no freezer this user can write",
+    }
+}
+
 fn host(caps: &Cgroups) -> Host {
     match caps.mode {
         CgroupMode::V2 => v2::host(caps),
@@ -390,6 +406,17 @@ pub fn prepare(
 }
 
 impl CgroupPlan {
+    /// Makes the cgroup freezable, for a session that may be paused. v2: nothing to add
+    /// (`cgroup.freeze` is in every non-root cgroup, kernel 5.2+). v1: a child in the
+    /// freezer hierarchy beside the others, when we may create one there. Without a
+    /// cgroup (rlimits only) there is nothing to freeze: the caller falls back to stopping
+    /// the jail's processes ([`Cgroup::can_freeze`] says which).
+    pub fn add_freezer(&mut self, caps: &Cgroups) {
+        if caps.mode == CgroupMode::V1Hybrid && v1::add_freezer(self, caps) {
+            self.backend = Backend::V1Hybrid;
+        }
+    }
+
     /// One line per step, for `--dry-run`-style output and tests.
     pub fn describe_steps(&self) -> String {
         let mut out = String::new();

@@ -49,6 +49,10 @@ pub fn bases(caps: &Cgroups) -> Vec<PathBuf> {
             if let Some(acct) = super::v1::cpuacct_base(caps) {
                 out.push(acct);
             }
+            // Only pausable sessions have a freezer child, but any may be left behind.
+            if let Some(freezer) = super::v1::freezer_dir(caps) {
+                out.push(freezer);
+            }
             out
         }
         CgroupMode::None => Vec::new(),
@@ -81,6 +85,11 @@ fn reap_in(base: &Path, reaped: &mut Reaped) {
         if dir.join("cgroup.kill").exists() {
             // Best effort: kill_tree below catches what this misses.
             let _ = sys::write(&dir.join("cgroup.kill"), "1");
+        }
+        if dir.join("freezer.state").exists() {
+            // A paused session's v1 freezer child: frozen tasks die only once thawed.
+            sys::kill_round(&dir);
+            let _ = super::v1::thaw(&dir);
         }
         match sys::kill_tree(&dir).and_then(|()| sys::rmdir_tree(&dir)) {
             Ok(()) => reaped.removed.push(dir),

@@ -45,6 +45,28 @@ pub fn keyed(text: &str, key: &str) -> Option<u64> {
     })
 }
 
+/// Calls `done` until it says true (Ok(true)) or `timeout` passes (Ok(false)), sleeping a
+/// little longer each time (50 µs doubling to 5 ms): a freezer usually settles within a
+/// millisecond. An error from `done` ends the wait.
+pub fn wait_until(
+    timeout: Duration,
+    mut done: impl FnMut() -> Result<bool, CgroupError>,
+) -> Result<bool, CgroupError> {
+    let start = Instant::now();
+    let mut nap = Duration::from_micros(50);
+    loop {
+        if done()? {
+            return Ok(true);
+        }
+        let left = timeout.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        std::thread::sleep(nap.min(left));
+        nap = (nap * 2).min(POLL);
+    }
+}
+
 /// A file holding one number.
 pub fn number(path: &Path) -> Option<u64> {
     read(path).ok()?.trim().parse().ok()
@@ -109,12 +131,7 @@ pub fn kill_tree(dir: &Path) -> Result<(), CgroupError> {
     let start = Instant::now();
     let mut rounds = 0;
     loop {
-        let cgroups = tree(dir);
-        let listed: Vec<(PathBuf, libc::pid_t)> = cgroups
-            .iter()
-            .flat_map(|d| procs(d).into_iter().map(move |p| (d.clone(), p)))
-            .collect();
-        if listed.is_empty() {
+        if kill_round(dir) == 0 {
             return Ok(());
         }
         if start.elapsed() > TEARDOWN {
@@ -123,26 +140,39 @@ pub fn kill_tree(dir: &Path) -> Result<(), CgroupError> {
                 attempts: rounds,
             });
         }
-        let fds: Vec<(PathBuf, libc::pid_t, Option<OwnedFd>)> = listed
-            .into_iter()
-            .map(|(d, p)| (d, p, pidfd_open(p)))
-            .collect();
-        for (d, pid, fd) in fds {
-            if !procs(&d).contains(&pid) {
-                continue;
-            }
-            match fd {
-                Some(fd) => pidfd_kill(&fd),
-                // No pidfds (kernel < 5.3): a plain kill, the pid having just been listed.
-                None => {
-                    // SAFETY: kill has no memory arguments.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
-            }
-        }
         rounds += 1;
         std::thread::sleep(POLL);
     }
+}
+
+/// One round of [`kill_tree`]: SIGKILL to every process listed in `dir` and its
+/// sub-cgroups; returns how many were listed. A frozen v1 cgroup's processes only die once
+/// it is thawed: the signal waits, pending, and no instruction of theirs runs first.
+pub fn kill_round(dir: &Path) -> usize {
+    let cgroups = tree(dir);
+    let listed: Vec<(PathBuf, libc::pid_t)> = cgroups
+        .iter()
+        .flat_map(|d| procs(d).into_iter().map(move |p| (d.clone(), p)))
+        .collect();
+    let n = listed.len();
+    let fds: Vec<(PathBuf, libc::pid_t, Option<OwnedFd>)> = listed
+        .into_iter()
+        .map(|(d, p)| (d, p, pidfd_open(p)))
+        .collect();
+    for (d, pid, fd) in fds {
+        if !procs(&d).contains(&pid) {
+            continue;
+        }
+        match fd {
+            Some(fd) => pidfd_kill(&fd),
+            // No pidfds (kernel < 5.3): a plain kill, the pid having just been listed.
+            None => {
+                // SAFETY: kill has no memory arguments.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+    n
 }
 
 fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {

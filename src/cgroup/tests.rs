@@ -293,6 +293,53 @@ fn v1_plan_one_child_per_hierarchy() {
 }
 
 #[test]
+fn v1_freezer_is_added_only_when_asked_and_once() {
+    let tree = Tree::new("v1freezer");
+    let mut caps = v1_caps(&tree, &Controller::ALL);
+    let plan = prepare(&limits(), &[], Level::Required, &caps).unwrap();
+    assert!(plan.dirs.iter().all(|d| d.hierarchy != "freezer"));
+    // No freezer hierarchy mounted: nothing to add (the session falls back to signals).
+    let mut without = plan.clone();
+    without.add_freezer(&caps);
+    assert_eq!(without.dirs, plan.dirs);
+    // A freezer hierarchy with our own cgroup at its root: a child beside the others.
+    let base = tree.0.join("freezer");
+    std::fs::create_dir_all(&base).unwrap();
+    caps.own.push(crate::probe::cgroup::OwnCgroup {
+        hierarchy: 6,
+        controllers: vec!["freezer".into()],
+        path: "/".into(),
+    });
+    caps.mounts.push(
+        crate::probe::cgroup::parse::mountinfo_line(&format!(
+            "30 25 0:26 / {} rw - cgroup cgroup rw,freezer",
+            base.display()
+        ))
+        .unwrap(),
+    );
+    let mut with = plan.clone();
+    with.add_freezer(&caps);
+    with.add_freezer(&caps);
+    let freezer = dir_of(&with, "freezer");
+    assert_eq!(freezer, base.join(&plan.name));
+    assert_eq!(with.dirs.len(), plan.dirs.len() + 1, "added once");
+    assert_eq!(
+        with.steps.last(),
+        Some(&Step::Mkdir { path: freezer }),
+        "{}",
+        with.describe_steps()
+    );
+    assert_eq!(with.backend, Backend::V1Hybrid);
+    // v2 leaves need nothing added: cgroup.freeze is in every leaf.
+    let v2tree = Tree::new("v2freezer");
+    let v2 = v2_caps(&v2tree, "/app");
+    let plan = prepare(&limits(), &[], Level::Required, &v2).unwrap();
+    let mut with = plan.clone();
+    with.add_freezer(&v2);
+    assert_eq!(with.steps, plan.steps);
+}
+
+#[test]
 fn v1_missing_hierarchies_refuse_or_drop() {
     let tree = Tree::new("v1miss");
     let caps = v1_caps(&tree, &[Controller::Memory]);

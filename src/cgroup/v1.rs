@@ -3,8 +3,9 @@
 //! child of the root, and nothing is ever written to the root's own files.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use super::{Backend, CgroupPlan, CgroupReport, Dir, Host, Step, sys};
+use super::{Backend, CgroupError, CgroupPlan, CgroupReport, Dir, Host, Step, sys};
 use crate::probe::cgroup::parse;
 use crate::probe::{Cgroups, Controller};
 use crate::profile::Limits;
@@ -206,4 +207,65 @@ pub(super) fn figures(dirs: &[Dir], r: &mut CgroupReport) {
             _ => {}
         }
     }
+}
+
+/// Our own cgroup in the freezer hierarchy, if we may create a child there (where jail
+/// cgroups go, and stale ones are looked for).
+pub(super) fn freezer_dir(caps: &Cgroups) -> Option<PathBuf> {
+    let own = caps
+        .own
+        .iter()
+        .find(|o| o.controllers.iter().any(|c| c == "freezer"))?;
+    let mount = parse::pick(
+        caps.mounts.iter().filter(|m| m.has_v1("freezer")),
+        &own.path,
+    )?;
+    let dir = parse::cgroup_dir(mount, &own.path).ok()?;
+    sys::can_write(&dir, true).then_some(dir)
+}
+
+/// Adds a `plugjail-<pid>-<n>` child in the freezer hierarchy to the plan; false when
+/// there is no writable freezer hierarchy.
+pub(super) fn add_freezer(plan: &mut CgroupPlan, caps: &Cgroups) -> bool {
+    if plan.dirs.iter().any(|d| d.hierarchy == "freezer") {
+        return true;
+    }
+    let Some(base) = freezer_dir(caps) else {
+        return false;
+    };
+    let path = base.join(&plan.name);
+    plan.steps.push(Step::Mkdir { path: path.clone() });
+    plan.dirs.push(Dir {
+        hierarchy: "freezer",
+        path,
+    });
+    true
+}
+
+/// Freezes the cgroup `dir` of the freezer hierarchy: `FROZEN` into `freezer.state`, then
+/// reads it until the kernel says `FROZEN` (it says `FREEZING` while tasks are still on
+/// their way). Past `timeout` the cgroup is thawed again and the error says so.
+pub(super) fn freeze(dir: &Path, timeout: Duration) -> Result<(), CgroupError> {
+    let state = dir.join("freezer.state");
+    sys::write(&state, "FROZEN")?;
+    let frozen = sys::wait_until(timeout, || sys::read(&state).map(|s| s.trim() == "FROZEN"));
+    match frozen {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            thaw(dir)?;
+            Err(CgroupError::FreezeTimeout {
+                path: state,
+                waited: timeout,
+            })
+        }
+        Err(e) => {
+            let _ = thaw(dir);
+            Err(e)
+        }
+    }
+}
+
+/// Thaws the cgroup `dir` of the freezer hierarchy (`THAWED`; at once, nothing to wait for).
+pub(super) fn thaw(dir: &Path) -> Result<(), CgroupError> {
+    sys::write(&dir.join("freezer.state"), "THAWED")
 }

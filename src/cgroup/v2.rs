@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use super::{Backend, CgroupError, CgroupPlan, CgroupReport, Dir, Host, PREFIX, Step, sys};
 use crate::probe::cgroup::parse;
@@ -332,4 +333,34 @@ pub(super) fn figures(dir: &Path, r: &mut CgroupReport) {
     r.cpu_throttled_periods = stat.as_deref().and_then(|t| sys::keyed(t, "nr_throttled"));
     let pids = sys::read(&dir.join("pids.events")).ok();
     r.pids_limit_hits = pids.as_deref().and_then(|t| sys::keyed(t, "max"));
+}
+
+/// Freezes the leaf `dir`: `1` into `cgroup.freeze`, then waits until `cgroup.events`
+/// says `frozen 1` (every task of the cgroup has stopped; tasks in a ptrace or job-control
+/// stop count as frozen). Past `timeout` the leaf is thawed again and the error says so.
+pub(super) fn freeze(dir: &Path, timeout: Duration) -> Result<(), CgroupError> {
+    sys::write(&dir.join("cgroup.freeze"), "1")?;
+    let events = dir.join("cgroup.events");
+    let frozen = sys::wait_until(timeout, || {
+        sys::read(&events).map(|t| sys::keyed(&t, "frozen") == Some(1))
+    });
+    match frozen {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            thaw(dir)?;
+            Err(CgroupError::FreezeTimeout {
+                path: events,
+                waited: timeout,
+            })
+        }
+        Err(e) => {
+            let _ = thaw(dir);
+            Err(e)
+        }
+    }
+}
+
+/// Thaws the leaf `dir` (`0` into `cgroup.freeze`; the tasks run again at once).
+pub(super) fn thaw(dir: &Path) -> Result<(), CgroupError> {
+    sys::write(&dir.join("cgroup.freeze"), "0")
 }

@@ -13,7 +13,8 @@ use super::{CancelToken, HostCallError};
 use crate::session::CallError;
 
 impl Plugin {
-    /// Runs one call; every call gets exactly one answer.
+    /// Runs one call; every call gets exactly one answer. A call that never reached its
+    /// jail (it had ended while idle) goes to another one, within the same deadline.
     pub fn call(
         self: &Arc<Self>,
         number: u64,
@@ -23,45 +24,51 @@ impl Plugin {
     ) -> Result<Vec<u8>, HostCallError> {
         let call_time = self.lock().source.call_time;
         let deadline = Instant::now() + call_time;
-        // While the call waits for a jail, a cancel wakes it.
-        if let Some(token) = cancel {
-            let me = Arc::clone(self);
-            token.set_stop(Some(Arc::new(move || me.changed.notify_all())));
-        }
-        let mut member = match self.take(deadline, call_time, cancel) {
-            Ok(m) => m,
-            Err(e) => {
-                if let Some(token) = cancel {
-                    token.set_stop(None);
-                }
-                return Err(e);
+        loop {
+            // While the call waits for a jail, a cancel wakes it.
+            if let Some(token) = cancel {
+                let me = Arc::clone(self);
+                token.set_stop(Some(Arc::new(move || me.changed.notify_all())));
             }
-        };
-        // While it runs, a cancel ends the jail. Fired between take() and here: at once.
-        if let Some(token) = cancel
-            && let Some(control) = Control::of(&member.session)
-        {
-            token.set_stop(Some(Arc::new(move || control.stop())));
+            let mut member = match self.take(deadline, call_time, cancel) {
+                Ok(member) => member,
+                Err(e) => {
+                    if let Some(token) = cancel {
+                        token.set_stop(None);
+                    }
+                    return Err(e);
+                }
+            };
+            // While it runs, a cancel ends the jail. Fired between take() and here: at once.
+            if let Some(token) = cancel
+                && let Some(control) = Control::of(&member.session)
+            {
+                token.set_stop(Some(Arc::new(move || control.stop())));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let result = if left.is_zero() {
+                Err(CallError::Timeout { after: call_time })
+            } else {
+                member
+                    .session
+                    .call_with_timeout(method, input, left)
+                    .map_err(|e| match e {
+                        // The host's deadline covers the wait for a jail too.
+                        CallError::Timeout { .. } => CallError::Timeout { after: call_time },
+                        e => e,
+                    })
+            };
+            // No stop may reach the jail after this: its session is closed next.
+            let cancelled = cancel.is_some_and(|token| {
+                token.set_stop(None);
+                token.is_cancelled()
+            });
+            if matches!(result, Err(CallError::NotDelivered)) && !cancelled {
+                self.bury(number, member, false);
+                continue;
+            }
+            return self.finish(number, member, result, cancelled);
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        let result = if left.is_zero() {
-            Err(CallError::Timeout { after: call_time })
-        } else {
-            member
-                .session
-                .call_with_timeout(method, input, left)
-                .map_err(|e| match e {
-                    // The host's deadline covers the wait for a jail too.
-                    CallError::Timeout { .. } => CallError::Timeout { after: call_time },
-                    e => e,
-                })
-        };
-        // No stop may reach the jail after this: its session is closed next.
-        let cancelled = cancel.is_some_and(|token| {
-            token.set_stop(None);
-            token.is_cancelled()
-        });
-        self.finish(number, member, result, cancelled)
     }
 
     /// Waits for an idle jail (queued, so counted against `pool.queue`), until the deadline.
@@ -174,35 +181,40 @@ impl Plugin {
             }
             Err(e) => e,
         };
-        // The jail has ended (or was ended): its verdict says how.
+        self.lock().calls += 1;
+        let outcome = self.bury(number, member, cancelled);
+        Err(match error {
+            _ if cancelled => HostCallError::Cancelled,
+            _ if outcome.is_none() => HostCallError::ShuttingDown,
+            CallError::Timeout { after } => HostCallError::Timeout { after },
+            _ => HostCallError::JailEnded {
+                outcome: outcome.unwrap_or_default(),
+            },
+        })
+    }
+
+    /// Closes a jail that ended (or was ended) during a call, reports its verdict and
+    /// acts on it; returns its outcome, or None when the host is shutting down.
+    fn bury(self: &Arc<Self>, number: u64, member: Member, cancelled: bool) -> Option<String> {
         let jail = member.id;
-        {
-            let mut inner = self.lock();
-            inner.busy.remove(&jail);
-            inner.calls += 1;
-        }
+        self.lock().busy.remove(&jail);
         let verdict = member.session.close_within(self.cfg.stop_time);
         let mut inner = self.lock();
-        let answer = if cancelled {
+        let outcome = if cancelled {
             self.emit(EventKind::Cancelled { call: number });
             self.emit(jail_ended(jail, Some("cancel"), &verdict));
-            HostCallError::Cancelled
+            Some(verdict.outcome)
         } else if inner.state == State::Terminated {
             self.emit(jail_ended(jail, Some("shutdown"), &verdict));
-            HostCallError::ShuttingDown
+            None
         } else {
             self.emit(jail_ended(jail, None, &verdict));
             self.fault(&mut inner, &verdict.outcome);
-            match error {
-                CallError::Timeout { after } => HostCallError::Timeout { after },
-                _ => HostCallError::JailEnded {
-                    outcome: verdict.outcome.clone(),
-                },
-            }
+            Some(verdict.outcome)
         };
         self.refill(&mut inner);
         self.changed.notify_all();
-        Err(answer)
+        outcome
     }
 
     /// Returns a jail that answered to the pool, unless it is due for recycling, of an

@@ -66,8 +66,9 @@ impl Plugin {
         match launched {
             Ok((member, version)) => {
                 let wanted = inner.state.keeps_jails()
-                    && inner.state != State::Paused
-                    && member.generation == inner.source.generation;
+                    && member.generation == inner.source.generation
+                    // Started before a pause: it joins the pool paused.
+                    && (inner.state != State::Paused || member.session.pause().is_ok());
                 if wanted {
                     let _ = self.transition(&mut inner, Input::Ready, "a jail said HELLO");
                     let _ = self.transition(&mut inner, Input::Healthy, "ready for calls");
@@ -127,6 +128,8 @@ impl Plugin {
             plugjail: self.plugjail.clone(),
             call_timeout: Some(source.call_time),
             handshake_timeout: Some(self.cfg.start_time),
+            pausable: true,
+            cpus: self.cfg.cpus.clone(),
             ..SessionOptions::default()
         };
         let mut session = Session::spawn(&opts).map_err(|e| StartFailed {

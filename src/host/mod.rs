@@ -37,6 +37,7 @@ pub mod config;
 mod events;
 mod jails;
 pub mod lifecycle;
+mod pause;
 mod plugin;
 mod restart;
 mod upgrade;

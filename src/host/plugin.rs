@@ -17,6 +17,7 @@ use super::lifecycle::{Input, InvalidTransition, State};
 use super::restart::{Budget, Fault, classify};
 use super::{HostError, PluginStatus};
 use crate::Session;
+use crate::session::PauseHandle;
 
 /// Which build of the plugin jails are started from; `generation` grows with each upgrade.
 #[derive(Debug, Clone)]
@@ -68,21 +69,26 @@ pub(super) struct Member {
 }
 
 /// How to reach a jail that another thread holds (starting it, or running a call on it).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct Control {
     /// `plugjail serve`, unreaped while it is in [`Inner::busy`] or [`Inner::starting`]:
     /// the thread holding the session removes it from there (under the lock) before it
     /// closes the session.
     pub serve_pid: i32,
+    pub pause: Option<PauseHandle>,
 }
 
 impl Control {
     pub fn of(session: &Session) -> Option<Control> {
-        session.serve_pid().map(|serve_pid| Control { serve_pid })
+        let serve_pid = i32::try_from(session.serve_pid()?).ok()?;
+        Some(Control {
+            serve_pid,
+            pause: session.pause_handle().ok(),
+        })
     }
 
     /// Ends the jail (`plugjail serve` kills it and reports).
-    pub fn stop(self) {
+    pub fn stop(&self) {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(self.serve_pid),
             nix::sys::signal::Signal::SIGTERM,

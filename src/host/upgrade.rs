@@ -1,4 +1,4 @@
-//! Replacing a plugin's build while it serves, and pausing it.
+//! Replacing a plugin's build while it serves.
 //!
 //! An upgrade starts one jail of the new build beside the serving ones and sends it the
 //! health call; only when that passes does the new build take over (idle old jails are
@@ -88,19 +88,5 @@ impl Plugin {
                 })
             }
         }
-    }
-
-    pub fn pause(self: &Arc<Self>) -> Result<(), HostError> {
-        Err(HostError::Pause {
-            id: self.id.clone(),
-            message: "not yet".to_owned(),
-        })
-    }
-
-    pub fn resume(self: &Arc<Self>) -> Result<(), HostError> {
-        Err(HostError::Pause {
-            id: self.id.clone(),
-            message: "not yet".to_owned(),
-        })
     }
 }

@@ -267,14 +267,20 @@ pub fn run(
     // Not dumpable: the target (same uid) cannot open /proc/1/mem or ptrace the init.
     let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
 
-    let naming = handshake(target, sock, trace);
+    let (naming, gone) = handshake(target, sock, trace);
     // Plugin mode keeps the socket: the stub's channel goes through it (at once when the
-    // serve gate is not in force, else at the stub's switch).
+    // serve gate is not in force, else at the stub's switch). A target that is already
+    // gone (killed from outside before the handshake) gets nothing: its ending is
+    // reported below, not blamed on a handover it never asked for.
     let mut switch = match handover {
-        Some(h) => match Switch::start(h, sock, naming == Naming::Ptrace) {
-            Ok(s) => Some(s),
-            Err(errno) => end_jail(fds, target, Report::HandoverFailed(errno), naming),
-        },
+        Some(_) if gone => {
+            // SAFETY: the init's end of the handshake socket, done with.
+            unsafe { sys::close(sock) };
+            None
+        }
+        // Sent at once when there is no gate: the target has not exec'd the stub yet, so
+        // no plugin code can have closed its end; a failed send means it died.
+        Some(h) => Switch::start(h, sock, naming == Naming::Ptrace).ok(),
         None => {
             // SAFETY: the init's end of the handshake socket, done with (exec mode).
             unsafe { sys::close(sock) };
@@ -305,7 +311,11 @@ pub fn run(
             // SIGKILL skips the syscall, and the init's exit takes the whole PID namespace
             // with it.
             PTRACE_EVENT_SECCOMP => {
-                let stop = seccomp_stop(pid);
+                // Killed while stopped (from outside the jail): its death is reported
+                // when it is reaped, not read as a syscall it never finished asking for.
+                let Some(stop) = seccomp_stop(pid) else {
+                    continue;
+                };
                 let decision = match switch.as_mut() {
                     Some(s) => s.decide(pid, stop),
                     None => Decision::Refuse(Violation {
@@ -378,17 +388,23 @@ fn own_data(data: u32) -> u32 {
     }
 }
 
-/// Seizes the target if asked to and tells it whether it is traced.
-fn handshake(target: libc::pid_t, sock: RawFd, trace: bool) -> Naming {
+/// Seizes the target if asked to and tells it whether it is traced. Also says whether the
+/// target is gone (its end of the socket closed before it said it was traceable, or it
+/// vanished before the seize): it was killed from outside, and its ending is all there is
+/// to report.
+fn handshake(target: libc::pid_t, sock: RawFd, trace: bool) -> (Naming, bool) {
     // The target says when it is traceable; EOF means it died (its end closes): report
     // whatever happens through the wait loop.
     let mut byte = 0u8;
-    loop {
+    let said = loop {
         // SAFETY: reads at most one byte into a stack variable.
         let n = unsafe { libc::read(sock, (&mut byte as *mut u8).cast(), 1) };
         if n >= 0 || errno() != libc::EINTR {
-            break;
+            break n == 1;
         }
+    };
+    if !said {
+        return (Naming::NotWanted, true);
     }
     let naming = if !trace {
         Naming::NotWanted
@@ -403,10 +419,12 @@ fn handshake(target: libc::pid_t, sock: RawFd, trace: bool) -> Naming {
                 OPTIONS,
             )
         };
-        if ret == 0 {
-            Naming::Ptrace
-        } else {
-            Naming::Refused(errno())
+        match (ret, errno()) {
+            (0, _) => Naming::Ptrace,
+            // The kernel refuses to attach to a process that is exiting (EPERM) or gone
+            // (ESRCH): not a refusal of tracing, a jail killed from outside.
+            _ if exited(target) => return (Naming::NotWanted, true),
+            (_, e) => Naming::Refused(e),
         }
     };
     let answer = if naming == Naming::Ptrace {
@@ -415,7 +433,24 @@ fn handshake(target: libc::pid_t, sock: RawFd, trace: bool) -> Naming {
         NOT_TRACED
     };
     sys::write_all(sock, &[answer]);
-    naming
+    (naming, false)
+}
+
+/// Whether the target has ended (without reaping it: the wait loop reports it).
+fn exited(target: libc::pid_t) -> bool {
+    // SAFETY: all-zero is a valid siginfo_t.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waitid writes only into `info`; WNOWAIT leaves the child waitable.
+    let r = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            target.cast_unsigned(),
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    // SAFETY: waitid filled `info` (si_pid stays 0 when no child had changed state).
+    r == 0 && unsafe { info.si_pid() } == target
 }
 
 fn report(fds: &ChildFds, report: Report, naming: Naming) {
@@ -444,8 +479,9 @@ struct SyscallInfo {
 }
 
 /// The syscall a tracee in a seccomp stop is making, as a violation of the load phase
-/// (the serve gate corrects the phase).
-fn seccomp_stop(pid: libc::pid_t) -> Violation {
+/// (the serve gate corrects the phase); None when the tracee is gone (ESRCH: it was killed
+/// while stopped).
+fn seccomp_stop(pid: libc::pid_t) -> Option<Violation> {
     let mut info = SyscallInfo {
         op: 0,
         _pad: [0; 3],
@@ -467,26 +503,29 @@ fn seccomp_stop(pid: libc::pid_t) -> Violation {
             &mut info as *mut SyscallInfo,
         )
     };
+    if ret < 0 && errno() == libc::ESRCH {
+        return None;
+    }
     if ret <= 0 || info.op != PTRACE_SYSCALL_INFO_SECCOMP {
-        return Violation {
+        return Some(Violation {
             nr: None,
             arch: 0,
             data: 0,
             phase: SeccompPhase::Load,
             args: [0; 6],
-        };
+        });
     }
     // Syscall numbers are 32-bit in every table: seccomp_data.nr is an int, which the
     // kernel widens into this u64 field. Keeping the low half gives it back.
     #[allow(clippy::cast_possible_truncation)]
     let nr = info.nr as u32;
-    Violation {
+    Some(Violation {
         nr: Some(nr),
         arch: info.arch,
         data: info.ret_data,
         phase: SeccompPhase::Load,
         args: info.args,
-    }
+    })
 }
 
 /// `ptrace(request, pid, 0, sig)` for the restarting requests.

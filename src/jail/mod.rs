@@ -12,13 +12,16 @@ pub mod namespaces;
 pub mod plan;
 pub mod spawn;
 pub mod step;
+pub mod stop;
 mod sys;
 pub mod target;
 pub mod template;
 
 pub use handover::GateAction;
 pub use plan::{Gate, Handover, Plan, PlanError, build};
-pub use spawn::{Ending, Finished, Stopped, Watch, block_stop_signals, start};
+pub use spawn::{
+    Ending, Finished, LiveJail, Stopped, Watch, block_stop_signals, hold_stop_signals, start,
+};
 pub use step::{Failure, Step};
 /// The one capability read outside the child (doctor's CAP_SYS_ADMIN), with the child's
 /// own capability code.

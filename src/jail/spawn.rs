@@ -104,15 +104,28 @@ pub enum Stopped {
 }
 
 /// Extra supervision a caller adds to [`Running::supervise_watched`]: a periodic look
-/// (plugin mode: the call/idle deadlines) and a descriptor that wakes the supervisor
-/// (plugin mode: the host thread reporting a protocol violation).
+/// (plugin mode: the call/idle deadlines) and descriptors that wake the supervisor (plugin
+/// mode: the host thread reporting a protocol violation, the host's deadline signal, the
+/// control socket that pauses and resumes the jail).
 pub trait Watch {
     /// How often to call [`Watch::check`] at the least (None: only on wake-ups).
     fn period(&self) -> Option<std::time::Duration>;
-    /// A descriptor whose readability calls [`Watch::check`]; `check` must drain it.
-    fn wake_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>>;
-    /// Looks; true ends the jail now ([`Stopped::Watched`]).
-    fn check(&mut self) -> bool;
+    /// Descriptors whose readability (or hang-up) calls [`Watch::check`]; `check` must
+    /// drain them, and stop listing one that has hung up.
+    fn wake_fds(&self) -> Vec<std::os::fd::BorrowedFd<'_>>;
+    /// Looks, and may act on the running `jail`; true ends the jail now
+    /// ([`Stopped::Watched`]).
+    fn check(&mut self, jail: LiveJail<'_>) -> bool;
+}
+
+/// The running jail, as a [`Watch`] may act on it.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveJail<'a> {
+    /// The jail's init on the host (PID 1 inside). The supervisor's own child, reaped only
+    /// once supervision ends, so the pid cannot be reused while a `Watch` looks at it.
+    pub init: libc::pid_t,
+    /// The jail's cgroup, if it has one.
+    pub cgroup: Option<&'a Cgroup>,
 }
 
 /// The end of a run as the supervisor saw it.
@@ -134,13 +147,26 @@ pub struct Finished {
 /// (the child unblocks everything before exec) and read from a signalfd while waiting.
 pub const STOP_SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
 
-/// Blocks [`STOP_SIGNALS`] in the calling thread; call before [`start`] so that none is
-/// lost or kills plugjail before a verdict exists.
-pub fn block_stop_signals() -> nix::Result<nix::sys::signalfd::SignalFd> {
+fn stop_set() -> nix::sys::signal::SigSet {
     let mut set = nix::sys::signal::SigSet::empty();
     for s in STOP_SIGNALS {
         set.add(s);
     }
+    set
+}
+
+/// Blocks [`STOP_SIGNALS`] in the calling thread, so that one sent while plugjail sets up
+/// (say, between creating the jail's cgroup and watching for signals) stays pending
+/// instead of killing plugjail with the cgroup left behind. Every command calls it first;
+/// [`block_stop_signals`] then reads what came early.
+pub fn hold_stop_signals() {
+    let _ = stop_set().thread_block();
+}
+
+/// Blocks [`STOP_SIGNALS`] in the calling thread and returns a signalfd that reads them;
+/// call before [`start`] so that none is lost or kills plugjail before a verdict exists.
+pub fn block_stop_signals() -> nix::Result<nix::sys::signalfd::SignalFd> {
+    let set = stop_set();
     set.thread_block()?;
     nix::sys::signalfd::SignalFd::with_flags(&set, nix::sys::signalfd::SfdFlags::SFD_CLOEXEC)
 }
@@ -341,7 +367,7 @@ impl Running {
         let mut stopped = None;
         while stopped.is_none() {
             let w = watch.as_mut().map(|w| &mut **w as &mut dyn Watch);
-            match self.wait_event(deadline, stop, w)? {
+            match self.wait_event(deadline, stop, cgroup, w)? {
                 Event::Exited => break,
                 Event::Deadline => stopped = Some(Stopped::Deadline),
                 Event::Signal(sig) => stopped = Some(Stopped::Signal(sig)),
@@ -396,6 +422,7 @@ impl Running {
         &self,
         deadline: Option<Instant>,
         stop: Option<&nix::sys::signalfd::SignalFd>,
+        cgroup: Option<&Cgroup>,
         mut watch: Option<&mut dyn Watch>,
     ) -> Result<Event, SpawnError> {
         use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -422,8 +449,8 @@ impl Running {
             if let Some(sfd) = stop {
                 fds.push(PollFd::new(sfd.as_fd(), PollFlags::POLLIN));
             }
-            let wake = watch.as_ref().and_then(|w| w.wake_fd());
-            if let Some(fd) = wake {
+            let wake = watch.as_ref().map(|w| w.wake_fds()).unwrap_or_default();
+            for fd in wake {
                 fds.push(PollFd::new(fd, PollFlags::POLLIN));
             }
             let polled = poll(&mut fds, timeout);
@@ -445,8 +472,12 @@ impl Running {
             }
             // A look at every wake-up (period, wake fd, or a signal): cheap, and it keeps
             // the period even when other descriptors are busy.
+            let jail = LiveJail {
+                init: self.pid,
+                cgroup,
+            };
             if let Some(w) = watch.as_deref_mut()
-                && w.check()
+                && w.check(jail)
             {
                 return Ok(Event::Watched);
             }

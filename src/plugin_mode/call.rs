@@ -21,7 +21,7 @@ use super::outcome::{HostStop, SessionFacts, plugin_verdict};
 use super::prepare;
 use super::serve::{prepare_failure, report};
 use super::watch::Watcher;
-use crate::jail::{Plan, Watch};
+use crate::jail::{LiveJail, Plan, Watch};
 use crate::protocol::consts::log_level;
 use crate::protocol::{Channel, ChannelError, ErrorKind};
 use crate::supervise::{Context, Hooks, run_plan};
@@ -70,6 +70,7 @@ enum HostEnd {
 
 pub fn run(opts: CallOptions) -> u8 {
     let command = vec![opts.plugin.display().to_string(), opts.method.clone()];
+    crate::jail::hold_stop_signals();
     let ctx = Context::new(&opts.profile, &command);
     let mut report_file = None;
     let verdict = 'run: {
@@ -341,7 +342,10 @@ fn ended(e: ChannelError) -> HostEnd {
         },
         ChannelError::Protocol(p) => HostEnd::Protocol(p.to_string()),
         ChannelError::Timeout { after } => HostEnd::Timeout(after),
-        ChannelError::Closed | ChannelError::Broken | ChannelError::NotReady => HostEnd::Closed,
+        ChannelError::Closed
+        | ChannelError::NotDelivered
+        | ChannelError::Broken
+        | ChannelError::NotReady => HostEnd::Closed,
         ChannelError::Io { .. } => HostEnd::Io(e.to_string()),
     }
 }
@@ -427,11 +431,11 @@ impl Watch for CallHooks<'_> {
         self.watcher.period()
     }
 
-    fn wake_fd(&self) -> Option<BorrowedFd<'_>> {
-        Some(self.wake.as_fd())
+    fn wake_fds(&self) -> Vec<BorrowedFd<'_>> {
+        vec![self.wake.as_fd()]
     }
 
-    fn check(&mut self) -> bool {
+    fn check(&mut self, _jail: LiveJail<'_>) -> bool {
         let mut n = 0u64;
         // SAFETY: an 8-byte read into a valid local from our non-blocking eventfd.
         unsafe { libc::read(self.wake.as_raw_fd(), (&mut n as *mut u64).cast(), 8) };

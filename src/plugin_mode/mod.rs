@@ -20,9 +20,13 @@
 //! - `watch`: the shared page behind `limits.call_time` and `limits.idle_time`;
 //! - [`serve`]: `plugjail serve`, the helper host applications spawn;
 //! - [`call`]: `plugjail call`, one call from a shell or CI;
+//! - [`control`]: serve's `--control-fd`, pausing and resuming the jail;
+//! - [`cpus`]: serve's `--cpus`, pinning the jail to CPUs;
 //! - `outcome`: the plugin-mode reading of a run (stub exit codes, exit statuses).
 
 pub mod call;
+pub mod control;
+pub mod cpus;
 pub(crate) mod outcome;
 pub mod serve;
 pub(crate) mod watch;

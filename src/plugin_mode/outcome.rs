@@ -65,8 +65,9 @@ pub(crate) fn plugin_verdict(v: Verdict, facts: SessionFacts) -> Verdict {
             Some(gate) if traced => e.seccomp_serve = Some(gate),
             Some(_) => {
                 e.seccomp_serve_skipped = Some(
-                    "the jail's init could not trace the jail (ptrace refused), and the \
-                     serve phase is enforced through it; the load phase stayed in force"
+                    "the jail's init did not trace the jail (ptrace refused, or the jail \
+                     ended before it could be traced), and the serve phase is enforced \
+                     through it; the load phase stayed in force"
                         .to_owned(),
                 )
             }

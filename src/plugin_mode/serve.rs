@@ -17,6 +17,10 @@
 //! milliseconds as its integer value. plugjail then ends the jail and the verdict is
 //! `timeout`, kind `host` (docs/protocol.md). SIGTERM stays "stop, for no reason of the
 //! plugin's" (`signaled`).
+//!
+//! Two options serve a plugin host: `--control-fd` (a socket on which the host pauses and
+//! resumes the jail, [`super::control`]) and `--cpus` (the jail pinned to CPUs,
+//! [`super::cpus`]).
 
 use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use std::path::PathBuf;
@@ -25,10 +29,12 @@ use std::time::Duration;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
+use super::control::Control;
+use super::cpus;
 use super::outcome::{HostStop, SessionFacts, plugin_verdict};
 use super::watch::Watcher;
 use super::{PrepareError, PrepareError as E, prepare};
-use crate::jail::{Plan, Watch};
+use crate::jail::{LiveJail, Plan, Watch};
 use crate::supervise::{Context, Hooks, run_plan};
 use crate::verdict::{Outcome, PluginReport, Verdict};
 
@@ -39,6 +45,10 @@ pub struct ServeOptions {
     pub fds: Option<(RawFd, RawFd)>,
     pub status_fd: Option<RawFd>,
     pub report: Option<PathBuf>,
+    /// An inherited SOCK_SEQPACKET socket for PAUSE / RESUME ([`super::control`]).
+    pub control_fd: Option<RawFd>,
+    /// CPUs to pin the jail to (`0,2-3`), as given on the command line.
+    pub cpus: Option<String>,
 }
 
 /// The signal a host sends `plugjail serve` when its own deadline for a call passed.
@@ -49,6 +59,7 @@ pub fn run(opts: ServeOptions) -> u8 {
     // plugjail (SIGUSR1's default action) before any verdict exists.
     let host_deadline = host_deadline_signal();
     let command = vec![opts.plugin.display().to_string()];
+    crate::jail::hold_stop_signals();
     let ctx = Context::new(&opts.profile, &command);
     let (fd_in, fd_out) = opts.fds.unwrap_or((0, 1));
     let mut report_file = None;
@@ -70,6 +81,38 @@ pub fn run(opts: ServeOptions) -> u8 {
         if let Err(v) = check_channel(&ctx, fd_in, fd_out, opts.status_fd) {
             break 'run *v;
         }
+        let control = match opts.control_fd {
+            None => None,
+            Some(fd) if [fd_in, fd_out].contains(&fd) || opts.status_fd == Some(fd) => {
+                let msg = "--control-fd: it must differ from the channel and --status-fd";
+                break 'run ctx.failed(
+                    Outcome::SetupFailed,
+                    "control_fd",
+                    Some(libc::EINVAL),
+                    msg.to_owned(),
+                );
+            }
+            // SAFETY: the descriptor was inherited for this purpose, and nothing else in
+            // plugjail owns it (it differs from the channel and the status fd).
+            Some(fd) => match unsafe { Control::new(fd) } {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    let errno = Some(e.errno());
+                    break 'run ctx.failed(
+                        Outcome::SetupFailed,
+                        "control_fd",
+                        errno,
+                        e.to_string(),
+                    );
+                }
+            },
+        };
+        // Before the jail is built: its processes inherit the mask.
+        if let Some(list) = &opts.cpus
+            && let Err(e) = cpus::parse(list).and_then(|c| cpus::pin(&c))
+        {
+            break 'run ctx.failed(Outcome::SetupFailed, "cpus", Some(e.errno()), e.to_string());
+        }
         crate::timing::mark("report");
         let profile = match ctx.load_profile() {
             Ok(p) => p,
@@ -90,6 +133,7 @@ pub fn run(opts: ServeOptions) -> u8 {
             stop: None,
             release: [fd_in, fd_out],
             host_deadline: &host_deadline,
+            control,
         };
         let v = run_plan(&ctx, &profile, &mut jail.plan, &jail.stub, &mut hooks);
         let stop = hooks.stop.take();
@@ -206,6 +250,8 @@ struct ServeHooks<'a> {
     release: [RawFd; 2],
     /// Reads [`HOST_DEADLINE`].
     host_deadline: &'a SignalFd,
+    /// `--control-fd`: the host pauses and resumes the jail.
+    control: Option<Control>,
 }
 
 impl Hooks for ServeHooks<'_> {
@@ -219,6 +265,10 @@ impl Hooks for ServeHooks<'_> {
     fn watch(&mut self) -> Option<&mut dyn Watch> {
         Some(self)
     }
+
+    fn freezer(&self) -> bool {
+        self.control.is_some()
+    }
 }
 
 impl Watch for ServeHooks<'_> {
@@ -226,14 +276,21 @@ impl Watch for ServeHooks<'_> {
         self.watcher.period()
     }
 
-    fn wake_fd(&self) -> Option<BorrowedFd<'_>> {
-        Some(self.host_deadline.as_fd())
+    fn wake_fds(&self) -> Vec<BorrowedFd<'_>> {
+        let control = self.control.as_ref().and_then(Control::fd);
+        std::iter::once(self.host_deadline.as_fd())
+            .chain(control)
+            .collect()
     }
 
-    fn check(&mut self) -> bool {
+    fn check(&mut self, jail: LiveJail<'_>) -> bool {
         if let Some(limit) = host_deadline_sent(self.host_deadline) {
             self.stop = Some(HostStop::HostDeadline(limit));
             return true;
+        }
+        // The deadlines below keep running while the jail is paused.
+        if let Some(c) = self.control.as_mut() {
+            c.serve(jail);
         }
         match self.watcher.check() {
             Some(kind) => {

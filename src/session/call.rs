@@ -121,6 +121,7 @@ impl Session {
                 }
             }
             ChannelError::Io { syscall, source } => CallError::Io { syscall, source },
+            ChannelError::NotDelivered => CallError::NotDelivered,
             ChannelError::Closed | ChannelError::Broken | ChannelError::NotReady => {
                 CallError::Ended
             }

@@ -30,10 +30,12 @@
 //! (docs/protocol.md), so the verdict `plugjail serve` writes itself says so too.
 //!
 //! This file holds the options, the errors and the session itself; `spawn.rs` starts
-//! `plugjail serve`, `call.rs` is the call path (HELLO, calls, deadlines), `verdict.rs`
-//! closes the session and merges the host's findings into the verdict.
+//! `plugjail serve`, `call.rs` is the call path (HELLO, calls, deadlines), `control.rs`
+//! pauses and resumes it, `verdict.rs` closes the session and merges the host's findings
+//! into the verdict.
 
 mod call;
+mod control;
 mod spawn;
 mod verdict;
 
@@ -46,6 +48,7 @@ use std::time::Duration;
 
 use crate::protocol::{Channel, ChannelError, ErrorKind, ProtocolError};
 
+pub use control::{PauseError, PauseHandle};
 pub use verdict::SessionVerdict;
 
 /// A receiver of LOG lines, shareable between sessions.
@@ -73,6 +76,11 @@ pub struct SessionOptions {
     /// Let `plugjail serve` write its one-line verdict summary (and any setup error) to
     /// this process's stderr. Default: discarded; the verdict comes from close().
     pub inherit_stderr: bool,
+    /// Allow [`Session::pause`] and [`Session::resume`] (a control socket to `plugjail
+    /// serve`, and on cgroup v1 a freezer cgroup for the jail). Default: off.
+    pub pausable: bool,
+    /// Pin the jail to these CPUs (`plugjail serve --cpus`). Default: empty, no pinning.
+    pub cpus: Vec<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +95,8 @@ pub enum SessionError {
     Spawn { path: PathBuf, source: io::Error },
     #[error("pipe2: {source}")]
     Pipe { source: io::Error },
+    #[error("socketpair for the control socket: {source}")]
+    ControlSocket { source: io::Error },
     #[error(transparent)]
     Channel(#[from] ChannelError),
 }
@@ -124,6 +134,10 @@ pub enum CallError {
     /// The jail ended (the plugin crashed or was killed): close() says how.
     #[error("the session has ended; close() gives the verdict")]
     Ended,
+    /// The jail had ended before the call reached it: the plugin never saw the call (a
+    /// host may send it to another session). close() says how the jail ended.
+    #[error("the session had ended before the call reached it; close() gives the verdict")]
+    NotDelivered,
     #[error("channel {syscall}: {source}")]
     Io {
         syscall: &'static str,
@@ -165,6 +179,8 @@ pub struct Session {
     report: Option<PathBuf>,
     /// The most the channel's read buffer ever reserved.
     peak_buffer: usize,
+    /// The control socket of a pausable session.
+    control: Option<Arc<control::Control>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -178,12 +194,6 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    /// The pid of `plugjail serve`, while this session holds it unreaped (so it cannot be
-    /// reused before the session is closed or dropped).
-    pub(crate) fn serve_pid(&self) -> Option<i32> {
-        self.child.as_ref().and_then(|c| i32::try_from(c.id()).ok())
-    }
-
     /// Asks `plugjail serve` to end the jail (SIGTERM: it kills the jail and reports).
     fn stop(&mut self) {
         if let Some(child) = &self.child

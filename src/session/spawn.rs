@@ -23,6 +23,9 @@ const DEFAULT_CALL: Duration = Duration::from_secs(60);
 const SERVE_IN: RawFd = 3;
 const SERVE_OUT: RawFd = 4;
 const SERVE_STATUS: RawFd = 5;
+const SERVE_CONTROL: RawFd = 6;
+/// At most this many descriptors are moved into `plugjail serve`.
+const MOVES_MAX: usize = 4;
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), SessionError> {
     let mut fds = [0; 2];
@@ -43,8 +46,11 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), SessionError> {
 /// descriptor at its target number, inheritable. Two passes: first every source above the
 /// targets (close-on-exec), then onto its target, so no target overwrites a source still
 /// needed. Async-signal-safe, no allocation.
-fn move_fds(moves: &[(RawFd, RawFd); 3]) -> io::Result<()> {
-    let mut tmp = [-1; 3];
+fn move_fds(moves: &[(RawFd, RawFd)]) -> io::Result<()> {
+    let mut tmp = [-1; MOVES_MAX];
+    if moves.len() > MOVES_MAX {
+        return Err(io::ErrorKind::InvalidInput.into());
+    }
     for (i, &(src, _)) in moves.iter().enumerate() {
         // SAFETY: integer fcntl, no memory passed. `src` is open here: this child's
         // descriptor table is a copy of the parent's, where spawn() held it at the fork.
@@ -108,24 +114,42 @@ impl Session {
         if let Some(r) = &opts.report {
             cmd.arg("--report").arg(r);
         }
+        let control = if opts.pausable {
+            cmd.arg("--control-fd").arg(SERVE_CONTROL.to_string());
+            Some(super::control::socketpair()?)
+        } else {
+            None
+        };
+        if !opts.cpus.is_empty() {
+            let list: Vec<String> = opts.cpus.iter().map(usize::to_string).collect();
+            cmd.arg("--cpus").arg(list.join(","));
+        }
         cmd.stdin(Stdio::null()).stdout(Stdio::null());
         if !opts.inherit_stderr {
             cmd.stderr(Stdio::null());
         }
-        let moves = [
+        let mut moves = vec![
             (to_stub_r.as_raw_fd(), SERVE_IN),
             (from_stub_w.as_raw_fd(), SERVE_OUT),
             (status_w.as_raw_fd(), SERVE_STATUS),
         ];
+        if let Some((_, theirs)) = &control {
+            moves.push((theirs.as_raw_fd(), SERVE_CONTROL));
+        }
         // SAFETY: the hook runs in the child between fork and exec, where the host may
         // have had other threads: `move_fds` only makes async-signal-safe calls (fcntl,
-        // dup2) on the array the closure owns, and allocates nothing.
+        // dup2) on the vector the closure owns (allocated before the fork), and allocates
+        // nothing.
         unsafe { cmd.pre_exec(move || move_fds(&moves)) };
         let mut child = cmd.spawn().map_err(|source| SessionError::Spawn {
             path: plugjail.clone(),
             source,
         })?;
         drop((to_stub_r, from_stub_w, status_w));
+        let control = control.map(|(ours, theirs)| {
+            drop(theirs);
+            super::control::Control::new(ours)
+        });
         // The host needs max_message and call_time. Read the profile while `plugjail
         // serve` starts (and reads it too) on another CPU: off the cold start's critical
         // path. A broken profile stops that process before it is reported.
@@ -161,6 +185,7 @@ impl Session {
             startup: None,
             report: opts.report.clone(),
             peak_buffer: 0,
+            control,
         })
     }
 }

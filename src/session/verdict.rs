@@ -85,6 +85,11 @@ impl Session {
     /// [`Session::close`], waiting at most `grace` for the plugin's shutdown() and the
     /// verdict before the jail is stopped.
     pub fn close_within(mut self, grace: Duration) -> SessionVerdict {
+        // First: `plugjail serve` resumes a paused jail when the control socket closes, so
+        // the stub reads the SHUTDOWN below.
+        if let Some(control) = self.control.take() {
+            control.close();
+        }
         if let Some(chan) = self.channel.take() {
             chan.shutdown();
         }

@@ -6,13 +6,21 @@ use crate::cgroup::{self, Cgroup, CgroupError};
 use crate::jail::Plan;
 use crate::profile::Profile;
 
-/// Creates the run's cgroup and adds the limits backend's rlimits to `plan`.
-pub(super) fn set_up(profile: &Profile, plan: &mut Plan) -> Result<Cgroup, CgroupError> {
+/// Creates the run's cgroup (with a freezer, if `freezer`) and adds the limits backend's
+/// rlimits to `plan`.
+pub(super) fn set_up(
+    profile: &Profile,
+    plan: &mut Plan,
+    freezer: bool,
+) -> Result<Cgroup, CgroupError> {
     let caps = crate::probe::cgroups();
     crate::timing::mark("cgroup_probe");
     cgroup::reap_stale(&caps);
     crate::timing::mark("cgroup_reap");
-    cgroup::prepare_profile(profile, &caps).and_then(|p| {
+    cgroup::prepare_profile(profile, &caps).and_then(|mut p| {
+        if freezer {
+            p.add_freezer(&caps);
+        }
         add_rlimits(plan, p.rlimits.as_slice());
         p.create()
     })

@@ -32,6 +32,10 @@ pub(crate) trait Hooks {
     fn watch(&mut self) -> Option<&mut dyn jail::Watch> {
         None
     }
+    /// The jail may be paused: give its cgroup a freezer where that takes one (cgroup v1).
+    fn freezer(&self) -> bool {
+        false
+    }
 }
 
 /// A mode that adds nothing (`plugjail exec`).
@@ -49,7 +53,7 @@ pub(crate) fn run_plan(
 ) -> Verdict {
     // Limits: a cgroup where the host allows one (stale ones from killed runs reaped
     // first), rlimits always; fails closed when the profile requires what it cannot get.
-    let cgroup = match limits::set_up(profile, plan) {
+    let cgroup = match limits::set_up(profile, plan, hooks.freezer()) {
         Ok(cg) => cg,
         Err(e) => return ctx.failed(Outcome::SetupFailed, "cgroup", None, e.to_string()),
     };

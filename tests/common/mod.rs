@@ -20,6 +20,8 @@
 //! - `plugins.rs`: plugin mode from the host's side: the test plugins built by name
 //!   ([`plugin`]), `plugjail call` ([`call`]) and `Session`s ([`session_opts`]);
 //!   `serve.rs`: raw `plugjail serve`, frames and the status fd ([`raw_serve`]);
+//! - `jail_view.rs`: a session's jail seen from outside by its serve pid: processes, CPU
+//!   time, cgroups ([`jail_processes`], [`jail_cpu`], [`cgroups_of`]);
 //! - `cgroup_harness.rs` (used as a module, `common::cgroup_harness::…`): tests/cgroup.rs's
 //!   jail cgroups on the host's backend and the forked child it adds to one;
 //! - `stub_harness.rs` (used as a module, `common::stub_harness::…`): tests/plugin_stub.rs's
@@ -37,6 +39,7 @@ mod check;
 mod cli;
 mod exec;
 mod hostile;
+mod jail_view;
 mod modes;
 mod outside;
 mod plugins;
@@ -62,6 +65,8 @@ pub use exec::{Exec, deny_ptrace};
 #[allow(unused_imports)]
 pub use hostile::{HostProcess, Pty, SECRET, SHIPPED, attack, jail, label, naming};
 #[allow(unused_imports)]
+pub use jail_view::{cgroups_of, jail_cpu, jail_processes, thread_states};
+#[allow(unused_imports)]
 pub use modes::{Mode, jail_modes};
 #[allow(unused_imports)]
 pub use outside::{grants_covering, outside_profiles};
@@ -75,7 +80,10 @@ pub use profiles::{extend_profile, profile_for, shipped_profile};
 #[allow(unused_imports)]
 pub use run::Run;
 #[allow(unused_imports)]
-pub use serve::{call_frame, next_frame, raw_serve, raw_serve_with, read_frame, status_verdict};
+pub use serve::{
+    call_frame, next_frame, raw_serve, raw_serve_control, raw_serve_with, read_frame,
+    status_verdict,
+};
 #[allow(unused_imports)]
 pub use skip::{skip, strict};
 #[allow(unused_imports)]

@@ -57,6 +57,71 @@ pub fn raw_serve_with(
     (child, r)
 }
 
+/// [`raw_serve`] with `--control-fd 4`: returns also the test's end of the
+/// `SOCK_SEQPACKET` control socket.
+pub fn raw_serve_control(
+    mode: Mode,
+    profile: &Path,
+    so: &Path,
+) -> (std::process::Child, OwnedFd, OwnedFd) {
+    let (r, w) = super::pipe();
+    let mut pair = [0; 2];
+    // SAFETY: room for two descriptors.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            pair.as_mut_ptr(),
+        )
+    };
+    assert_eq!(rc, 0, "socketpair: {}", std::io::Error::last_os_error());
+    // SAFETY: socketpair just created pair[0]; this is its only owner.
+    let ours = unsafe { OwnedFd::from_raw_fd(pair[0]) };
+    // SAFETY: likewise pair[1].
+    let theirs = unsafe { OwnedFd::from_raw_fd(pair[1]) };
+    let mut cmd = mode.command(plugjail());
+    cmd.arg("serve")
+        .arg("--profile")
+        .arg(profile)
+        .arg("--plugin")
+        .arg(so)
+        .args(["--status-fd", "3", "--control-fd", "4"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let moves = [(w.as_raw_fd(), 3), (theirs.as_raw_fd(), 4)];
+    // SAFETY: the hook runs in the child between fork and exec of this multi-threaded
+    // test process: `place_fds` makes fcntl and dup2 calls (async-signal-safe) on the
+    // array the closure owns and allocates nothing.
+    unsafe { cmd.pre_exec(move || place_fds(&moves)) };
+    let child = cmd.spawn().expect("spawn plugjail serve");
+    drop((w, theirs));
+    (child, r, ours)
+}
+
+/// The body of [`raw_serve_control`]'s `pre_exec` hook: each source to its target, through
+/// copies above 9 so no target overwrites a source still to be moved.
+fn place_fds(moves: &[(RawFd, RawFd); 2]) -> std::io::Result<()> {
+    let mut tmp = [-1; 2];
+    for (i, &(src, _)) in moves.iter().enumerate() {
+        // SAFETY: integer fcntl, no memory passed; `src` is open in this copy of the
+        // parent's descriptor table.
+        tmp[i] = unsafe { libc::fcntl(src, libc::F_DUPFD_CLOEXEC, 10) };
+        if tmp[i] < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    for (i, &(_, dst)) in moves.iter().enumerate() {
+        // SAFETY: no memory passed; replaces whatever this child had at `dst` just
+        // before it execs.
+        if unsafe { libc::dup2(tmp[i], dst) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// The body of [`raw_serve_with`]'s `pre_exec` hook: `src` becomes descriptor 3.
 fn status_fd_at_3(src: RawFd) -> std::io::Result<()> {
     // SAFETY: no memory passed. `src` is open here (the child's table is a copy of the

@@ -26,6 +26,10 @@ pub enum ChannelError {
     /// The stub closed the channel (it exited or was killed; the supervisor says why).
     #[error("the plugin closed the channel")]
     Closed,
+    /// The stub had closed its end before the CALL was written (it exited or was
+    /// killed): the call never reached the plugin, so it may safely go elsewhere.
+    #[error("the plugin had closed the channel before the call reached it")]
+    NotDelivered,
     #[error("channel {syscall}: {source}")]
     Io {
         syscall: &'static str,
@@ -237,7 +241,9 @@ impl Channel {
             self.broken = true;
             return Err(match e.kind() {
                 io::ErrorKind::TimedOut => ChannelError::Timeout { after: timeout },
-                io::ErrorKind::BrokenPipe => ChannelError::Closed,
+                // No reader left: the stub cannot have read the whole frame, so the call
+                // did not run.
+                io::ErrorKind::BrokenPipe => ChannelError::NotDelivered,
                 _ => ChannelError::Io {
                     syscall: "write",
                     source: e,
