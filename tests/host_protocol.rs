@@ -172,27 +172,29 @@ fn control_requests_answer_done_or_a_typed_error() {
     s.send(&call(16, "hello", "greet", b"old build"));
     assert_eq!(s.frames.next().body, b"hello, old build");
 
-    // Pause and resume, once the host implements them.
+    // A call to a paused plugin waits (`when_paused: wait`) and answers after resume.
     s.send(&control(17, Op::Pause, "hello"));
     let f = s.frames.next();
-    if f.is(FrameType::Error)
-        && f.json()["message"]
-            .as_str()
-            .is_some_and(|m| m.ends_with("not yet"))
-    {
-        skip("the host does not implement pause yet");
-    } else {
-        assert!(f.is(FrameType::Done), "{}", f.describe());
-        assert_eq!(
-            f.json(),
-            serde_json::json!({"op": "pause", "plugin": "hello"})
-        );
-        s.send(&control(18, Op::Resume, "hello"));
-        let f = s.frames.next();
-        assert!(f.is(FrameType::Done), "{}", f.describe());
-        s.send(&call(19, "hello", "greet", b"b"));
-        assert_eq!(s.frames.next().body, b"hello, b");
-    }
+    assert!(f.is(FrameType::Done), "{}", f.describe());
+    assert_eq!(
+        f.json(),
+        serde_json::json!({"op": "pause", "plugin": "hello"})
+    );
+    s.send(&call(18, "hello", "greet", b"b"));
+    s.frames.expect_silence(Duration::from_millis(300));
+    s.send(&control(19, Op::Resume, "hello"));
+    let mut got: Vec<(u64, u16)> = (0..2)
+        .map(|_| s.frames.next())
+        .map(|f| (f.id, f.kind))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [(18, FrameType::Result as u16), (19, FrameType::Done as u16)]
+    );
+    // Resuming a plugin that is not paused is a typed refusal.
+    s.send(&control(20, Op::Resume, "hello"));
+    assert_eq!(s.frames.next().error_kind(), "invalid_transition");
     s.send(&shutdown());
     s.frames.rest();
     assert_clean_exit(&s.wait(), "after SHUTDOWN");
