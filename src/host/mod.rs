@@ -41,6 +41,7 @@ mod pause;
 mod plugin;
 mod restart;
 mod upgrade;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
