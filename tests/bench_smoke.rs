@@ -154,7 +154,7 @@ fn quick_bench_reports_every_figure() {
     for place in ["same_cpu", "cross_cpu"] {
         for callers in &callers {
             let rt = &host["round_trip_us"][place][callers];
-            for c in ["raw_pipe", "session", "host"] {
+            for c in ["raw_pipe", "session", "host", "wire"] {
                 assert!(
                     rt.get(c).is_some(),
                     "host.round_trip_us.{place}.{callers}.{c}"
@@ -165,11 +165,13 @@ fn quick_bench_reports_every_figure() {
                     "host.round_trip_calls_per_s {place} {c}"
                 );
             }
-            for k in ["median", "p99", "min"] {
-                assert!(
-                    rt["ratios"]["host/raw_pipe"].get(k).is_some(),
-                    "host.round_trip_us.{place}.{callers} ratio {k}"
-                );
+            for r in ["host/raw_pipe", "wire/raw_pipe", "host/session"] {
+                for k in ["median", "p99", "min"] {
+                    assert!(
+                        rt["ratios"][r].get(k).is_some(),
+                        "host.round_trip_us.{place}.{callers} ratio {r} {k}"
+                    );
+                }
             }
         }
     }

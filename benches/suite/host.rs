@@ -2,8 +2,9 @@
 //!
 //! 1. a call through a warm pool against the unjailed cold floor (`floor call`: a fresh
 //!    process that dlopens the plugin and calls it once) and a cold plugjail session;
-//! 2. steady-state round trips through `Host` against the raw pipe and bare sessions, with
-//!    1, 4 and 16 concurrent callers;
+//! 2. steady-state round trips through `Host` and through `plugjail host` (the wire front
+//!    end, `super::wire`) against the raw pipe and bare sessions, with 1, 4 and 16
+//!    concurrent callers;
 //! 3. what an idle warm jail and a configured plugin cost in memory: the host's own
 //!    process (this one), the `plugjail serve` processes, and the jails;
 //! 4. how long a pool takes to refill after a recycle (measured in the loop of 1).
@@ -23,6 +24,7 @@ use super::calls::{PLACEMENTS, Placement, affinity};
 use super::cli::{CliEnv, Contender, Mode};
 use super::cold;
 use super::launch::{self, Echo, Env, Live, Runner};
+use super::wire::Wire;
 
 /// Concurrent callers of the round-trip section (`--quick`: 1 and 4). The pool's `max`
 /// (and `warm`) is the number of callers, as the raw pipe gets one server per caller.
@@ -54,7 +56,9 @@ pub const WARM: [&str; 4] = [
     "warm_pool_recycled",
 ];
 /// Contenders of the round-trip section, in their JSON order.
-pub const ROUND_TRIP: [&str; 3] = ["raw_pipe", "session", "host"];
+pub const ROUND_TRIP: [&str; 4] = ["raw_pipe", "session", "host", "wire"];
+/// The `unavailable` key of the wire front end.
+pub const WIRE_KEY: &str = "host.round_trip_us.wire";
 
 /// Everything measured, raw.
 #[derive(Debug, Default)]
@@ -69,6 +73,8 @@ pub struct Samples {
     pub cpus: BTreeMap<Placement, (usize, usize)>,
     /// Section 2: the numbers of callers measured.
     pub callers: Vec<usize>,
+    /// What could not be measured here, and why (`unavailable` keys).
+    pub unavailable: Vec<(String, String)>,
     /// Section 3.
     pub memory: Memory,
     /// Section 4: ns from a recycled call's return until its replacement's JailReady.
@@ -358,12 +364,15 @@ fn wait_refill(
 // 2: steady-state round trips with concurrent callers.
 
 /// For each number of callers N: N raw-pipe servers (`floor echo 16`), N plugjail
-/// sessions, and a host whose pool has warm = max = N, all started and ready before any
-/// timing. Then, in each placement the machine offers (as the warm-call section: callers
-/// on one CPU and servers on the same one, or on another), rounds of one batch per
-/// contender in rotated order; a batch is N threads, each with its own server (its own
-/// echo process, its own session; the host's callers share the host), each making
-/// [`Plan::per_caller`] 16 B `echo` calls after a common start.
+/// sessions, a host whose pool has warm = max = N, and `plugjail host` with the same pool,
+/// all started and ready before any timing. Then, in each placement the machine offers
+/// (as the warm-call section: callers on one CPU and servers on the same one, or on
+/// another), rounds of one batch per contender in rotated order; a batch is N threads,
+/// each with its own server (its own echo process, its own session; the host's callers
+/// share the host, the wire's its one connection), each making [`Plan::per_caller`] 16 B
+/// `echo` calls after a common start. `plugjail host` itself runs on the callers' CPU
+/// (it is the host side, as `Host` runs on its callers' threads), its jails on the
+/// servers'.
 fn round_trips(
     env: &Env,
     floor: &Path,
@@ -382,6 +391,28 @@ fn round_trips(
         let id = format!("pool-{callers}");
         let host = start(env, vec![plugin(env, &id, callers, callers, None)])?;
         wait_idle(&host, &id, callers)?;
+        let wire = if samples.unavailable.iter().any(|(k, _)| k == WIRE_KEY) {
+            None
+        } else {
+            let config = env
+                .plugin
+                .with_file_name(format!("host-wire-{callers}.yaml"));
+            match Wire::start(
+                &env.plugjail,
+                &config,
+                &id,
+                &env.plugin,
+                &env.profile,
+                callers,
+            ) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    samples.unavailable.push((WIRE_KEY.into(), e.to_string()));
+                    None
+                }
+            }
+        };
+        let wire_pid = wire.as_ref().map(Wire::pid);
         for placement in PLACEMENTS {
             let (mine, theirs) = match (placement, allowed.as_slice()) {
                 (Placement::SameCpu, [a, ..]) => (*a, *a),
@@ -392,7 +423,13 @@ fn round_trips(
             // Caller threads inherit this thread's affinity.
             affinity::set(0, &[mine])?;
             let mut servers: Vec<i32> = echoes.iter().map(Echo::pid).collect();
-            servers.extend(serves(env).into_iter().filter_map(launch::deepest));
+            let mut serving = serves(env, std::process::id() as i32);
+            if let Some(pid) = wire_pid {
+                serving.retain(|&p| p != pid);
+                serving.extend(serves(env, pid));
+                affinity::set_process(pid, &[mine])?;
+            }
+            servers.extend(serving.into_iter().filter_map(launch::deepest));
             for pid in servers {
                 affinity::set_process(pid, &[theirs])?;
             }
@@ -400,14 +437,19 @@ fn round_trips(
                 echoes: &mut echoes,
                 sessions: &mut sessions,
                 host: &host,
+                wire: wire.as_ref(),
                 id: &id,
             };
             for round in 0..=plan.rounds {
                 let msg: Vec<u8> = (0..PAYLOAD)
                     .map(|i| u8::try_from((i * 7 + round) % 251).unwrap_or(0))
                     .collect();
-                for i in 0..ROUND_TRIP.len() {
-                    let name = ROUND_TRIP[(round + i) % ROUND_TRIP.len()];
+                let contenders: Vec<&'static str> = ROUND_TRIP
+                    .into_iter()
+                    .filter(|c| *c != "wire" || rig.wire.is_some())
+                    .collect();
+                for i in 0..contenders.len() {
+                    let name = contenders[(round + i) % contenders.len()];
                     let (times, rate) = rig.batch(name, plan.per_caller(callers), &msg)?;
                     if round == 0 {
                         continue; // warm-up
@@ -419,6 +461,9 @@ fn round_trips(
             }
         }
         affinity::set(0, &allowed)?;
+        if let Some(w) = wire {
+            w.finish()?;
+        }
         drop(host);
         for live in sessions {
             live.finish()?;
@@ -435,6 +480,7 @@ struct Rig<'a> {
     echoes: &'a mut [Echo],
     sessions: &'a mut [Live],
     host: &'a Host,
+    wire: Option<&'a Wire>,
     id: &'a str,
 }
 
@@ -465,6 +511,19 @@ impl Rig<'_> {
                         })
                     })
                     .collect(),
+                "wire" => {
+                    let (wire, id) = (self.wire, self.id);
+                    (0..callers)
+                        .map(|_| {
+                            s.spawn(move || {
+                                caller(barrier, per, msg, |m| match wire {
+                                    Some(w) => check(&w.call(id, "echo", m)?, m),
+                                    None => Err(not_ready(id, "no plugjail host")),
+                                })
+                            })
+                        })
+                        .collect()
+                }
                 _ => {
                     let (host, id) = (self.host, self.id);
                     (0..callers)
@@ -582,7 +641,7 @@ fn step(env: &Env, jails: usize) -> Step {
         host: usage(),
         ..Step::default()
     };
-    for serve in serves(env) {
+    for serve in serves(env, std::process::id() as i32) {
         s.serve_rss += status_kib(serve, "VmRSS:").unwrap_or(0) * 1024;
         s.serve_pss += pss_kib(serve).unwrap_or(0) * 1024;
         for pid in launch::descendants(serve) {
@@ -593,9 +652,11 @@ fn step(env: &Env, jails: usize) -> Step {
     s
 }
 
-/// This process's `plugjail serve` children (every session's and every host jail's).
-fn serves(env: &Env) -> Vec<i32> {
-    launch::children(std::process::id() as i32)
+/// The `plugjail` children of `pid`: of this process, every session's and every host
+/// jail's `plugjail serve` (and `plugjail host`, if one runs); of `plugjail host`, its
+/// jails' `plugjail serve`.
+fn serves(env: &Env, pid: i32) -> Vec<i32> {
+    launch::children(pid)
         .into_iter()
         .filter(|&pid| {
             std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| e == env.plugjail)

@@ -14,6 +14,7 @@ mod launch;
 mod memory;
 mod report;
 mod stats;
+mod wire;
 
 use std::path::{Path, PathBuf};
 
@@ -198,12 +199,9 @@ pub fn run(bins: &Binaries, opts: &Options) -> Result<serde_json::Value, BenchEr
                 "the CLI bench's unjailed host (floor call) did not run here".into(),
             ));
         }
-        Some(host::run(
-            &env,
-            &built.floor,
-            floor_cold,
-            host::Plan::new(opts.quick),
-        )?)
+        let samples = host::run(&env, &built.floor, floor_cold, host::Plan::new(opts.quick))?;
+        unavailable.extend(samples.unavailable.iter().cloned());
+        Some(samples)
     } else {
         for section in host::SECTIONS {
             unavailable.push((section.into(), "plugjail sessions did not start".into()));
