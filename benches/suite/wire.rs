@@ -4,8 +4,10 @@
 //!
 //! Calling threads share the connection without a reader thread of their own: whoever
 //! waits for an answer and finds nobody reading reads frames until its own answer comes,
-//! leaving the others' answers for them. One caller thus reads its answer itself (no
-//! thread hop in the client), as a single-threaded client would.
+//! leaving the others' answers for them and waking only the thread each is for (and, when
+//! it leaves, one waiting thread to read next). One caller thus reads its answer itself
+//! (no thread hop in the client), as a single-threaded client would, and N callers cost
+//! one wake-up per answer.
 
 use std::collections::HashMap;
 use std::io::{BufReader, Read, Write};
@@ -13,7 +15,8 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use plugjail::host::wire::codec::{FrameType, HEADER_LEN, Request, decode_header, encode_request};
@@ -28,9 +31,6 @@ pub struct Wire {
     to: Mutex<ChildStdin>,
     from: Mutex<BufReader<ChildStdout>>,
     state: Mutex<State>,
-    /// Signalled when an answer is left for another caller or the reader's role is free,
-    /// and only while someone waits.
-    changed: Condvar,
     next_id: AtomicU64,
 }
 
@@ -38,10 +38,13 @@ pub struct Wire {
 struct State {
     /// A thread is reading frames.
     reading: bool,
-    /// Threads waiting on `changed`.
-    waiting: usize,
+    /// Threads parked until their answer is left for them or the reader's role is free,
+    /// by the id of the call they wait for.
+    waiting: HashMap<u64, Thread>,
     /// Answers read by a thread they were not for.
     answers: HashMap<u64, Answer>,
+    /// The stream failed: every waiting call fails.
+    broken: Option<String>,
 }
 
 /// A RESULT's output, or an ERROR's JSON.
@@ -105,7 +108,6 @@ impl Wire {
             to: Mutex::new(to),
             from: Mutex::new(BufReader::with_capacity(64 << 10, from)),
             state: Mutex::new(State::default()),
-            changed: Condvar::new(),
             next_id: AtomicU64::new(1),
         };
         wire.wait_ready(id, jails)?;
@@ -162,50 +164,52 @@ impl Wire {
     /// Waits for the answer to call `id`: left by another thread, or read by this one.
     fn answer(&self, id: u64) -> Result<Answer, BenchError> {
         loop {
-            let mut st = lock(&self.state);
-            loop {
+            {
+                let mut st = lock(&self.state);
                 if let Some(a) = st.answers.remove(&id) {
+                    st.waiting.remove(&id);
+                    // Woken to read next, maybe, and leaving instead: pass the role on.
+                    st.wake_reader();
                     return Ok(a);
                 }
-                if !st.reading {
-                    st.reading = true;
-                    break;
+                if let Some(why) = &st.broken {
+                    return Err(wire_error(why.clone()));
                 }
-                st.waiting += 1;
-                st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
-                st.waiting -= 1;
+                if st.reading {
+                    st.waiting.insert(id, std::thread::current());
+                    drop(st);
+                    // Woken (or spuriously): look again.
+                    std::thread::park();
+                    continue;
+                }
+                st.reading = true;
+                st.waiting.remove(&id);
             }
-            drop(st);
             let read = read_frame(&mut lock(&self.from), None);
             let mut st = lock(&self.state);
             st.reading = false;
-            let mine = match read {
-                Ok((kind, got, body)) if kind == FrameType::Result as u16 => Some((got, Ok(body))),
+            let (got, answer) = match read {
+                Ok((kind, got, body)) if kind == FrameType::Result as u16 => (got, Ok(body)),
                 Ok((kind, got, body)) if kind == FrameType::Error as u16 => {
-                    Some((got, Err(String::from_utf8_lossy(&body).into_owned())))
+                    (got, Err(String::from_utf8_lossy(&body).into_owned()))
                 }
-                Ok(_) => None, // events, and anything newer
+                // Events, and anything newer: read on.
+                Ok(_) => continue,
                 Err(e) => {
-                    if st.waiting > 0 {
-                        self.changed.notify_all();
+                    st.broken = Some(e.to_string());
+                    for t in st.waiting.values() {
+                        t.unpark();
                     }
                     return Err(e);
                 }
             };
-            let done = match mine {
-                Some((got, a)) if got == id => Some(a),
-                Some((got, a)) => {
-                    st.answers.insert(got, a);
-                    None
-                }
-                None => None,
-            };
-            // Someone else may read now, or find the answer left for it.
-            if st.waiting > 0 {
-                self.changed.notify_all();
+            if got == id {
+                st.wake_reader();
+                return Ok(answer);
             }
-            if let Some(a) = done {
-                return Ok(a);
+            st.answers.insert(got, answer);
+            if let Some(t) = st.waiting.get(&got) {
+                t.unpark();
             }
         }
     }
@@ -231,6 +235,19 @@ impl Wire {
                 what: "plugjail host",
                 status: status.to_string(),
             })
+        }
+    }
+}
+
+impl State {
+    /// When nobody reads and threads wait, wakes one of them to read next. Every thread
+    /// that leaves [`Wire::answer`] while others wait calls it, so a waiting thread is
+    /// never left without a reader.
+    fn wake_reader(&self) {
+        if !self.reading
+            && let Some(t) = self.waiting.values().next()
+        {
+            t.unpark();
         }
     }
 }
