@@ -25,6 +25,8 @@ use super::BenchError;
 
 /// How long the server may take to say HELLO and have its pools ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a call's answer may take (the default profile's call_time is 30 s).
+const CALL_TIMEOUT: Duration = Duration::from_secs(40);
 
 pub struct Wire {
     child: Child,
@@ -103,6 +105,15 @@ impl Wire {
         let (Some(to), Some(from)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(wire_error("no pipes".into()));
         };
+        // Read first, poll only when nothing is there (as `Channel` does), so that no
+        // read waits past its deadline.
+        // SAFETY: integer fcntl on the pipe this process holds; no memory passed.
+        let set = unsafe { libc::fcntl(from.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+        if set != 0 {
+            return Err(io("making plugjail host's stdout non-blocking")(
+                std::io::Error::last_os_error(),
+            ));
+        }
         let wire = Wire {
             child,
             to: Mutex::new(to),
@@ -123,7 +134,7 @@ impl Wire {
         let mut from = lock(&self.from);
         let mut ready = None;
         while ready.is_none_or(|n| n < jails) {
-            let (kind, _, body) = read_frame(&mut from, Some(deadline))?;
+            let (kind, _, body) = read_frame(&mut from, deadline)?;
             let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
             if kind == FrameType::Hello as u16 {
                 let idle = json["plugins"]
@@ -185,7 +196,7 @@ impl Wire {
                 st.reading = true;
                 st.waiting.remove(&id);
             }
-            let read = read_frame(&mut lock(&self.from), None);
+            let read = read_frame(&mut lock(&self.from), Instant::now() + CALL_TIMEOUT);
             let mut st = lock(&self.state);
             st.reading = false;
             let (got, answer) = match read {
@@ -256,12 +267,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Reads one frame; with a deadline, waits at most until then for each read that finds
-/// nothing buffered.
-fn read_frame(
-    from: &mut BufReader<ChildStdout>,
-    deadline: Option<Instant>,
-) -> Result<Frame, BenchError> {
+/// Reads one frame, waiting for each part at most until `deadline`.
+fn read_frame(from: &mut BufReader<ChildStdout>, deadline: Instant) -> Result<Frame, BenchError> {
     let mut header = [0u8; HEADER_LEN];
     read_exact(from, &mut header, deadline)?;
     let h = decode_header(&header).map_err(|e| wire_error(e.to_string()))?;
@@ -273,18 +280,16 @@ fn read_frame(
 fn read_exact(
     from: &mut BufReader<ChildStdout>,
     mut buf: &mut [u8],
-    deadline: Option<Instant>,
+    deadline: Instant,
 ) -> Result<(), BenchError> {
     while !buf.is_empty() {
-        if let Some(deadline) = deadline
-            && from.buffer().is_empty()
-        {
-            wait_readable(from.get_ref(), deadline)?;
-        }
         match from.read(buf) {
             Ok(0) => return Err(wire_error("its stdout ended".into())),
             Ok(n) => buf = &mut buf[n..],
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                wait_readable(from.get_ref(), deadline)?;
+            }
             Err(e) => return Err(io("reading plugjail host's stdout")(e)),
         }
     }
@@ -295,7 +300,9 @@ fn wait_readable(from: &ChildStdout, deadline: Instant) -> Result<(), BenchError
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(wire_error("no HELLO or ready pool in time".into()));
+            return Err(wire_error(
+                "no frame in time (HELLO, a ready pool, or an answer)".into(),
+            ));
         }
         let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
         let mut pfd = libc::pollfd {
