@@ -19,6 +19,7 @@
 # It runs from any directory and writes nothing in the source tree but target/ (when it
 # builds).
 set -euo pipefail
+umask 022 # whatever the caller's umask, installed directories are 0755
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 prefix=/usr/local
