@@ -219,10 +219,16 @@ fn the_layout_is_as_documented() {
         for e in entries {
             let name = e.expect("read_dir").file_name();
             let name = name.to_string_lossy();
-            shipped.push(match dir {
-                "profiles" => format!("share/plugjail/profiles/{name}"),
-                _ => format!("include/plugjail/{name}"),
-            });
+            // What install.sh installs from there: profiles, and C/C++ headers.
+            match dir {
+                "profiles" if name.ends_with(".yaml") => {
+                    shipped.push(format!("share/plugjail/profiles/{name}"));
+                }
+                "include/plugjail" if name.ends_with(".h") || name.ends_with(".hpp") => {
+                    shipped.push(format!("include/plugjail/{name}"));
+                }
+                _ => {}
+            }
         }
     }
     files.extend(shipped.iter().map(String::as_str));
