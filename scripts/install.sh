@@ -27,7 +27,7 @@ destdir=${DESTDIR:-}
 bindir_from=
 docs=1
 uninstall=0
-usage() { sed -n '5,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '6,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while (($#)); do
   case $1 in
     --prefix) prefix=${2:?--prefix needs a directory}; shift 2 ;;
@@ -51,6 +51,10 @@ case $prefix in
 esac
 prefix=${prefix%/}
 [ -n "$prefix" ] || fail "--prefix / is not supported (use /usr)"
+# The prefix is written into the pkg-config files (by sed) and man pages.
+case $prefix in
+  *[\|\&\\]* | *$'\n'*) fail "--prefix must not contain |, &, \\ or a newline (got $prefix)" ;;
+esac
 if [ -n "$destdir" ]; then
   destdir=$(realpath -m -- "$destdir")
 fi
