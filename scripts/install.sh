@@ -140,7 +140,7 @@ put_output 0644 "$schemadir/host.schema.json" "$bindir_from/plugjail" schema --h
 # Headers: the plugin ABI, and whatever host clients include/plugjail/ holds.
 put 0644 "$root/include/plugjail.h" "$includedir/plugjail.h"
 shopt -s nullglob
-for h in "$root"/include/plugjail/*.h "$root"/include/plugjail/*.hpp; do
+for h in "$root"/include/plugjail/*.h*; do
   put 0644 "$h" "$includedir/plugjail/${h##*/}"
 done
 shopt -u nullglob

@@ -219,12 +219,12 @@ fn the_layout_is_as_documented() {
         for e in entries {
             let name = e.expect("read_dir").file_name();
             let name = name.to_string_lossy();
-            // What install.sh installs from there: profiles, and C/C++ headers.
+            // What install.sh installs from there: profiles, and C/C++ headers (*.h*).
             match dir {
                 "profiles" if name.ends_with(".yaml") => {
                     shipped.push(format!("share/plugjail/profiles/{name}"));
                 }
-                "include/plugjail" if name.ends_with(".h") || name.ends_with(".hpp") => {
+                "include/plugjail" if name.contains(".h") => {
                     shipped.push(format!("include/plugjail/{name}"));
                 }
                 _ => {}
