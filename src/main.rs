@@ -172,6 +172,22 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
     },
+    /// Host many plugins for an application in any language: warm pools of jails, calls in
+    /// parallel, cancellation, events (see docs/host-protocol.md).
+    ///
+    /// The protocol runs on stdin (frames from the application) and stdout (frames to it;
+    /// nothing else is written there), or with --listen on a unix socket (mode 0600, for
+    /// this user and root). Human text goes to stderr. Exit status: 0 after SHUTDOWN, the
+    /// end of stdin, SIGTERM, SIGINT or SIGHUP (every jail ended, every call answered);
+    /// 2 the configuration is invalid; 125 the host could not start.
+    Host {
+        /// The host configuration (YAML): the plugins, their profiles and pools.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Serve a unix stream socket created at PATH instead of stdin/stdout.
+        #[arg(long, value_name = "PATH")]
+        listen: Option<PathBuf>,
+    },
 }
 
 /// `exec --exit-status`.
@@ -255,6 +271,12 @@ fn main() -> ExitCode {
                 report,
             },
         )),
+        Command::Host { config, listen } => {
+            ExitCode::from(plugjail::host::wire::run(&plugjail::host::wire::Options {
+                config,
+                listen,
+            }))
+        }
     };
     plugjail::timing::report();
     code

@@ -24,7 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum { HELLO = 1, CALL = 2, RESULT = 3, ERROR = 4, LOG = 5, SHUTDOWN = 6 };
+enum { HELLO = 1, CALL = 2, RESULT = 3, ERROR = 4, LOG = 5, SHUTDOWN = 6, SESSION = 7 };
 enum { HEADER_LEN = 16 };
 
 static const char *const error_kinds[] = {
@@ -86,7 +86,7 @@ static int read_frame(int fd, struct frame *f, uint32_t cap, size_t *room) {
     f->len = get_u32(h);
     f->type = get_u16(h + 4);
     f->id = get_u64(h + 8);
-    if (get_u16(h + 6) != 0 || f->type < HELLO || f->type > SHUTDOWN) {
+    if (get_u16(h + 6) != 0 || f->type < HELLO || f->type > SESSION) {
         fprintf(stderr, "host: protocol violation: bad frame type or flags\n");
         return -1;
     }
@@ -176,7 +176,13 @@ int main(int argc, char **argv) {
     struct frame f = {0};
     size_t room = 0;
     int status = 2;
-    /* 1. HELLO (LOG frames may come first; ERROR with id 0 means the plugin never ran). */
+    /* 1. plugjail's SESSION (the frame cap: this host keeps its own smaller one), then
+     * HELLO (LOG frames may come first; ERROR with id 0 means the plugin never ran). */
+    if (read_frame(rd, &f, cap, &room)) goto out;
+    if (f.type != SESSION || f.len < 24) {
+        fprintf(stderr, "host: protocol violation: the first frame is not SESSION\n");
+        goto out;
+    }
     for (;;) {
         if (read_frame(rd, &f, cap, &room)) goto out;
         if (f.type == LOG) { log_frame(&f); continue; }

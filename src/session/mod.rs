@@ -85,8 +85,6 @@ pub struct SessionOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
-    #[error("{path}: the profile is not valid:\n{errors}")]
-    Profile { path: PathBuf, errors: String },
     #[error(
         "cannot find the plugjail executable (looked at {looked}); set SessionOptions::plugjail"
     )]
@@ -169,10 +167,12 @@ pub struct Session {
     channel: Option<Channel>,
     status: Option<File>,
     handshake_timeout: Duration,
-    call_timeout: Duration,
+    /// SessionOptions::call_timeout; else the profile's (from SESSION), else 60 s.
+    call_timeout: Option<Duration>,
     calls: u64,
     fault: Option<HostFault>,
-    /// The profile's `limits.call_time`: a missed deadline equal to it is the profile's.
+    /// The profile's `limits.call_time` (from SESSION): a missed deadline equal to it is
+    /// the profile's.
     profile_call_time: Option<Duration>,
     /// The stub's startup ERROR frame (kind, status, message), for the verdict.
     startup: Option<(ErrorKind, i32, String)>,

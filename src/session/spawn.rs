@@ -10,14 +10,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use super::{Session, SessionError, SessionOptions};
-use crate::profile;
 use crate::protocol::Channel;
 
 /// Deadline for the HELLO when the profile sets no call_time (loading a plugin and its
 /// init are bounded by wall_time in the jail; this bounds the host's wait).
 const DEFAULT_HANDSHAKE: Duration = Duration::from_secs(30);
-/// Per-call deadline when the profile sets no call_time and the options none either.
-const DEFAULT_CALL: Duration = Duration::from_secs(60);
 
 /// Where the three descriptors go in `plugjail serve`.
 const SERVE_IN: RawFd = 3;
@@ -141,7 +138,7 @@ impl Session {
         // dup2) on the vector the closure owns (allocated before the fork), and allocates
         // nothing.
         unsafe { cmd.pre_exec(move || move_fds(&moves)) };
-        let mut child = cmd.spawn().map_err(|source| SessionError::Spawn {
+        let child = cmd.spawn().map_err(|source| SessionError::Spawn {
             path: plugjail.clone(),
             source,
         })?;
@@ -150,38 +147,21 @@ impl Session {
             drop(theirs);
             super::control::Control::new(ours)
         });
-        // The host needs max_message and call_time. Read the profile while `plugjail
-        // serve` starts (and reads it too) on another CPU: off the cold start's critical
-        // path. A broken profile stops that process before it is reported.
-        let prof = match profile::load(&opts.profile) {
-            Ok(p) => p,
-            Err(e) => {
-                // Our own child, by its handle: it fails on the same profile anyway.
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(SessionError::Profile {
-                    path: opts.profile.clone(),
-                    errors: e.to_string(),
-                });
-            }
-        };
-        let mut channel = Channel::new(from_stub_r, to_stub_w, prof.limits.max_message)?;
+        // The frame cap and the profile's call_time come in plugjail serve's SESSION
+        // frame: the host never reads the profile.
+        let mut channel = Channel::for_serve(from_stub_r, to_stub_w)?;
         if let Some(f) = opts.on_log.clone() {
             channel.set_log_handler(Box::new(move |level, text| f(level, text)));
         }
-        let call_timeout = opts
-            .call_timeout
-            .or(prof.limits.call_time)
-            .unwrap_or(DEFAULT_CALL);
         Ok(Session {
             child: Some(child),
             channel: Some(channel),
             status: Some(File::from(status_r)),
             handshake_timeout: opts.handshake_timeout.unwrap_or(DEFAULT_HANDSHAKE),
-            call_timeout,
+            call_timeout: opts.call_timeout,
             calls: 0,
             fault: None,
-            profile_call_time: prof.limits.call_time,
+            profile_call_time: None,
             startup: None,
             report: opts.report.clone(),
             peak_buffer: 0,

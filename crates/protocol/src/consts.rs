@@ -28,6 +28,8 @@ pub enum FrameType {
     Log = 5,
     /// Host → stub: finish the session cleanly.
     Shutdown = 6,
+    /// plugjail serve → host, before the jail exists: the frame cap and the deadlines.
+    Session = 7,
 }
 
 impl FrameType {
@@ -39,6 +41,7 @@ impl FrameType {
             4 => FrameType::Error,
             5 => FrameType::Log,
             6 => FrameType::Shutdown,
+            7 => FrameType::Session,
             _ => return None,
         })
     }
@@ -51,6 +54,7 @@ impl FrameType {
             FrameType::Error => "ERROR",
             FrameType::Log => "LOG",
             FrameType::Shutdown => "SHUTDOWN",
+            FrameType::Session => "SESSION",
         }
     }
 }

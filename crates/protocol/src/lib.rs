@@ -25,7 +25,7 @@ mod tests;
 pub use channel::{Channel, ChannelError};
 pub use consts::{ErrorKind, FrameType};
 pub use frame::{Frame, FrameReader, FrameWriter, ReadError};
-pub use payload::Hello;
+pub use payload::{Hello, SessionInfo};
 
 /// A frame that breaks the protocol. Messages name what was wrong, for the verdict.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
