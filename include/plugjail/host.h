@@ -26,7 +26,8 @@
  *
  * - Spawns `plugjail serve --profile P --plugin SO --fds 3,4 --status-fd 5` with
  *   posix_spawn (never fork: a host may have threads). plugjail is found at the path in
- *   the options, else at $PLUGJAIL, else on PATH; the error says where it looked.
+ *   the options, else at $PLUGJAIL, else on PATH; the error says where it looked. A path
+ *   that is given but does not work is an error, never a reason to run another plugjail.
  * - Reads the SESSION frame first (the frame cap, call_time and idle_time, written by
  *   plugjail itself before the jail exists), then the plugin's HELLO.
  * - Calls with a deadline. On expiry it tells plugjail with sigqueue(SIGUSR1, the deadline
@@ -63,9 +64,13 @@
 #ifndef PLUGJAIL_HOST_H
 #define PLUGJAIL_HOST_H
 
-#if defined(__STRICT_ANSI__) && !defined(__cplusplus) && defined(_FEATURES_H) &&              \
-    !defined(_POSIX_C_SOURCE) && !defined(_XOPEN_SOURCE) && !defined(_GNU_SOURCE)
-#error "plugjail/host.h needs POSIX: define _POSIX_C_SOURCE 200809L (or _GNU_SOURCE) before any #include, or include plugjail/host.h first"
+/* In strict ISO C, POSIX.1-2008 must be asked for before the first system header. (glibc
+ * says _POSIX_C_SOURCE 199506L by itself under -pthread: not enough either.) */
+#if !defined(__cplusplus) && !defined(_GNU_SOURCE) && !defined(_DEFAULT_SOURCE) &&          \
+    !(defined(_XOPEN_SOURCE) && _XOPEN_SOURCE >= 700) &&                                    \
+    ((defined(_POSIX_C_SOURCE) && _POSIX_C_SOURCE < 200809L) ||                             \
+     (!defined(_POSIX_C_SOURCE) && defined(_FEATURES_H)))
+#error "plugjail/host.h: define _POSIX_C_SOURCE 200809L before any #include, or include it first"
 #endif
 
 #if defined(__STRICT_ANSI__) && !defined(__cplusplus) && !defined(_POSIX_C_SOURCE) &&      \
@@ -202,7 +207,9 @@ typedef void (*plugjail_log_fn)(void *user, uint32_t level, const unsigned char 
 struct plugjail_options {
     const char *profile;          /* required: the profile (YAML) */
     const char *plugin;           /* required: the plugin .so */
-    const char *plugjail;         /* the plugjail executable; NULL: $PLUGJAIL, then PATH */
+    const char *plugjail;         /* the plugjail executable: a path, or a name to look up
+                                     on PATH; NULL: $PLUGJAIL (the same), else `plugjail`
+                                     on PATH */
     const char *const *extra_args; /* more `plugjail serve` arguments, NULL-terminated (e.g.
                                      "--report", FILE, "--cpus", "0-1"); NULL: none */
     plugjail_log_fn on_log;       /* LOG frames; NULL: dropped */
@@ -315,18 +322,21 @@ static inline void pjh_put(unsigned char *p, uint64_t v, int n) {
     for (int i = 0; i < n; i++) p[i] = (unsigned char)(v >> (8 * i));
 }
 
-/* Milliseconds on the monotonic clock. */
-static inline int64_t pjh_now_ms(void) {
+/* Microseconds on the monotonic clock: deadlines are kept in these, so that a deadline
+ * of N ms never passes after less than N ms. */
+static inline int64_t pjh_now_us(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+    return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
 }
 
-/* poll's timeout until `deadline` (ms on pjh_now_ms's clock; < 0: none), rounded up. */
+/* poll's timeout (ms) until `deadline` (us on pjh_now_us's clock; < 0: none), rounded
+ * up. */
 static inline int pjh_poll_timeout(int64_t deadline) {
     if (deadline < 0) return -1;
-    int64_t left = deadline - pjh_now_ms();
+    int64_t left = deadline - pjh_now_us();
     if (left <= 0) return 0;
+    left = (left + 999) / 1000;
     return left > INT_MAX ? INT_MAX : (int)left;
 }
 
@@ -1101,34 +1111,10 @@ static inline void pjh_append(char *buf, size_t size, size_t *len, const char *s
     buf[*len] = '\0';
 }
 
-/* The executable to run, as a new string (free() it); NULL with err filled. */
-static inline char *pjh_find_plugjail(const char *given, struct plugjail_error *err) {
-    if (given && *given) {
-        int e = pjh_executable(given);
-        if (e) {
-            pjh_fail(err, PLUGJAIL_E_NOT_FOUND, e,
-                     "cannot run plugjail at %s (the path given in plugjail_options.plugjail): "
-                     "%s",
-                     given, strerror(e));
-            return NULL;
-        }
-        char *r = strdup(given);
-        if (!r) pjh_fail(err, PLUGJAIL_E_NOMEM, ENOMEM, "out of memory");
-        return r;
-    }
-    const char *env = getenv("PLUGJAIL");
-    if (env && *env) {
-        int e = pjh_executable(env);
-        if (e) {
-            pjh_fail(err, PLUGJAIL_E_NOT_FOUND, e,
-                     "cannot run plugjail at %s (from the PLUGJAIL environment variable): %s",
-                     env, strerror(e));
-            return NULL;
-        }
-        char *r = strdup(env);
-        if (!r) pjh_fail(err, PLUGJAIL_E_NOMEM, ENOMEM, "out of memory");
-        return r;
-    }
+/* `name` on PATH (a name without '/'), as a new string; NULL with err filled. `whence`
+ * says why that name was looked for, for the error. */
+static inline char *pjh_search_path(const char *name, const char *whence,
+                                    struct plugjail_error *err) {
     const char *path = getenv("PATH");
     char fallback[256];
     int path_set = path != NULL;
@@ -1137,7 +1123,7 @@ static inline char *pjh_find_plugjail(const char *given, struct plugjail_error *
         path = n > 0 && n <= sizeof fallback ? fallback : "/usr/bin:/bin";
     }
     char looked[PLUGJAIL_MESSAGE_MAX / 2];
-    size_t looked_len = 0;
+    size_t looked_len = 0, name_len = strlen(name);
     looked[0] = '\0';
     char cand[PJH_PATH_MAX];
     for (const char *p = path;;) {
@@ -1148,9 +1134,10 @@ static inline char *pjh_find_plugjail(const char *given, struct plugjail_error *
             dir = ".";
             n = 1;
         }
-        if (n + sizeof "/plugjail" <= sizeof cand) {
+        if (n + 1 + name_len < sizeof cand) {
             memcpy(cand, dir, n);
-            memcpy(cand + n, "/plugjail", sizeof "/plugjail");
+            cand[n] = '/';
+            memcpy(cand + n + 1, name, name_len + 1);
             if (pjh_executable(cand) == 0) {
                 char *r = strdup(cand);
                 if (!r) pjh_fail(err, PLUGJAIL_E_NOMEM, ENOMEM, "out of memory");
@@ -1162,15 +1149,47 @@ static inline char *pjh_find_plugjail(const char *given, struct plugjail_error *
         if (!colon) break;
         p = colon + 1;
     }
-    if (looked_len >= sizeof looked - 1) {
-        memcpy(looked + sizeof looked - 5, "...", 4);
-    }
+    if (looked_len >= sizeof looked - 1) memcpy(looked + sizeof looked - 5, "...", 4);
     pjh_fail(err, PLUGJAIL_E_NOT_FOUND, ENOENT,
-             "cannot find the plugjail executable: no path in plugjail_options.plugjail, "
-             "PLUGJAIL is not set, and none on %s (looked at %s); install plugjail, or set "
-             "PLUGJAIL=/path/to/plugjail",
-             path_set ? "PATH" : "the default PATH", looked_len ? looked : "nothing");
+             "cannot find the plugjail executable: %s, and no %s on %s (looked at %s); "
+             "install plugjail, or set PLUGJAIL=/path/to/plugjail",
+             whence, name, path_set ? "PATH" : "the default PATH",
+             looked_len ? looked : "nothing");
     return NULL;
+}
+
+/* `path` if it names an executable file, as a new string; NULL with err filled. */
+static inline char *pjh_use_path(const char *path, const char *whence,
+                                 struct plugjail_error *err) {
+    int e = pjh_executable(path);
+    if (e) {
+        pjh_fail(err, PLUGJAIL_E_NOT_FOUND, e, "cannot run plugjail at %s (%s): %s", path, whence,
+                 strerror(e));
+        return NULL;
+    }
+    char *r = strdup(path);
+    if (!r) pjh_fail(err, PLUGJAIL_E_NOMEM, ENOMEM, "out of memory");
+    return r;
+}
+
+/* The executable to run, as a new string (free() it); NULL with err filled. The path in
+ * the options, else $PLUGJAIL, else `plugjail` on PATH. A name without '/' (in the
+ * options or $PLUGJAIL) is looked up on PATH, as execvp does. A path given that does not
+ * work is an error, not a reason to look elsewhere. */
+static inline char *pjh_find_plugjail(const char *given, struct plugjail_error *err) {
+    if (given && *given) {
+        if (!strchr(given, '/'))
+            return pjh_search_path(given, "plugjail_options.plugjail names it", err);
+        return pjh_use_path(given, "the path given in plugjail_options.plugjail", err);
+    }
+    const char *env = getenv("PLUGJAIL");
+    if (env && *env) {
+        if (!strchr(env, '/'))
+            return pjh_search_path(env, "the PLUGJAIL environment variable names it", err);
+        return pjh_use_path(env, "from the PLUGJAIL environment variable", err);
+    }
+    return pjh_search_path("plugjail",
+                           "no path in plugjail_options.plugjail, PLUGJAIL is not set", err);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -1372,6 +1391,8 @@ static inline int pjh_log_frame(struct plugjail_session *s, struct plugjail_erro
  * PLUGJAIL_E_PROTOCOL (malformed; reported). */
 static inline int pjh_error_payload(struct plugjail_session *s, uint32_t *kind, int32_t *status,
                                     struct plugjail_error *err) {
+    *kind = 0;
+    *status = 0;
     if (s->f_len < 8) return pjh_violation(s, err, "an ERROR frame too short");
     *kind = pjh_u32(s->buf);
     *status = (int32_t)pjh_u32(s->buf + 4);
@@ -1496,8 +1517,8 @@ static inline int pjh_frame_outside_call(struct plugjail_session *s, struct plug
     if (s->phase == PJH_WANT_HELLO && s->f_type == PJH_HELLO && s->f_id == 0)
         return pjh_hello_frame(s, err);
     if (s->phase == PJH_WANT_HELLO && s->f_type == PJH_ERROR && s->f_id == 0) {
-        uint32_t kind;
-        int32_t status;
+        uint32_t kind = 0;
+        int32_t status = 0;
         int bad = pjh_error_payload(s, &kind, &status, err);
         if (bad) return bad;
         if (kind < PLUGJAIL_ERROR_LOAD_FAILED)
@@ -1570,15 +1591,15 @@ static inline int pjh_wait(struct plugjail_session *s, int write_fd, int64_t dea
 /* Reads SESSION and HELLO (LOG frames before them go to the callback). */
 static inline int plugjail_session_start(struct plugjail_session *s, struct plugjail_error *err) {
     if (!s) return pjh_fail(err, PLUGJAIL_E_INVALID, EINVAL, "no session");
+    if (PJH_LOAD(&s->cancelled)) return pjh_cancelled(s, err);
     if (s->phase == PJH_READY) {
         pjh_clear(err);
         return 0;
     }
-    if (PJH_LOAD(&s->cancelled) && s->phase != PJH_OVER) return pjh_cancelled(s, err);
     if (s->phase == PJH_OVER)
         return pjh_fail(err, PLUGJAIL_E_ENDED, 0,
                         "the session has ended; close() gives the verdict");
-    int64_t deadline = pjh_now_ms() + s->start_timeout_ms;
+    int64_t deadline = pjh_now_us() + s->start_timeout_ms * 1000;
     for (;;) {
         int rc = pjh_read_step(s);
         if (rc == 1) {
@@ -1613,6 +1634,7 @@ static inline int plugjail_session_start(struct plugjail_session *s, struct plug
         int woken = 0, can_write = 0;
         int w = pjh_wait(s, -1, deadline, &woken, &can_write);
         if (woken) return pjh_cancelled(s, err);
+        if (w == 0 && pjh_now_us() < deadline) continue;
         if (w == 0)
             return pjh_deadline_passed(s, s->start_timeout_ms, err,
                                        "the plugin did not start (SESSION and HELLO)");
@@ -1626,12 +1648,14 @@ static inline int plugjail_session_start(struct plugjail_session *s, struct plug
 }
 
 /* The plugin's HELLO once plugjail_session_start() (or a call) has read it, else NULL. */
-static inline const struct plugjail_hello *plugjail_session_hello(const struct plugjail_session *s) {
+static inline const struct plugjail_hello *
+plugjail_session_hello(const struct plugjail_session *s) {
     return s && s->hello_mem ? &s->hello : NULL;
 }
 
 /* plugjail's SESSION figures once read (after start), else NULL. */
-static inline const struct plugjail_limits *plugjail_session_limits(const struct plugjail_session *s) {
+static inline const struct plugjail_limits *
+plugjail_session_limits(const struct plugjail_session *s) {
     return s && s->limits.protocol_version ? &s->limits : NULL;
 }
 
@@ -1653,7 +1677,8 @@ static inline void pjh_sigpipe_block(struct pjh_sigpipe *g) {
     sigaddset(&set, SIGPIPE);
     g->was_pending = 0;
     g->blocked = pthread_sigmask(SIG_BLOCK, &set, &g->old) == 0;
-    if (g->blocked && sigpending(&pending) == 0) g->was_pending = sigismember(&pending, SIGPIPE) == 1;
+    if (g->blocked && sigpending(&pending) == 0)
+        g->was_pending = sigismember(&pending, SIGPIPE) == 1;
 }
 
 /* Consumes the SIGPIPE our write raised (not one that was pending already), then puts the
@@ -1703,12 +1728,9 @@ static inline int plugjail_session_call(struct plugjail_session *s, const char *
     if (mlen == 0 || mlen > 255)
         return pjh_fail(err, PLUGJAIL_E_INVALID, EINVAL,
                         "a method name is 1 to 255 bytes (this one has %zu)", mlen);
-    int64_t start = pjh_now_ms();
-    if (s->phase != PJH_READY) {
-        int rc = plugjail_session_start(s, err);
-        if (rc) return rc;
-    }
-    if (PJH_LOAD(&s->cancelled)) return pjh_cancelled(s, err);
+    int64_t start = pjh_now_us();
+    int rc = plugjail_session_start(s, err); /* at once when it has started */
+    if (rc) return rc;
     if (len > s->cap || 1 + mlen + len > s->cap)
         return pjh_fail(err, PLUGJAIL_E_TOO_LARGE, 0,
                         "an input of %zu bytes does not fit in a frame of at most %lu bytes "
@@ -1729,7 +1751,7 @@ static inline int plugjail_session_call(struct plugjail_session *s, const char *
     iov[1].iov_len = len;
     int niov = len ? 2 : 1, first = 0;
     int writing = 1, epipe = 0;
-    int64_t deadline = deadline_ms > 0 ? start + deadline_ms : -1;
+    int64_t deadline = deadline_ms > 0 ? start + (int64_t)deadline_ms * 1000 : -1;
     struct pjh_sigpipe guard;
     pjh_sigpipe_block(&guard);
     int result = 0;
@@ -1791,8 +1813,8 @@ static inline int plugjail_session_call(struct plugjail_session *s, const char *
                     result = 0;
                     break;
                 }
-                uint32_t kind;
-                int32_t status;
+                uint32_t kind = 0;
+                int32_t status = 0;
                 result = pjh_error_payload(s, &kind, &status, err);
                 if (result) break;
                 if (kind >= PLUGJAIL_ERROR_LOAD_FAILED) {
@@ -1829,6 +1851,7 @@ static inline int plugjail_session_call(struct plugjail_session *s, const char *
             result = pjh_cancelled(s, err);
             break;
         }
+        if (w == 0 && pjh_now_us() < deadline) continue;
         if (w == 0) {
             result = pjh_deadline_passed(s, deadline_ms, err, "no answer");
             break;
@@ -2069,9 +2092,10 @@ static inline int plugjail_session_close(struct plugjail_session *s, struct plug
     if (!v) return PLUGJAIL_E_INVALID;
     pjh_verdict_defaults(v);
     if (!s) return PLUGJAIL_E_INVALID;
-    int64_t t0 = pjh_now_ms(), grace = s->close_timeout_ms;
+    int64_t t0 = pjh_now_us(), grace = s->close_timeout_ms * 1000;
     struct plugjail_error scratch;
-    if (PJH_LOAD(&s->cancelled) && s->fault == PLUGJAIL_FAULT_NONE) s->fault = PLUGJAIL_FAULT_CANCELLED;
+    if (PJH_LOAD(&s->cancelled) && s->fault == PLUGJAIL_FAULT_NONE)
+        s->fault = PLUGJAIL_FAULT_CANCELLED;
     /* 1. SHUTDOWN, when the session is healthy; then our write end closes either way (a
      *    stub that is waiting for a call sees end of file and exits 0). */
     if (s->to_stub >= 0 && s->phase == PJH_READY && s->fault == PLUGJAIL_FAULT_NONE) {
@@ -2127,12 +2151,12 @@ static inline int plugjail_session_close(struct plugjail_session *s, struct plug
         }
         if (s->status_fd >= 0 && pjh_read_status(s, &vbuf, &vlen, &vroom, &too_long) == 1) {
             pjh_close_fd(&s->status_fd);
-            verdict_at = pjh_now_ms();
+            verdict_at = pjh_now_us();
         }
-        int64_t now = pjh_now_ms();
+        int64_t now = pjh_now_us();
         /* plugjail serve is done. The channel ends with the jail; a second more for the
          * last LOG frames, unless a descriptor leaked into some other process. */
-        if (s->status_fd < 0 && (s->from_stub < 0 || now >= verdict_at + 1000)) break;
+        if (s->status_fd < 0 && (s->from_stub < 0 || now >= verdict_at + 1000000)) break;
         if (now >= t0 + grace && stage == 0) {
             pjh_signal(s, SIGTERM);
             stage = 1;
@@ -2155,7 +2179,7 @@ static inline int plugjail_session_close(struct plugjail_session *s, struct plug
             fds[n++].revents = 0;
         }
         int64_t next = t0 + (stage + 1) * grace;
-        if (verdict_at >= 0 && verdict_at + 1000 < next) next = verdict_at + 1000;
+        if (verdict_at >= 0 && verdict_at + 1000000 < next) next = verdict_at + 1000000;
         int r = poll(fds, n, pjh_poll_timeout(next));
         if (r < 0 && errno != EINTR) break;
     }
@@ -2190,7 +2214,8 @@ static inline int plugjail_session_close(struct plugjail_session *s, struct plug
             snprintf(why, sizeof why, "plugjail serve's verdict is longer than %u bytes",
                      (unsigned)PJH_VERDICT_MAX);
         else if (vlen > 0)
-            snprintf(why, sizeof why, "plugjail serve's verdict is malformed: %s", perr.message);
+            snprintf(why, sizeof why, "plugjail serve's verdict is malformed: %.500s",
+                     perr.message);
         else if (reaped && WIFEXITED(ws))
             snprintf(why, sizeof why,
                      "plugjail serve delivered no verdict (it exited with status %d)",
@@ -2225,6 +2250,8 @@ static inline int plugjail_session_close(struct plugjail_session *s, struct plug
                                               : strlen((char *)v->pjh_mem) + 1 + sizeof "unknown");
     }
     v->calls = s->calls;
+    if (PJH_LOAD(&s->cancelled) && s->fault == PLUGJAIL_FAULT_NONE)
+        s->fault = PLUGJAIL_FAULT_CANCELLED;
     v->host_fault = s->fault;
     if (s->fault == PLUGJAIL_FAULT_PROTOCOL && rc == 0) {
         /* plugjail saw only its own stop (SIGTERM); the violation is what ended it. */
