@@ -306,6 +306,8 @@ enum { PJH_FD_IN = 3, PJH_FD_OUT = 4, PJH_FD_STATUS = 5 };
 #else
 #define PJH_PATH_MAX 4096
 #endif
+/* Longer deadlines are taken as this one (about 31 years): no overflow in microseconds. */
+#define PJH_FOREVER_MS INT64_C(1000000000000)
 /* The longest verdict the client reads. */
 #define PJH_VERDICT_MAX (1u << 20)
 
@@ -1310,7 +1312,7 @@ static inline int pjh_deadline_passed(struct plugjail_session *s, int64_t ms,
 }
 
 static inline int pjh_cancelled(struct plugjail_session *s, struct plugjail_error *err) {
-    s->fault = PLUGJAIL_FAULT_CANCELLED;
+    if (s->fault == PLUGJAIL_FAULT_NONE) s->fault = PLUGJAIL_FAULT_CANCELLED;
     pjh_channel_over(s);
     return pjh_fail(err, PLUGJAIL_E_CANCELLED, 0,
                     "the session was cancelled; close() gives the verdict");
@@ -1751,6 +1753,7 @@ static inline int plugjail_session_call(struct plugjail_session *s, const char *
     iov[1].iov_len = len;
     int niov = len ? 2 : 1, first = 0;
     int writing = 1, epipe = 0;
+    if (deadline_ms > PJH_FOREVER_MS) deadline_ms = (long)PJH_FOREVER_MS;
     int64_t deadline = deadline_ms > 0 ? start + (int64_t)deadline_ms * 1000 : -1;
     struct pjh_sigpipe guard;
     pjh_sigpipe_block(&guard);
@@ -1931,6 +1934,8 @@ static inline struct plugjail_session *plugjail_session_open(const struct plugja
     s->log_user = o->log_user;
     s->start_timeout_ms = o->start_timeout_ms > 0 ? o->start_timeout_ms : 30000;
     s->close_timeout_ms = o->close_timeout_ms > 0 ? o->close_timeout_ms : 10000;
+    if (s->start_timeout_ms > PJH_FOREVER_MS) s->start_timeout_ms = PJH_FOREVER_MS;
+    if (s->close_timeout_ms > PJH_FOREVER_MS) s->close_timeout_ms = PJH_FOREVER_MS;
 
     /* Three pipes for plugjail serve: the channel (both ways) and the status pipe. The
      * child's ends are moved to 10 and above (still close-on-exec) so that each dup2 in
