@@ -427,8 +427,8 @@ fn the_verdict_parser_and_the_escaping_hold_up() {
     run(None, &cxx, &[], &[]).assert_ok("units (C++)");
 }
 
-/// plugjail_sanitize is src/text.rs's escaping, byte for byte: the C program escapes
-/// random texts, and `plugjail::text` must say the same.
+/// plugjail_sanitize is `plugjail::text`'s escaping (crates/protocol/src/text.rs), byte
+/// for byte: the C program escapes random texts, and Rust must say the same.
 #[test]
 fn the_c_escaping_matches_plugjails_own() {
     let prog = build("units", Lang::C, "tests/c_client/units.c", sanitizers());

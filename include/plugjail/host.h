@@ -43,7 +43,8 @@
  *   malformed input is an error, never a crash or a read past the end).
  * - Everything from the plugin side (LOG text, ERROR messages, HELLO names, the verdict's
  *   messages) is untrusted. plugjail_sanitize() and plugjail_print_record() escape it the
- *   way `plugjail call` does (src/text.rs) before it is shown to people.
+ *   way `plugjail call` does (crates/protocol/src/text.rs, `plugjail::text` in Rust)
+ *   before it is shown to people.
  *
  * Threads: one thread at a time per session for everything but plugjail_session_cancel(),
  * which any thread may call at any moment until plugjail_session_close() has returned.
@@ -428,7 +429,7 @@ static inline void plugjail_options_init(struct plugjail_options *o) {
 }
 
 /* ---------------------------------------------------------------------------------------
- * Untrusted text: UTF-8 and escaping (the rules of src/text.rs)
+ * Untrusted text: UTF-8 and escaping (the rules of crates/protocol/src/text.rs)
  *
  *   \            \\                 newline, CR, tab     \n \r \t
  *   other C0, DEL                   \xNN (\x1b, \x07, \x00, \x7f)
@@ -596,8 +597,8 @@ static inline int plugjail_fputs_sanitized(FILE *f, const void *text, size_t len
 }
 
 /* One record of plugin text as one line for people: `plugin[TAG]: TEXT\n`, TEXT escaped,
- * one trailing newline of it taken as the record's end (as `plugjail call` prints; src/
- * text.rs `record`). TAG: "debug", "info", "warn", "error", "output", "fail", or the
+ * one trailing newline of it taken as the record's end (as `plugjail call` prints;
+ * `plugjail::text::record`). TAG: "debug", "info", "warn", "error", "output", "fail", or the
  * host's own. Returns 0, or EOF when a write failed. */
 static inline int plugjail_print_record(FILE *f, const char *tag, const void *text, size_t len) {
     const unsigned char *p = (const unsigned char *)text;

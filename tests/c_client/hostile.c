@@ -6,7 +6,7 @@
  * Every LOG frame, the ERROR message, the plugin's names and the verdict's messages go to
  * stdout through plugjail_print_record / plugjail_fputs_sanitized. The driver then checks
  * that no raw ESC, BEL, CR, NUL, C1 or bidi control reached stdout, and that the escaped
- * forms did. The program itself checks plugjail_sanitize against src/text.rs's rules.
+ * forms did.
  */
 #include "check.h"
 

@@ -2,10 +2,10 @@
  * The C client's pure parts, without a jail (the driver builds this one with
  * AddressSanitizer and UBSan when the compiler has them, so an overread is a failure):
  *
- *   units               plugjail_sanitize / plugjail_print_record against src/text.rs's
- *                       own test cases; escaping round-trips; the verdict parser on good
- *                       verdicts, on every prefix and many mutations of one, and on
- *                       hostile JSON (deep nesting, bad escapes, huge numbers)
+ *   units               plugjail_sanitize / plugjail_print_record against the test cases
+ *                       of crates/protocol/src/text.rs; escaping round-trips; the verdict
+ *                       parser on good verdicts, on every prefix and many mutations of
+ *                       one, and on hostile JSON (deep nesting, bad escapes, huge numbers)
  *   units corpus N      N pseudo-random inputs, one per line: the input in hex, a tab, its
  *                       plugjail_sanitize, a tab, the same with PLUGJAIL_SANITIZE_QUOTE;
  *                       the driver compares each with plugjail::text in Rust
@@ -110,7 +110,7 @@ static size_t random_text(unsigned char *buf, size_t max) {
 }
 
 static void escaping(void) {
-    /* src/text.rs: clean_text_passes_unchanged_and_is_borrowed */
+    /* crates/protocol/src/text.rs: clean_text_passes_unchanged_and_is_borrowed */
     ESC("", "");
     ESC("hello, world", "hello, world");
     /* "größe 3 € — 日本語 ✓" */
