@@ -178,7 +178,7 @@ static int deadline_case(const char *profile, const char *so) {
     int rc = plugjail_session_call(s, "hang", "", 0, 300, NULL, NULL, &err);
     long long took = ms_since(&t0);
     CHECK(rc == PLUGJAIL_E_TIMEOUT, "hang: %s (%s)", err.message, plugjail_code_name(rc));
-    CHECK(took >= 300 && took < 2000, "returned after %lld ms", took);
+    CHECK(took >= 300 && took < 5000, "returned after %lld ms", took);
     struct plugjail_verdict v;
     rc = plugjail_session_close(s, &v);
     CHECK(rc == 0, "close");
@@ -242,7 +242,7 @@ static int stuck_start_case(const char *profile, const char *so) {
     int rc = plugjail_session_call(s, "noop", "", 0, 100, NULL, NULL, &err);
     long long took = ms_since(&t0);
     CHECK(rc == PLUGJAIL_E_TIMEOUT, "%s (%s)", err.message, plugjail_code_name(rc));
-    CHECK(took >= 700 && took < 3000, "after %lld ms", took);
+    CHECK(took >= 700 && took < 8000, "after %lld ms", took);
     struct plugjail_verdict v;
     rc = plugjail_session_close(s, &v);
     CHECK(rc == 0 && streq(v.outcome, "timeout") && streq(v.timeout_kind, "host") &&
@@ -263,7 +263,7 @@ static int stuck_close_case(const char *profile, const char *so) {
     struct plugjail_verdict v;
     rc = plugjail_session_close(s, &v);
     long long took = ms_since(&t0);
-    CHECK(took >= 500 && took < 5000, "close took %lld ms", took);
+    CHECK(took >= 500 && took < 8000, "close took %lld ms", took);
     CHECK(rc == 0 && streq(v.outcome, "signaled") && v.signal_number == SIGTERM &&
               v.calls == 1 && v.host_fault == PLUGJAIL_FAULT_NONE,
           "verdict");

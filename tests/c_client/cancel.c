@@ -17,16 +17,12 @@ struct hung {
     struct plugjail_session *s;
     volatile int returned;
     int rc;
-    long long took;
     struct plugjail_error err;
 };
 
 static void *hang(void *arg) {
     struct hung *h = (struct hung *)arg;
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     h->rc = plugjail_session_call(h->s, "hang", "", 0, 0, NULL, NULL, &h->err);
-    h->took = ms_since(&t0);
     h->returned = 1;
     return NULL;
 }
@@ -57,7 +53,7 @@ static int call_case(const char *profile, const char *so) {
     long long after = ms_since(&t0);
     CHECK(h.rc == PLUGJAIL_E_CANCELLED, "the hung call: %s (%s)", h.err.message,
           plugjail_code_name(h.rc));
-    CHECK(after < 2000, "returned %lld ms after cancel", after);
+    CHECK(after < 5000, "returned %lld ms after cancel", after);
     int rc = plugjail_session_call(h.s, "noop", "", 0, 1000, NULL, NULL, &err);
     CHECK(rc == PLUGJAIL_E_CANCELLED, "a call after cancel: %s", plugjail_code_name(rc));
     struct plugjail_verdict v;
@@ -76,15 +72,13 @@ struct closer {
     struct plugjail_session *s;
     struct plugjail_verdict v;
     int rc;
-    long long took;
+    volatile int returned;
 };
 
 static void *closer_main(void *arg) {
     struct closer *c = (struct closer *)arg;
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     c->rc = plugjail_session_close(c->s, &c->v);
-    c->took = ms_since(&t0);
+    c->returned = 1;
     return NULL;
 }
 
@@ -108,9 +102,13 @@ static int close_case(const char *profile, const char *so) {
     pthread_t t;
     CHECK(pthread_create(&t, NULL, closer_main, &c) == 0, "pthread_create");
     sleep_ms(300); /* close() has sent SHUTDOWN; shutdown() hangs */
+    CHECK(!c.returned, "close() is still waiting before the cancel");
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     plugjail_session_cancel(c.s);
     pthread_join(t, NULL);
-    CHECK(c.took >= 300 && c.took < 5000, "close returned after %lld ms", c.took);
+    long long after = ms_since(&t0);
+    CHECK(after < 5000, "close returned %lld ms after the cancel", after);
     CHECK(c.rc == 0 && streq(c.v.outcome, "signaled") && c.v.signal_number == SIGTERM &&
               c.v.host_fault == PLUGJAIL_FAULT_CANCELLED && c.v.calls == 1,
           "verdict");
