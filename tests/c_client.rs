@@ -298,7 +298,7 @@ fn cancel_from_another_thread_ends_a_hung_call_at_once() {
     let crash = plugin("crash");
     let stuck = plugin_with("stuck", &["-DSTUCK_SHUTDOWN"]);
     for mode in jail_modes() {
-        for (case, so) in [("call", &crash), ("close", &stuck)] {
+        for (case, so) in [("call", &crash), ("signal", &crash), ("close", &stuck)] {
             let r = run(
                 Some(mode),
                 &prog,

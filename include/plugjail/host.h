@@ -2045,37 +2045,29 @@ static inline struct plugjail_session *plugjail_session_open(const struct plugja
     return s;
 }
 
-/* Status-pipe reading for close(): appends what is there; 1 at end of file. */
+/* Status-pipe reading for close(): appends what is there; 1 at end of file (or a read
+ * error). Past PJH_VERDICT_MAX bytes (or when memory runs out) it reads and drops the rest,
+ * so that plugjail can finish writing and exit, and sets *dropped. */
 static inline int pjh_read_status(struct plugjail_session *s, char **buf, size_t *len,
-                                  size_t *room, int *too_long) {
+                                  size_t *room, int *dropped) {
+    char sink[4096];
     for (;;) {
-        if (*len == *room) {
-            if (*room >= PJH_VERDICT_MAX) {
-                /* Read and drop the rest: the pipe must drain for plugjail to exit. */
-                char sink[4096];
-                ssize_t n = read(s->status_fd, sink, sizeof sink);
-                if (n > 0) {
-                    *too_long = 1;
-                    continue;
-                }
-                if (n == 0) return 1;
-                if (errno == EINTR) continue;
-                return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : 1;
-            }
+        if (!*dropped && *len == *room) {
             size_t nr = *room ? *room * 2 : 4096;
             if (nr > PJH_VERDICT_MAX) nr = PJH_VERDICT_MAX;
-            char *nb = (char *)realloc(*buf, nr);
-            if (!nb) {
-                *too_long = 1;
-                *room = PJH_VERDICT_MAX; /* drop the rest */
-                continue;
+            char *nb = nr > *room ? (char *)realloc(*buf, nr) : NULL;
+            if (nb) {
+                *buf = nb;
+                *room = nr;
+            } else {
+                *dropped = 1;
             }
-            *buf = nb;
-            *room = nr;
         }
-        ssize_t n = read(s->status_fd, *buf + *len, *room - *len);
+        char *dst = *dropped ? sink : *buf + *len;
+        size_t want = *dropped ? sizeof sink : *room - *len;
+        ssize_t n = read(s->status_fd, dst, want);
         if (n > 0) {
-            *len += (size_t)n;
+            if (!*dropped) *len += (size_t)n;
             continue;
         }
         if (n == 0) return 1;
@@ -2217,7 +2209,8 @@ static inline int plugjail_session_close(struct plugjail_session *s, struct plug
         rc = PLUGJAIL_E_VERDICT;
         char why[600];
         if (too_long)
-            snprintf(why, sizeof why, "plugjail serve's verdict is longer than %u bytes",
+            snprintf(why, sizeof why,
+                     "plugjail serve's verdict is longer than %u bytes (or memory ran out)",
                      (unsigned)PJH_VERDICT_MAX);
         else if (vlen > 0)
             snprintf(why, sizeof why, "plugjail serve's verdict is malformed: %.500s",

@@ -5,6 +5,7 @@
  *                                   E_CANCELLED soon after another thread's
  *                                   plugjail_session_cancel(); the verdict says plugjail
  *                                   was stopped (signaled, SIGTERM) and host_fault says why
+ *   cancel signal PROFILE CRASH_SO  the same from a SIGALRM handler on the waiting thread
  *   cancel close PROFILE STUCK_SO   cancel() while close() waits in another thread for a
  *                                   shutdown() that never returns: close() returns at once,
  *                                   with the verdict of the stop
@@ -117,6 +118,37 @@ static int close_case(const char *profile, const char *so) {
     return finish("cancel close");
 }
 
+static struct plugjail_session *volatile alarmed;
+
+static void on_alarm(int sig) {
+    (void)sig;
+    plugjail_session_cancel(alarmed); /* atomics, kill and write: fine in a handler */
+}
+
+/* The same from a signal handler, on the thread that waits in the call. */
+static int signal_case(const char *profile, const char *so) {
+    struct plugjail_session *s = open_or_die(profile, so, NULL, NULL);
+    struct plugjail_error err;
+    CHECK(plugjail_session_start(s, &err) == 0, "start: %s", err.message);
+    alarmed = s;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
+    alarm(1);
+    int rc = plugjail_session_call(s, "hang", "", 0, 0, NULL, NULL, &err);
+    CHECK(rc == PLUGJAIL_E_CANCELLED, "the hung call: %s (%s)", err.message,
+          plugjail_code_name(rc));
+    struct plugjail_verdict v;
+    rc = plugjail_session_close(s, &v);
+    CHECK(rc == 0 && streq(v.outcome, "signaled") && v.signal_number == SIGTERM &&
+              v.host_fault == PLUGJAIL_FAULT_CANCELLED,
+          "verdict");
+    if (failures) describe(&v);
+    plugjail_verdict_free(&v);
+    return finish("cancel signal");
+}
+
 int main(int argc, char **argv) {
     if (argc < 4) {
         fprintf(stderr, "usage: cancel CASE PROFILE PLUGIN\n");
@@ -124,6 +156,7 @@ int main(int argc, char **argv) {
     }
     if (streq(argv[1], "call")) return call_case(argv[2], argv[3]);
     if (streq(argv[1], "close")) return close_case(argv[2], argv[3]);
+    if (streq(argv[1], "signal")) return signal_case(argv[2], argv[3]);
     fprintf(stderr, "cancel: unknown case %s\n", argv[1]);
     return 64;
 }

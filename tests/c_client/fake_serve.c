@@ -108,6 +108,14 @@ static void verdict(const char *json) {
 static void end_ok(void) {
     char v[200];
     if (is("no_verdict")) _exit(0);
+    if (is("huge_verdict")) { /* 1.5 MiB of blanks first: more than a client keeps */
+        static char blanks[1u << 16];
+        memset(blanks, ' ', sizeof blanks);
+        for (int i = 0; i < 24; i++) {
+            blanks[sizeof blanks - 1] = '\0';
+            verdict(blanks);
+        }
+    }
     if (is("bad_verdict")) {
         verdict("{\"version\":1,\"outcome\":");
         _exit(0);

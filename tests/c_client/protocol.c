@@ -173,5 +173,14 @@ int main(int argc, char **argv) {
               strstr(v.message, "malformed"),
           "bad verdict: %d %s", rc, v.message ? v.message : "");
     plugjail_verdict_free(&v);
+    /* A verdict longer than the client keeps: read to the end (plugjail can exit), then
+     * refused. */
+    s = open_fake("huge_verdict");
+    CHECK(plugjail_session_start(s, &err) == 0, "huge_verdict: start");
+    rc = plugjail_session_close(s, &v);
+    CHECK(rc == PLUGJAIL_E_VERDICT && v.message && strstr(v.message, "longer than") &&
+              v.exit_status == 0,
+          "huge verdict: %d %s", rc, v.message ? v.message : "");
+    plugjail_verdict_free(&v);
     return finish("protocol");
 }
