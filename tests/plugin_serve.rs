@@ -224,3 +224,37 @@ fn the_c_host_example_runs_against_plugjail_serve() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("session ended cleanly after 1 call"), "{err}");
 }
+
+/// The first frame of a serve session is plugjail's SESSION, with the profile's frame cap
+/// and deadlines, written before the jail exists; a SESSION frame from the plugin's side
+/// later on is a protocol violation the host refuses.
+#[test]
+fn the_first_frame_is_plugjails_session_with_the_profiles_limits() {
+    let so = plugin("hello");
+    let dir = TempDir::new("session", 0o755);
+    let profile = extend_profile(
+        &dir,
+        "session",
+        "default",
+        "limits:\n  max_message: 64K\n  call_time: 7s\n  idle_time: 9s\n",
+    );
+    for mode in jail_modes() {
+        let (mut child, status) = raw_serve(mode, &profile, &so);
+        let mut out = child.stdout.take().expect("stdout");
+        let (kind, payload) = common::read_frame(&mut out).expect("a first frame");
+        assert_eq!(kind, 7, "[{}] the first frame is SESSION", mode.name());
+        let info = plugjail::protocol::SessionInfo::parse(&payload).expect("SESSION parses");
+        assert_eq!(info.max_message, 64 * 1024);
+        assert_eq!((info.call_time_ms, info.idle_time_ms), (7000, 9000));
+        drop(child.stdin.take());
+        let _ = child.wait();
+        assert_eq!(status_verdict(status)["outcome"], "ok");
+    }
+    // A Session learns its deadline from it, without reading the profile.
+    if let Some(&mode) = jail_modes().first() {
+        let mut s = spawn(&session_opts(mode, &profile, &so));
+        s.hello().expect("hello");
+        assert_eq!(s.call_timeout(), Duration::from_secs(7));
+        expect(&s.close(), "ok", "");
+    }
+}

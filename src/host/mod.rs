@@ -80,8 +80,21 @@ pub enum HostError {
         "plugin `{id}`: the new version did not activate ({reason}); the previous one keeps serving"
     )]
     RolledBack { id: String, reason: String },
-    #[error("cannot start a thread: {0}")]
-    Thread(std::io::Error),
+}
+
+impl HostError {
+    /// A stable name for the error (the `plugjail host` protocol's `kind` of a failed
+    /// CONTROL request).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            HostError::UnknownPlugin { .. } => "unknown_plugin",
+            HostError::DuplicateId { .. } => "duplicate_plugin",
+            HostError::Invalid { .. } => "invalid",
+            HostError::Transition { .. } => "invalid_transition",
+            HostError::Pause { .. } => "pause_failed",
+            HostError::RolledBack { .. } => "rolled_back",
+        }
+    }
 }
 
 /// Why a call through the host failed. Each call gets exactly one answer: its output or

@@ -118,6 +118,12 @@ pub fn run(opts: ServeOptions) -> u8 {
             Ok(p) => p,
             Err(v) => break 'run *v,
         };
+        // The host's first frame, before the jail exists: the plugin cannot precede or
+        // forge it, so the host may size its buffers by it.
+        if let Err(errno) = write_session(fd_out, &profile.limits) {
+            let msg = format!("--fds: writing the SESSION frame to descriptor {fd_out}");
+            break 'run ctx.failed(Outcome::SetupFailed, "channel", Some(errno), msg);
+        }
         // SAFETY: check_channel made sure both are open; they stay open (plugjail's own
         // inherited descriptors) until `ChannelHooks::started` lets go of them.
         let chan_in = unsafe { BorrowedFd::borrow_raw(fd_in) };
@@ -147,6 +153,34 @@ pub fn run(opts: ServeOptions) -> u8 {
         plugin_verdict(v, facts)
     };
     ctx.deliver(verdict, report_file.as_mut(), opts.status_fd)
+}
+
+/// Writes the SESSION frame (docs/protocol.md) for `limits` to the host's channel.
+fn write_session(fd: RawFd, limits: &crate::profile::Limits) -> Result<(), i32> {
+    let ms =
+        |d: Option<Duration>| d.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let frame = crate::protocol::SessionInfo {
+        max_message: u32::try_from(limits.max_message).unwrap_or(u32::MAX),
+        call_time_ms: ms(limits.call_time),
+        idle_time_ms: ms(limits.idle_time),
+    }
+    .frame();
+    let mut done = 0;
+    while done < frame.len() {
+        let rest = &frame[done..];
+        // SAFETY: writes from a live slice; `fd` is the inherited channel, checked open.
+        let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
+        match usize::try_from(n) {
+            Ok(n) => done += n,
+            Err(_) => {
+                let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+                if errno != libc::EINTR {
+                    return Err(errno);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Blocks [`HOST_DEADLINE`] (the jail's child unblocks every signal before it execs) and

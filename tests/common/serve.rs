@@ -133,11 +133,12 @@ fn status_fd_at_3(src: RawFd) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The next frame that is not a LOG.
+/// The next frame that is not a LOG or plugjail's SESSION (the first frame of every
+/// serve session; `session_frame` checks it).
 pub fn next_frame(r: &mut impl Read) -> Option<(u16, Vec<u8>)> {
     loop {
         let f = read_frame(r)?;
-        if f.0 != 5 {
+        if f.0 != 5 && f.0 != 7 {
             return Some(f);
         }
     }

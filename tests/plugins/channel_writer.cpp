@@ -5,6 +5,7 @@
 //   half_frame    a header for 100 bytes, 10 bytes of them, then exit
 //   second_hello  a well-formed HELLO in the middle of a call
 //   wrong_id      a RESULT for a call that was never made
+//   forge_session a SESSION frame (plugjail's own, before the jail) claiming a 4 GiB cap
 #include <unistd.h>
 
 #include <cstdint>
@@ -46,6 +47,11 @@ int call(const char *method, const uint8_t *, size_t, plugjail_output *) {
         header(h, sizeof body, 1, 0);
         put(h, 16);
         put(body, sizeof body);
+    } else if (std::strcmp(method, "forge_session") == 0) {
+        uint8_t body[24] = {1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff};
+        header(h, sizeof body, 7, 0);
+        put(h, 16);
+        put(body, sizeof body);
     } else if (std::strcmp(method, "wrong_id") == 0) {
         header(h, 2, 3, 999);
         put(h, 16);
@@ -55,7 +61,7 @@ int call(const char *method, const uint8_t *, size_t, plugjail_output *) {
 }
 
 const char *const methods[] = {"garbage", "huge_length", "half_frame", "second_hello",
-                               "wrong_id", nullptr};
+                               "wrong_id", "forge_session", nullptr};
 const plugjail_plugin plugin = {sizeof(plugjail_plugin), PLUGJAIL_ABI_VERSION, "rude", "1",
                                 methods, nullptr, call, nullptr};
 

@@ -12,9 +12,11 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::ProtocolError;
-use super::consts::{ABI_VERSION, ErrorKind, FrameType, HEADER_LEN, PROTOCOL_VERSION};
+use super::consts::{
+    ABI_VERSION, ErrorKind, FrameType, HEADER_LEN, MIN_MAX_MESSAGE, PROTOCOL_VERSION,
+};
 use super::frame::{FrameReader, FrameWriter, ReadError};
-use super::payload::{self, ErrorPayload, Hello, LogPayload};
+use super::payload::{self, ErrorPayload, Hello, LogPayload, SessionInfo};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChannelError {
@@ -90,6 +92,8 @@ pub struct Channel {
     on_log: LogHandler,
     /// Length of the last call's output, which stays in the reader's buffer.
     last_output: usize,
+    /// `plugjail serve`'s SESSION frame: awaited first (`Some(None)`), then read.
+    session: Option<Option<SessionInfo>>,
 }
 
 impl std::fmt::Debug for Channel {
@@ -132,7 +136,21 @@ impl Channel {
             broken: false,
             on_log: Box::new(|_, _| {}),
             last_output: 0,
+            session: None,
         })
+    }
+
+    /// A channel to a `plugjail serve` session: its first frame is SESSION, which sets the
+    /// cap (4096 until then) and says the profile's deadlines ([`Channel::session`]).
+    pub fn for_serve(read: OwnedFd, write: OwnedFd) -> Result<Channel, ChannelError> {
+        let mut c = Channel::new(read, write, u64::from(MIN_MAX_MESSAGE))?;
+        c.session = Some(None);
+        Ok(c)
+    }
+
+    /// The SESSION frame, once [`Channel::handshake`] has read it (serve sessions only).
+    pub fn session(&self) -> Option<&SessionInfo> {
+        self.session.as_ref().and_then(Option::as_ref)
     }
 
     /// Where LOG frames go (by default they are dropped).
@@ -174,7 +192,21 @@ impl Channel {
                 .reader
                 .read(|b| read_before(fd, b, deadline))
                 .map_err(|e| read_error(e, timeout))?;
+            let awaiting_session = self.session == Some(None);
             match frame.kind {
+                // Only as the very first frame: written by plugjail before the jail existed.
+                FrameType::Session if awaiting_session => {
+                    let info = SessionInfo::parse(frame.payload)?;
+                    self.reader.set_cap(info.max_message);
+                    self.writer.set_cap(info.max_message);
+                    let want = (info.max_message as usize).saturating_add(HEADER_LEN);
+                    size_pipe(self.read.as_raw_fd(), want);
+                    size_pipe(self.write.as_raw_fd(), want);
+                    self.session = Some(Some(info));
+                }
+                _ if awaiting_session => {
+                    return Err(unexpected(frame.kind, "before plugjail's SESSION"));
+                }
                 FrameType::Log => {
                     let log = LogPayload::parse(frame.payload)?;
                     (self.on_log)(log.level, log.text);

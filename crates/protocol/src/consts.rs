@@ -3,6 +3,10 @@
 /// Version of the framing and payload layouts, carried in HELLO.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// Version of the verdict JSON (docs/verdict.md), which host libraries write too when
+/// `plugjail serve` delivered none.
+pub const VERDICT_VERSION: u32 = 1;
+
 /// Plugin C ABI version the stub implements (`PLUGJAIL_ABI_VERSION` in include/plugjail.h).
 pub const ABI_VERSION: u32 = 1;
 
@@ -28,6 +32,8 @@ pub enum FrameType {
     Log = 5,
     /// Host → stub: finish the session cleanly.
     Shutdown = 6,
+    /// plugjail serve → host, before the jail exists: the frame cap and the deadlines.
+    Session = 7,
 }
 
 impl FrameType {
@@ -39,6 +45,7 @@ impl FrameType {
             4 => FrameType::Error,
             5 => FrameType::Log,
             6 => FrameType::Shutdown,
+            7 => FrameType::Session,
             _ => return None,
         })
     }
@@ -51,6 +58,7 @@ impl FrameType {
             FrameType::Error => "ERROR",
             FrameType::Log => "LOG",
             FrameType::Shutdown => "SHUTDOWN",
+            FrameType::Session => "SESSION",
         }
     }
 }

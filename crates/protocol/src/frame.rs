@@ -115,6 +115,11 @@ impl FrameReader {
         self.cap
     }
 
+    /// Changes the cap for the frames still to come (bytes read ahead are kept).
+    pub fn set_cap(&mut self, cap: u32) {
+        self.cap = cap;
+    }
+
     /// Bytes reserved for payloads so far: never more than the cap.
     pub fn capacity(&self) -> usize {
         self.buf.capacity()
@@ -265,6 +270,10 @@ impl FrameWriter {
 
     pub fn cap(&self) -> u32 {
         self.cap
+    }
+
+    pub fn set_cap(&mut self, cap: u32) {
+        self.cap = cap;
     }
 
     /// Starts a frame, discarding any unfinished one.

@@ -14,9 +14,13 @@
 
 pub mod channel;
 pub mod consts;
+pub mod control;
 pub mod frame;
 pub mod payload;
+pub mod startup;
 pub mod switch;
+pub mod text;
+pub mod units;
 pub mod watch;
 
 #[cfg(test)]
@@ -25,7 +29,7 @@ mod tests;
 pub use channel::{Channel, ChannelError};
 pub use consts::{ErrorKind, FrameType};
 pub use frame::{Frame, FrameReader, FrameWriter, ReadError};
-pub use payload::Hello;
+pub use payload::{Hello, SessionInfo};
 
 /// A frame that breaks the protocol. Messages name what was wrong, for the verdict.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

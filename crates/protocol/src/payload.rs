@@ -10,6 +10,8 @@
 //!           then a UTF-8 message (the rest, at most MAX_ERROR_MESSAGE bytes)
 //! LOG       u32 level (log_level), then the text (the rest; bytes, not checked)
 //! SHUTDOWN  empty
+//! SESSION   u32 protocol version, u32 max_message, u64 call_time ms, u64 idle_time ms
+//!           (0: none); later versions append fields, which readers skip
 //! ```
 //!
 //! Names are 1..=255 bytes of printable UTF-8 (no control characters).
@@ -29,6 +31,64 @@ pub struct Hello {
     pub name: String,
     pub version: String,
     pub methods: Vec<String>,
+}
+
+/// `plugjail serve`'s first frame: what a host needs to size its buffers and deadlines,
+/// written before the jail exists (docs/protocol.md, "SESSION").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub max_message: u32,
+    /// The profile's `limits.call_time` in milliseconds; 0 when it sets none.
+    pub call_time_ms: u64,
+    /// The profile's `limits.idle_time` in milliseconds; 0 when it sets none.
+    pub idle_time_ms: u64,
+}
+
+/// SESSION's payload in protocol version 1.
+pub const SESSION_LEN: usize = 24;
+
+impl SessionInfo {
+    pub fn parse(p: &[u8]) -> Result<SessionInfo, ProtocolError> {
+        let bad = |what: &'static str| ProtocolError::Payload {
+            frame: "SESSION",
+            what,
+        };
+        if p.len() < SESSION_LEN {
+            return Err(bad("shorter than its 24 bytes"));
+        }
+        let mut words = [0u8; 8];
+        let u32_at = |at: usize| u32::from_le_bytes([p[at], p[at + 1], p[at + 2], p[at + 3]]);
+        let mut u64_at = |at: usize| {
+            words.copy_from_slice(&p[at..at + 8]);
+            u64::from_le_bytes(words)
+        };
+        if u32_at(0) != super::consts::PROTOCOL_VERSION {
+            return Err(bad("an unknown protocol version"));
+        }
+        let info = SessionInfo {
+            max_message: u32_at(4),
+            call_time_ms: u64_at(8),
+            idle_time_ms: u64_at(16),
+        };
+        if info.max_message < super::consts::MIN_MAX_MESSAGE {
+            return Err(bad("max_message below the minimum (4096)"));
+        }
+        Ok(info)
+    }
+
+    /// The whole SESSION frame, header included.
+    pub fn frame(&self) -> Vec<u8> {
+        let mut p = Vec::with_capacity(SESSION_LEN);
+        p.extend_from_slice(&super::consts::PROTOCOL_VERSION.to_le_bytes());
+        p.extend_from_slice(&self.max_message.to_le_bytes());
+        p.extend_from_slice(&self.call_time_ms.to_le_bytes());
+        p.extend_from_slice(&self.idle_time_ms.to_le_bytes());
+        let mut w = FrameWriter::new(super::consts::MIN_MAX_MESSAGE);
+        w.begin(FrameType::Session, 0);
+        // 24 bytes always fit the smallest cap.
+        let _ = w.push(&p);
+        w.finish().to_vec()
+    }
 }
 
 /// An ERROR frame's payload, borrowed.

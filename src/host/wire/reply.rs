@@ -85,22 +85,9 @@ pub fn call_error(id: u64, e: &HostCallError) -> Vec<u8> {
     }
 }
 
-/// A stable name for each [`HostError`] (the ERROR `kind` of a failed CONTROL).
-pub fn host_error_kind(e: &HostError) -> &'static str {
-    match e {
-        HostError::UnknownPlugin { .. } => "unknown_plugin",
-        HostError::DuplicateId { .. } => "duplicate_plugin",
-        HostError::Invalid { .. } => "invalid",
-        HostError::Transition { .. } => "invalid_transition",
-        HostError::Pause { .. } => "pause_failed",
-        HostError::RolledBack { .. } => "rolled_back",
-        HostError::Thread(_) => "internal",
-    }
-}
-
 /// The answer of a CONTROL request that failed.
 pub fn host_error(id: u64, e: &HostError) -> Vec<u8> {
-    let kind = host_error_kind(e);
+    let kind = e.kind_name();
     match e {
         // The reason may quote the new version's own words (its init or health call).
         HostError::RolledBack { id: plugin, reason } => error_with(
@@ -124,7 +111,6 @@ pub fn host_error(id: u64, e: &HostError) -> Vec<u8> {
         | HostError::Pause { id: plugin, .. } => {
             error_with(id, kind, &e.to_string(), json!({ "plugin": plugin }))
         }
-        HostError::Thread(_) => error(id, kind, &e.to_string()),
     }
 }
 

@@ -3,18 +3,25 @@
 
 use std::time::Duration;
 
-use super::{CallError, HostFault, Session};
-use crate::protocol::{Channel, ChannelError, Hello};
+use crate::{CallError, HostFault, Session};
+
+/// Per-call deadline when neither the options nor the profile set one.
+const DEFAULT_CALL: Duration = Duration::from_secs(60);
+use plugjail_protocol::{Channel, ChannelError, Hello};
 
 impl Session {
     /// Waits for the plugin's HELLO (once): its name, version and methods.
     pub fn hello(&mut self) -> Result<&Hello, CallError> {
         let timeout = self.handshake_timeout;
         let chan = self.channel.as_mut().ok_or(CallError::Ended)?;
-        if chan.hello().is_none()
-            && let Err(e) = chan.handshake(timeout)
-        {
-            return Err(self.fail(e));
+        if chan.hello().is_none() {
+            if let Err(e) = chan.handshake(timeout) {
+                return Err(self.fail(e));
+            }
+            self.profile_call_time = chan
+                .session()
+                .map(|s| Duration::from_millis(s.call_time_ms))
+                .filter(|d| !d.is_zero());
         }
         let chan = self.channel.as_ref().ok_or(CallError::Ended)?;
         chan.hello().ok_or(CallError::Ended)
@@ -22,7 +29,8 @@ impl Session {
 
     /// Calls `method` with `input` under the session's per-call deadline.
     pub fn call(&mut self, method: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
-        let timeout = self.call_timeout;
+        self.hello()?;
+        let timeout = self.call_timeout();
         self.call_with_timeout(method, input, timeout)
     }
 
@@ -41,7 +49,8 @@ impl Session {
     /// (valid until the next call) instead of copied into a new `Vec`: for hosts that
     /// consume the output at once, one copy of it less.
     pub fn call_ref(&mut self, method: &str, input: &[u8]) -> Result<&[u8], CallError> {
-        let timeout = self.call_timeout;
+        self.hello()?;
+        let timeout = self.call_timeout();
         self.call_ref_with_timeout(method, input, timeout)
     }
 
@@ -70,9 +79,12 @@ impl Session {
         }
     }
 
-    /// The per-call deadline in use.
+    /// The per-call deadline in use: `SessionOptions::call_timeout`, else the profile's
+    /// `limits.call_time` (known after [`Session::hello`]), else 60 s.
     pub fn call_timeout(&self) -> Duration {
         self.call_timeout
+            .or(self.profile_call_time)
+            .unwrap_or(DEFAULT_CALL)
     }
 
     /// The most memory the host side ever reserved for reading frames: never more than

@@ -9,15 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::{Session, SessionError, SessionOptions};
-use crate::profile;
-use crate::protocol::Channel;
+use crate::{Session, SessionError, SessionOptions};
+use plugjail_protocol::Channel;
 
 /// Deadline for the HELLO when the profile sets no call_time (loading a plugin and its
 /// init are bounded by wall_time in the jail; this bounds the host's wait).
 const DEFAULT_HANDSHAKE: Duration = Duration::from_secs(30);
-/// Per-call deadline when the profile sets no call_time and the options none either.
-const DEFAULT_CALL: Duration = Duration::from_secs(60);
 
 /// Where the three descriptors go in `plugjail serve`.
 const SERVE_IN: RawFd = 3;
@@ -69,14 +66,21 @@ fn move_fds(moves: &[(RawFd, RawFd)]) -> io::Result<()> {
     Ok(())
 }
 
-/// The plugjail executable: next to the current one, or one directory up.
+/// The plugjail executable: `$PLUGJAIL`, else next to the current executable (or one
+/// directory up), else on `PATH`.
 fn find_plugjail() -> Result<PathBuf, SessionError> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(named) = std::env::var_os("PLUGJAIL").filter(|v| !v.is_empty()) {
+        candidates.push(PathBuf::from(named));
+    }
     let exe = std::env::current_exe().ok();
-    let dir = exe.as_deref().and_then(Path::parent);
-    let candidates: Vec<PathBuf> = dir
-        .into_iter()
-        .flat_map(|d| [d.join("plugjail"), d.join("../plugjail")])
-        .collect();
+    if let Some(dir) = exe.as_deref().and_then(Path::parent) {
+        candidates.push(dir.join("plugjail"));
+        candidates.push(dir.join("../plugjail"));
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path).map(|d| d.join("plugjail")));
+    }
     candidates
         .iter()
         .find(|p| p.is_file())
@@ -116,7 +120,7 @@ impl Session {
         }
         let control = if opts.pausable {
             cmd.arg("--control-fd").arg(SERVE_CONTROL.to_string());
-            Some(super::control::socketpair()?)
+            Some(crate::control::socketpair()?)
         } else {
             None
         };
@@ -141,47 +145,30 @@ impl Session {
         // dup2) on the vector the closure owns (allocated before the fork), and allocates
         // nothing.
         unsafe { cmd.pre_exec(move || move_fds(&moves)) };
-        let mut child = cmd.spawn().map_err(|source| SessionError::Spawn {
+        let child = cmd.spawn().map_err(|source| SessionError::Spawn {
             path: plugjail.clone(),
             source,
         })?;
         drop((to_stub_r, from_stub_w, status_w));
         let control = control.map(|(ours, theirs)| {
             drop(theirs);
-            super::control::Control::new(ours)
+            crate::control::Control::new(ours)
         });
-        // The host needs max_message and call_time. Read the profile while `plugjail
-        // serve` starts (and reads it too) on another CPU: off the cold start's critical
-        // path. A broken profile stops that process before it is reported.
-        let prof = match profile::load(&opts.profile) {
-            Ok(p) => p,
-            Err(e) => {
-                // Our own child, by its handle: it fails on the same profile anyway.
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(SessionError::Profile {
-                    path: opts.profile.clone(),
-                    errors: e.to_string(),
-                });
-            }
-        };
-        let mut channel = Channel::new(from_stub_r, to_stub_w, prof.limits.max_message)?;
+        // The frame cap and the profile's call_time come in plugjail serve's SESSION
+        // frame: the host never reads the profile.
+        let mut channel = Channel::for_serve(from_stub_r, to_stub_w)?;
         if let Some(f) = opts.on_log.clone() {
             channel.set_log_handler(Box::new(move |level, text| f(level, text)));
         }
-        let call_timeout = opts
-            .call_timeout
-            .or(prof.limits.call_time)
-            .unwrap_or(DEFAULT_CALL);
         Ok(Session {
             child: Some(child),
             channel: Some(channel),
             status: Some(File::from(status_r)),
             handshake_timeout: opts.handshake_timeout.unwrap_or(DEFAULT_HANDSHAKE),
-            call_timeout,
+            call_timeout: opts.call_timeout,
             calls: 0,
             fault: None,
-            profile_call_time: prof.limits.call_time,
+            profile_call_time: None,
             startup: None,
             report: opts.report.clone(),
             peak_buffer: 0,
