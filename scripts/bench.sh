@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks plugjail against an unisolated floor and its peers (unshare, bwrap), side by
-# side in one run: cold start, warm call round trips, 1 MiB throughput, memory. Prints a
-# table; with --json FILE also writes every figure and ratio (docs/performance.md).
+# side in one run: cold start, warm call round trips, 1 MiB throughput, memory, the plugin
+# host. Prints a table; with --json FILE also every figure and ratio (docs/performance.md).
 #
 #   scripts/bench.sh                    the full run (about 2-3 minutes with the build)
 #   scripts/bench.sh --quick            a smoke run (a few repetitions; numbers are rough)
