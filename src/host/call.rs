@@ -28,7 +28,9 @@ impl Plugin {
             // While the call waits for a jail, a cancel wakes it.
             if let Some(token) = cancel {
                 let me = Arc::clone(self);
-                token.set_stop(Some(Arc::new(move || me.changed.notify_all())));
+                // Under the lock: a caller between its check of the token and its wait
+                // would otherwise miss this wake-up.
+                token.set_stop(Some(Arc::new(move || me.wake(&me.lock()))));
             }
             let mut member = match self.take(deadline, call_time, cancel) {
                 Ok(member) => member,
@@ -117,11 +119,7 @@ impl Plugin {
             if left.is_zero() {
                 break Err(HostCallError::Timeout { after: call_time });
             }
-            inner = self
-                .changed
-                .wait_timeout(inner, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            inner = self.wait(inner, left);
         };
         if queued {
             inner.queued -= 1;
@@ -211,7 +209,7 @@ impl Plugin {
             Some(verdict.outcome)
         };
         self.refill(&mut inner);
-        self.changed.notify_all();
+        self.wake(&inner);
         outcome
     }
 
@@ -242,7 +240,7 @@ impl Plugin {
         } else {
             inner.idle.push(member);
         }
-        self.changed.notify_all();
+        self.wake(&inner);
     }
 }
 

@@ -51,7 +51,7 @@ impl Plugin {
         if !self.wait_backoff(source.generation) {
             let mut inner = self.lock();
             inner.starting.remove(&jail);
-            self.changed.notify_all();
+            self.wake(&inner);
             return;
         }
         let started = Instant::now();
@@ -90,7 +90,7 @@ impl Plugin {
             }
         }
         self.refill(&mut inner);
-        self.changed.notify_all();
+        self.wake(&inner);
     }
 
     /// Sleeps until the backoff is over; false if the jail is no longer wanted by then.
@@ -106,11 +106,7 @@ impl Plugin {
             if left.is_zero() {
                 return true;
             }
-            inner = self
-                .changed
-                .wait_timeout(inner, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            inner = self.wait(inner, left);
         }
     }
 
@@ -202,7 +198,7 @@ impl Plugin {
         self.emit(jail_ended(jail, Some(reason), &verdict));
         let mut inner = self.lock();
         inner.closing -= 1;
-        self.changed.notify_all();
+        self.wake(&inner);
     }
 
     /// Retires every idle jail.

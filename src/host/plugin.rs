@@ -113,6 +113,9 @@ pub(super) struct Inner {
     pub next_jail: u64,
     pub calls: u64,
     pub restarts: u64,
+    /// Threads waiting on [`Plugin::changed`]: a wake-up costs a futex call, saved on
+    /// every call when nobody waits.
+    pub waiters: usize,
 }
 
 pub(crate) struct Plugin {
@@ -155,6 +158,7 @@ impl Plugin {
             next_jail: 1,
             calls: 0,
             restarts: 0,
+            waiters: 0,
         };
         Ok(Arc::new(Plugin {
             id: cfg.id.clone(),
@@ -171,6 +175,29 @@ impl Plugin {
         // A panic elsewhere leaves bookkeeping that is still consistent enough to shut
         // down: every update below is a single assignment or push.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until something changed or `left` passed.
+    pub fn wait<'a>(
+        &self,
+        mut inner: MutexGuard<'a, Inner>,
+        left: Duration,
+    ) -> MutexGuard<'a, Inner> {
+        inner.waiters += 1;
+        let mut inner = self
+            .changed
+            .wait_timeout(inner, left)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+        inner.waiters -= 1;
+        inner
+    }
+
+    /// Wakes every waiting thread, if there is one.
+    pub fn wake(&self, inner: &Inner) {
+        if inner.waiters > 0 {
+            self.changed.notify_all();
+        }
     }
 
     pub fn emit(&self, kind: EventKind) {
@@ -192,7 +219,7 @@ impl Plugin {
                 to,
                 reason: reason.to_owned(),
             });
-            self.changed.notify_all();
+            self.wake(inner);
         }
         Ok(())
     }
@@ -282,11 +309,7 @@ impl Plugin {
             if left.is_zero() {
                 break;
             }
-            inner = self
-                .changed
-                .wait_timeout(inner, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            inner = self.wait(inner, left);
         }
     }
 }

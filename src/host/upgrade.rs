@@ -45,7 +45,7 @@ impl Plugin {
         });
         let mut inner = self.lock();
         inner.starting.remove(&jail);
-        self.changed.notify_all();
+        self.wake(&inner);
         let plugin_path = candidate.plugin.display().to_string();
         match launched {
             Ok((member, _)) if inner.state == State::Terminated => {
