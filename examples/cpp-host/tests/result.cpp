@@ -14,6 +14,7 @@ int main() {
         std::lock_guard<std::mutex> lock(mu);
         logs.push_back(std::string(plugjail::to_string(level)) + ": " + text.sanitized());
     };
+    std::cout << "host running as uid " << ::getuid() << "\n";
     plugjail::Session s = plugjail::Session::spawn(o);
     CHECK(s.pid() > 0);
     CHECK(s.hello() == nullptr);

@@ -1,0 +1,189 @@
+//! The C++ host client (include/plugjail/host.hpp) through its out-of-tree example project:
+//! examples/cpp-host is configured and built with cmake once per test process (into
+//! cargo's test scratch directory, reused by later runs), and its ctest tests run against
+//! this build's plugjail and test plugins, as root and rootless (ctest itself as uid 65534
+//! under `setpriv` when the tests run as root, so the client spawns and signals
+//! `plugjail serve` as an ordinary user). The paths reach the tests through the
+//! environment (examples/cpp-host/tests/check.hpp). Without cmake the tests skip, which
+//! `PLUGJAIL_TEST_STRICT=1` turns into a failure.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use common::{Mode, jail_modes, manifest_dir, plugin, plugjail, profile_for, skip, target_tmp};
+
+/// Whether `program --version` runs.
+fn have(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn output_text(o: &Output) -> String {
+    format!(
+        "{}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Makes `path` and everything below it readable (and directories searchable) by
+/// everyone, and with `writable` also writable: ctest run as uid 65534 reads the build
+/// and writes its logs under `Testing/`.
+fn open_up(path: &Path, writable: bool) {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return;
+    };
+    if meta.file_type().is_symlink() {
+        return;
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    let mut add = if meta.is_dir() || mode & 0o100 != 0 {
+        0o555
+    } else {
+        0o444
+    };
+    if writable {
+        add |= 0o222;
+    }
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | add));
+    if meta.is_dir()
+        && let Ok(entries) = std::fs::read_dir(path)
+    {
+        for e in entries.flatten() {
+            open_up(&e.path(), writable);
+        }
+    }
+}
+
+/// Configures and builds examples/cpp-host with `compiler` into `target/tmp/NAME`, once per
+/// test process; the build directory, or cmake's output when it failed.
+fn build_project(name: &str, compiler: Option<&str>) -> Result<PathBuf, String> {
+    let dir = target_tmp().join(name);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+    let mut configure = Command::new("cmake");
+    configure
+        .arg("-S")
+        .arg(manifest_dir().join("examples/cpp-host"))
+        .arg("-B")
+        .arg(&dir)
+        // This checkout's header, never an installed plugjail's.
+        .arg("-DCMAKE_DISABLE_FIND_PACKAGE_plugjail=ON")
+        .arg(format!(
+            "-DPLUGJAIL_INCLUDE_DIR={}",
+            manifest_dir().join("include").display()
+        ))
+        .arg("-DPLUGJAIL_WERROR=ON");
+    if let Some(cxx) = compiler {
+        configure.arg(format!("-DCMAKE_CXX_COMPILER={cxx}"));
+    }
+    let out = configure
+        .output()
+        .map_err(|e| format!("cannot run cmake: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("cmake (configure) failed: {}", output_text(&out)));
+    }
+    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let out = Command::new("cmake")
+        .arg("--build")
+        .arg(&dir)
+        .arg("--parallel")
+        .arg(jobs.to_string())
+        .output()
+        .map_err(|e| format!("cannot run cmake --build: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("cmake --build failed: {}", output_text(&out)));
+    }
+    open_up(&dir, false);
+    Ok(dir)
+}
+
+/// examples/cpp-host built with the default compiler (g++ here), once per test process.
+fn built() -> &'static Result<PathBuf, String> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT.get_or_init(|| build_project("cpp-client", None))
+}
+
+/// Runs the project's ctest tests matching `regex` in `mode` (None: as the test process
+/// itself, without a jail mode); ctest's output when a test failed.
+fn ctest(dir: &Path, mode: Option<Mode>, regex: &str) -> Result<String, String> {
+    let testing = dir.join("Testing");
+    let _ = std::fs::create_dir_all(&testing);
+    open_up(&testing, true);
+    let mut cmd = match mode {
+        Some(m) => m.command("ctest"),
+        None => Command::new("ctest"),
+    };
+    let profile_mode = mode.unwrap_or(Mode::Rootless);
+    cmd.current_dir(dir)
+        .args(["--output-on-failure", "--no-tests=error", "-R", regex])
+        .env("PLUGJAIL", plugjail())
+        .env(
+            "PLUGJAIL_TEST_PROFILE",
+            profile_for(profile_mode, "default"),
+        )
+        .env("PLUGJAIL_TEST_HELLO", plugin("hello"))
+        .env("PLUGJAIL_TEST_CRASH", plugin("crash"))
+        .env("PLUGJAIL_TEST_ECHO_NOISY", plugin("echo_noisy"))
+        .env("PLUGJAIL_TEST_TERMINAL", plugin("terminal"));
+    let out = cmd.output().map_err(|e| format!("cannot run ctest: {e}"))?;
+    let text = output_text(&out);
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(text)
+    }
+}
+
+#[test]
+fn cpp_host_tests_pass_as_root_and_rootless() {
+    if !have("cmake") || !have("ctest") {
+        skip("cmake is not installed: the C++ client's example project is not built");
+        return;
+    }
+    let dir = match built() {
+        Ok(d) => d,
+        Err(e) => panic!("building examples/cpp-host:\n{e}"),
+    };
+    let modes = jail_modes();
+    let mut failures = Vec::new();
+    if modes.is_empty() {
+        // No jail here: the tests that need none still run.
+        if let Err(out) = ctest(dir, None, "^(unit|not_found)$") {
+            failures.push(format!("[no jail] ctest failed:\n{out}"));
+        }
+    }
+    for mode in modes {
+        match ctest(dir, Some(mode), ".") {
+            Ok(out) => {
+                let summary = out.lines().find(|l| l.contains("tests passed"));
+                eprintln!("[{}] {}", mode.name(), summary.unwrap_or("ctest passed"));
+            }
+            Err(out) => failures.push(format!("[{}] ctest failed:\n{out}", mode.name())),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The header and the project compile warning-free under clang++ too (-Wall -Wextra
+/// -Wpedantic -Werror), when clang++ is installed; nothing is run.
+#[test]
+fn cpp_host_builds_warning_free_with_clang() {
+    if !have("cmake") {
+        skip("cmake is not installed: the C++ client's example project is not built");
+        return;
+    }
+    if !have("clang++") {
+        eprintln!("clang++ is not installed: the clang build is not checked (g++ is)");
+        return;
+    }
+    if let Err(e) = build_project("cpp-client-clang", Some("clang++")) {
+        panic!("building examples/cpp-host with clang++:\n{e}");
+    }
+}
