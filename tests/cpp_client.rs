@@ -131,7 +131,8 @@ fn ctest(dir: &Path, mode: Option<Mode>, regex: &str) -> Result<String, String> 
         .env("PLUGJAIL_TEST_HELLO", plugin("hello"))
         .env("PLUGJAIL_TEST_CRASH", plugin("crash"))
         .env("PLUGJAIL_TEST_ECHO_NOISY", plugin("echo_noisy"))
-        .env("PLUGJAIL_TEST_TERMINAL", plugin("terminal"));
+        .env("PLUGJAIL_TEST_TERMINAL", plugin("terminal"))
+        .env("PLUGJAIL_TEST_INIT_FAILS", plugin("init_fails"));
     let out = cmd.output().map_err(|e| format!("cannot run ctest: {e}"))?;
     let text = output_text(&out);
     if out.status.success() {

@@ -6,6 +6,7 @@
 //   PLUGJAIL_TEST_CRASH    tests/plugins/crash.cpp built      (segv, abort, hang, noop)
 //   PLUGJAIL_TEST_ECHO_NOISY  tests/plugins/echo_noisy.cpp built (echo, ticks)
 //   PLUGJAIL_TEST_TERMINAL tests/plugins/terminal.cpp built   (shout)
+//   PLUGJAIL_TEST_INIT_FAILS tests/plugins/init_fails.cpp built (init() returns 3)
 //
 // tests/cpp_client.rs (cargo test) builds the plugins and sets these.
 #ifndef PLUGJAIL_EXAMPLE_CHECK_HPP

@@ -46,5 +46,27 @@ int main() {
     std::cout << "verdict: " << v.summary() << "\n";
     CHECK_EQ(v.outcome, std::string("ok"));
     CHECK_EQ(v.calls, std::uint64_t{4});
+
+    // A plugin that does not start (tests/plugins/init_fails.cpp: init() returns 3): the
+    // stub's ERROR with call id 0 instead of HELLO, and the verdict `plugin_failed` with
+    // the stub's message merged in (untrusted: written inside the jail).
+    plugjail::Session bad = plugjail::Session::spawn(check::options("PLUGJAIL_TEST_INIT_FAILS"));
+    r = bad.handshake();
+    std::cout << "init_fails: " << r.error().describe() << "\n";
+    CHECK(!r.ok() && r.error().code == plugjail::CallErrc::startup_failed);
+    CHECK(r.error().kind == plugjail::ErrorKind::init_failed);
+    CHECK_EQ(r.error().status, 3);
+    CHECK(bad.hello() == nullptr);
+    const plugjail::Untrusted said = r.error().message;
+    r = bad.call("run");
+    CHECK(!r.ok() && r.error().code == plugjail::CallErrc::ended);
+    v = bad.close();
+    std::cout << "verdict: " << v.summary() << "\n";
+    CHECK_EQ(v.outcome, std::string("plugin_failed"));
+    CHECK_EQ(v.exit_status, 10);
+    CHECK(v.plugin_failure && v.plugin_failure->stage == "init");
+    CHECK(v.plugin_failure && v.plugin_failure->status == 3);
+    CHECK(v.plugin_failure && v.plugin_failure->message &&
+          v.plugin_failure->message->raw() == said.raw());
     return check::result();
 }
