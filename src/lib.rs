@@ -17,9 +17,9 @@ pub mod probe;
 pub mod profile;
 pub use plugjail_protocol as protocol;
 pub mod seccomp;
-pub mod session;
+pub use plugjail_client as session;
 pub mod sysnames;
-pub mod text;
+pub use plugjail_protocol::text;
 pub mod timing;
 
 // The crate's own: nothing outside it needs them.

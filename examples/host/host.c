@@ -1,242 +1,196 @@
 /*
- * A host application in plain C that runs one plugin call through `plugjail serve`,
- * speaking the protocol of docs/protocol.md with nothing but read(2) and write(2).
+ * A host application in C that runs one plugin call in a jail, on the C client
+ * include/plugjail/host.h (which speaks docs/protocol.md to `plugjail serve`).
  *
- *   cc -std=c11 -Wall -Wextra -O2 -o host host.c
- *   ./host [-m MAX_MESSAGE] METHOD INPUT_FILE -- plugjail serve --profile P --plugin SO
+ *   cc -std=c11 -Wall -Wextra -O2 -o host host.c     (or as C++:
+ *   c++ -std=c++17 -Wall -Wextra -O2 -x c++ -o host host.c)
  *
- * Everything after `--` is the command to spawn; the channel is its stdin (our CALLs) and
- * stdout (its frames), which is `plugjail serve`'s default. Its stderr is left alone, so
- * the verdict summary shows up on the terminal. The RESULT bytes go to our stdout, LOG
- * lines to our stderr. Exit status: 0 on RESULT, 1 on ERROR, 2 on a protocol violation
- * or a dead session, 64 on bad usage.
+ *   ./host [-j PLUGJAIL] [-t MS] [-q] PROFILE PLUGIN METHOD INPUT_FILE
+ *   ./host [-t MS] METHOD INPUT_FILE -- PLUGJAIL serve --profile P --plugin SO [OPTION...]
  *
- * MAX_MESSAGE must equal the profile's limits.max_message (default profile: 16M).
+ * The first form finds plugjail at -j, else $PLUGJAIL, else on PATH. The second (the
+ * command line of earlier versions of this example) names it and passes the serve options
+ * after `--`; the client adds its own descriptors (--fds, --status-fd). INPUT_FILE `-` is
+ * stdin. -t is the call's deadline in ms (default: none of the host's; the profile's
+ * call_time applies); -q silences plugjail's own stderr (its summary line). -m BYTES is
+ * accepted and ignored: the frame cap comes from plugjail (the SESSION frame).
+ *
+ * The RESULT goes to stdout as it is, or escaped when stdout is a terminal. Everything
+ * else goes to stderr, escaped: what the plugin logs (`plugin[info]: ...`), an ERROR
+ * answer (`plugin[fail]: ...`), its names, and the verdict. Exit status: 0 RESULT, 1 the
+ * plugin answered ERROR, 2 the session failed (plugjail not found, a crash, a timeout, a
+ * protocol violation: the verdict says which), 64 bad usage.
  */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <stdint.h>
+/* First: it asks for POSIX.1-2008 in strict ISO C. The path is the source tree's, so
+ * the example builds without -I; with the header installed, <plugjail/host.h>. */
+#include "../../include/plugjail/host.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-enum { HELLO = 1, CALL = 2, RESULT = 3, ERROR = 4, LOG = 5, SHUTDOWN = 6, SESSION = 7 };
-enum { HEADER_LEN = 16 };
-
-static const char *const error_kinds[] = {
-    "?", "plugin", "unknown_method", "output_too_large", "bad_call",
-    "load_failed", "abi_mismatch", "init_failed", "filter_failed",
-};
-
-/* Little-endian helpers: the protocol is little-endian on every machine. */
-static void put_u16(uint8_t *p, uint16_t v) { p[0] = v; p[1] = v >> 8; }
-static void put_u32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = v >> (8 * i); }
-static void put_u64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = v >> (8 * i); }
-static uint16_t get_u16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t get_u32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t get_u64(const uint8_t *p) {
-    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+/* Every LOG frame, as one escaped line marked as the plugin's. */
+static void print_log(void *user, uint32_t level, const unsigned char *text, size_t len) {
+    (void)user;
+    plugjail_print_record(stderr, plugjail_level_name(level), text, len);
 }
 
-static int write_all(int fd, const void *buf, size_t n) {
-    const uint8_t *p = buf;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Reads exactly n bytes: 1 on success, 0 on end of file before any byte, -1 otherwise. */
-static int read_full(int fd, void *buf, size_t n) {
-    uint8_t *p = buf;
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = read(fd, p + got, n - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return -1;
-        if (r == 0) return got == 0 ? 0 : -1;
-        got += (size_t)r;
-    }
-    return 1;
-}
-
-struct frame {
-    uint16_t type;
-    uint64_t id;
-    uint32_t len;
-    uint8_t *payload; /* grows up to max_message, reused */
-};
-
-/* Reads one frame. The length is checked against the cap *before* allocating. */
-static int read_frame(int fd, struct frame *f, uint32_t cap, size_t *room) {
-    uint8_t h[HEADER_LEN];
-    int r = read_full(fd, h, sizeof h);
-    if (r == 0) { fprintf(stderr, "host: the session ended\n"); return -1; }
-    if (r < 0) { fprintf(stderr, "host: protocol violation: truncated header\n"); return -1; }
-    f->len = get_u32(h);
-    f->type = get_u16(h + 4);
-    f->id = get_u64(h + 8);
-    if (get_u16(h + 6) != 0 || f->type < HELLO || f->type > SESSION) {
-        fprintf(stderr, "host: protocol violation: bad frame type or flags\n");
-        return -1;
-    }
-    if (f->len > cap) {
-        fprintf(stderr, "host: protocol violation: %u-byte frame, cap %u\n", f->len, cap);
-        return -1;
-    }
-    if (f->len > *room) {
-        uint8_t *p = realloc(f->payload, f->len);
-        if (!p) return -1;
-        f->payload = p;
-        *room = f->len;
-    }
-    if (f->len && read_full(fd, f->payload, f->len) != 1) {
-        fprintf(stderr, "host: protocol violation: truncated payload\n");
-        return -1;
-    }
-    return 0;
-}
-
-static int send_frame(int fd, uint16_t type, uint64_t id, const uint8_t *a, size_t alen,
-                      const uint8_t *b, size_t blen) {
-    uint8_t h[HEADER_LEN] = {0};
-    put_u32(h, (uint32_t)(alen + blen));
-    put_u16(h + 4, type);
-    put_u64(h + 8, id);
-    return write_all(fd, h, sizeof h) || write_all(fd, a, alen) || write_all(fd, b, blen);
-}
-
-static uint8_t *slurp(const char *path, size_t *len) {
+static unsigned char *slurp(const char *path, size_t *len) {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
     if (!f) return NULL;
     size_t cap = 4096, n = 0;
-    uint8_t *buf = malloc(cap);
-    for (size_t r; buf && (r = fread(buf + n, 1, cap - n, f)) > 0;) {
+    unsigned char *buf = (unsigned char *)malloc(cap);
+    while (buf) {
+        size_t r = fread(buf + n, 1, cap - n, f);
         n += r;
-        if (n == cap) buf = realloc(buf, cap *= 2);
+        if (r == 0) break;
+        if (n == cap) {
+            unsigned char *bigger = (unsigned char *)realloc(buf, cap *= 2);
+            if (!bigger) free(buf);
+            buf = bigger;
+        }
     }
     if (f != stdin) fclose(f);
     *len = n;
     return buf;
 }
 
-static void log_frame(const struct frame *f) {
-    if (f->len < 4) return;
-    static const char *const levels[] = {"debug", "info", "warn", "error", "output"};
-    uint32_t level = get_u32(f->payload);
-    fprintf(stderr, "plugin %s: %.*s\n", level < 5 ? levels[level] : "?", (int)(f->len - 4),
-            (const char *)f->payload + 4);
+/* The verdict for people: plugjail's words, with the untrusted parts escaped. */
+static void print_verdict(const struct plugjail_verdict *v) {
+    fprintf(stderr, "host: verdict %s (plugjail exit status %d", v->outcome, v->exit_status);
+    if (v->signal_number) fprintf(stderr, ", signal %d %s", v->signal_number, v->signal_name);
+    if (v->timeout_kind) {
+        fprintf(stderr, ", timeout %s", v->timeout_kind);
+        if (v->timeout_limit_ms >= 0) fprintf(stderr, " %lld ms", (long long)v->timeout_limit_ms);
+    }
+    if (v->syscall_name) fprintf(stderr, ", syscall %s", v->syscall_name);
+    fprintf(stderr, ", %llu call%s)", (unsigned long long)v->calls, v->calls == 1 ? "" : "s");
+    if (v->message) {
+        fputs(": \"", stderr);
+        plugjail_fputs_sanitized(stderr, v->message, v->message_len, PLUGJAIL_SANITIZE_QUOTE);
+        fputc('"', stderr);
+    }
+    if (v->failure_message) {
+        fputs("; the plugin said: \"", stderr);
+        plugjail_fputs_sanitized(stderr, v->failure_message, v->failure_message_len,
+                                 PLUGJAIL_SANITIZE_QUOTE);
+        fputc('"', stderr);
+    }
+    fputc('\n', stderr);
+}
+
+static int usage(void) {
+    fprintf(stderr,
+            "usage: host [-j PLUGJAIL] [-t MS] [-q] PROFILE PLUGIN METHOD INPUT_FILE\n"
+            "       host [-t MS] METHOD INPUT_FILE -- PLUGJAIL serve --profile P --plugin SO "
+            "[OPTION...]\n");
+    return 64;
 }
 
 int main(int argc, char **argv) {
-    uint32_t cap = 16u << 20;
+    struct plugjail_options o;
+    plugjail_options_init(&o);
+    o.on_log = print_log;
+    long deadline_ms = 0;
     int opt;
-    while ((opt = getopt(argc, argv, "+m:")) != -1) {
-        if (opt == 'm') cap = (uint32_t)strtoul(optarg, NULL, 0);
-        else return 64;
+    while ((opt = getopt(argc, argv, "+j:t:m:q")) != -1) {
+        if (opt == 'j') o.plugjail = optarg;
+        else if (opt == 't') deadline_ms = strtol(optarg, NULL, 10);
+        else if (opt == 'q') o.quiet = 1;
+        else if (opt != 'm') return usage();
     }
-    if (argc - optind < 4 || strcmp(argv[optind + 2], "--") != 0) {
-        fprintf(stderr, "usage: host [-m MAX_MESSAGE] METHOD INPUT_FILE -- COMMAND...\n");
-        return 64;
+    char **args = argv + optind;
+    int nargs = argc - optind;
+    const char *method, *input_path;
+    const char **extra = NULL;
+    if (nargs >= 4 && strcmp(args[2], "--") == 0) {
+        /* METHOD INPUT -- PLUGJAIL serve [--profile P] [--plugin SO] [OPTION...] */
+        method = args[0];
+        input_path = args[1];
+        o.plugjail = args[3];
+        if (nargs < 5 || strcmp(args[4], "serve") != 0) return usage();
+        extra = (const char **)calloc((size_t)nargs, sizeof *extra);
+        if (!extra) return 2;
+        size_t n = 0;
+        for (int i = 5; i < nargs; i++) {
+            if (strcmp(args[i], "--profile") == 0 && i + 1 < nargs) o.profile = args[++i];
+            else if (strcmp(args[i], "--plugin") == 0 && i + 1 < nargs) o.plugin = args[++i];
+            else if (strncmp(args[i], "--profile=", 10) == 0) o.profile = args[i] + 10;
+            else if (strncmp(args[i], "--plugin=", 9) == 0) o.plugin = args[i] + 9;
+            else extra[n++] = args[i];
+        }
+        extra[n] = NULL;
+        o.extra_args = extra;
+    } else if (nargs == 4) {
+        o.profile = args[0];
+        o.plugin = args[1];
+        method = args[2];
+        input_path = args[3];
+    } else {
+        return usage();
     }
-    const char *method = argv[optind];
-    size_t mlen = strlen(method), input_len = 0;
-    uint8_t *input = slurp(argv[optind + 1], &input_len);
-    if (!input || mlen == 0 || mlen > 255) {
-        fprintf(stderr, "host: cannot read the input, or bad method name\n");
+    if (!o.profile || !o.plugin) return usage();
+    size_t input_len = 0;
+    unsigned char *input = slurp(input_path, &input_len);
+    if (!input) {
+        fprintf(stderr, "host: cannot read %s\n", input_path);
         return 64;
     }
 
-    /* A dead session must be an error code, not a signal that kills the host. */
-    signal(SIGPIPE, SIG_IGN);
-    int to_child[2], from_child[2];
-    if (pipe2(to_child, O_CLOEXEC) || pipe2(from_child, O_CLOEXEC)) return 2;
-    pid_t pid = fork();
-    if (pid < 0) return 2;
-    if (pid == 0) {
-        dup2(to_child[0], 0);
-        dup2(from_child[1], 1);
-        execvp(argv[optind + 3], argv + optind + 3);
-        _exit(127);
+    struct plugjail_error err;
+    struct plugjail_session *s = plugjail_session_open(&o, &err);
+    if (!s) {
+        fprintf(stderr, "host: %s\n", err.message);
+        if (err.code == PLUGJAIL_E_NOT_FOUND)
+            fprintf(stderr, "host: give the path with -j PLUGJAIL, or set PLUGJAIL\n");
+        free(input);
+        free(extra);
+        return 2;
     }
-    close(to_child[0]);
-    close(from_child[1]);
-    int wr = to_child[1], rd = from_child[0];
-
-    struct frame f = {0};
-    size_t room = 0;
     int status = 2;
-    /* 1. plugjail's SESSION (the frame cap: this host keeps its own smaller one), then
-     * HELLO (LOG frames may come first; ERROR with id 0 means the plugin never ran). */
-    if (read_frame(rd, &f, cap, &room)) goto out;
-    if (f.type != SESSION || f.len < 24) {
-        fprintf(stderr, "host: protocol violation: the first frame is not SESSION\n");
-        goto out;
-    }
-    for (;;) {
-        if (read_frame(rd, &f, cap, &room)) goto out;
-        if (f.type == LOG) { log_frame(&f); continue; }
-        if (f.type == HELLO && f.len >= 9) break;
-        if (f.type == ERROR && f.id == 0 && f.len >= 8) {
-            uint32_t kind = get_u32(f.payload);
-            fprintf(stderr, "host: plugin did not start (%s): %.*s\n",
-                    kind < 9 ? error_kinds[kind] : "?", (int)(f.len - 8), f.payload + 8);
-            goto out;
+    if (plugjail_session_start(s, &err) == 0) {
+        const struct plugjail_hello *h = plugjail_session_hello(s);
+        /* The names are the plugin's: checked for control characters, still escaped. */
+        fputs("host: plugin ", stderr);
+        plugjail_fputs_sanitized(stderr, h->name, strlen(h->name), 0);
+        fputc(' ', stderr);
+        plugjail_fputs_sanitized(stderr, h->version, strlen(h->version), 0);
+        fprintf(stderr, ", %zu method%s, frames up to %lu bytes\n", h->method_count,
+                h->method_count == 1 ? "" : "s",
+                (unsigned long)plugjail_session_limits(s)->max_message);
+        unsigned char *out = NULL;
+        size_t out_len = 0;
+        int rc = plugjail_session_call(s, method, input, input_len, deadline_ms, &out, &out_len,
+                                       &err);
+        if (rc == 0) {
+            if (isatty(STDOUT_FILENO)) plugjail_print_record(stdout, "result", out, out_len);
+            else fwrite(out, 1, out_len, stdout);
+            fflush(stdout);
+            free(out);
+            status = 0;
+        } else if (rc == PLUGJAIL_E_FAILED) {
+            plugjail_print_record(stderr, "fail", err.message, err.message_len);
+            fprintf(stderr, "host: the call failed (%s, status %d)\n",
+                    plugjail_error_kind_name(err.kind), (int)err.status);
+            status = 1;
         }
-        fprintf(stderr, "host: protocol violation: frame %u before HELLO\n", f.type);
-        goto out;
     }
-    uint8_t nlen = f.payload[8];
-    if (9u + nlen > f.len) { fprintf(stderr, "host: protocol violation: HELLO\n"); goto out; }
-    fprintf(stderr, "host: protocol %u, plugin ABI %u, plugin %.*s\n", get_u32(f.payload),
-            get_u32(f.payload + 4), nlen, f.payload + 9);
-
-    /* 2. One CALL with id 1: u8 method length, method, input. */
-    uint8_t head[1 + 255];
-    head[0] = (uint8_t)mlen;
-    memcpy(head + 1, method, mlen);
-    if (1 + mlen + input_len > cap) { fprintf(stderr, "host: input too large\n"); goto out; }
-    if (send_frame(wr, CALL, 1, head, 1 + mlen, input, input_len)) goto out;
-
-    /* 3. LOG frames, then RESULT or ERROR for id 1. */
-    for (;;) {
-        if (read_frame(rd, &f, cap, &room)) goto out;
-        if (f.type == LOG) { log_frame(&f); continue; }
-        if ((f.type != RESULT && f.type != ERROR) || f.id != 1) {
-            fprintf(stderr, "host: protocol violation: frame %u for call %llu\n", f.type,
-                    (unsigned long long)f.id);
-            goto out;
+    if (status == 2) {
+        if (err.untrusted) { /* the plugin's own words (a startup ERROR) */
+            fprintf(stderr, "host: %s (%s): ", plugjail_code_name(err.code),
+                    plugjail_error_kind_name(err.kind));
+            plugjail_fputs_sanitized(stderr, err.message, err.message_len, 0);
+            fputc('\n', stderr);
+        } else {
+            fprintf(stderr, "host: %s\n", err.message);
         }
-        break;
     }
-    if (f.type == RESULT) {
-        fwrite(f.payload, 1, f.len, stdout);
-        status = 0;
-    } else if (f.len >= 8) {
-        uint32_t kind = get_u32(f.payload);
-        fprintf(stderr, "host: call failed (%s, status %d): %.*s\n",
-                kind < 9 ? error_kinds[kind] : "?", (int)get_u32(f.payload + 4),
-                (int)(f.len - 8), f.payload + 8);
-        status = 1;
-    }
-    /* 4. SHUTDOWN: an empty frame. */
-    send_frame(wr, SHUTDOWN, 0, NULL, 0, NULL, 0);
-out:
-    close(wr);
-    close(rd);
-    int ws;
-    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {}
-    free(f.payload);
+    struct plugjail_verdict v;
+    if (plugjail_session_close(s, &v) != 0) status = 2;
+    print_verdict(&v);
+    plugjail_verdict_free(&v);
     free(input);
+    free(extra);
     return status;
 }

@@ -8,6 +8,9 @@ need_tools() {
   command -v make >/dev/null || missing+=(make)
   command -v setpriv >/dev/null || missing+=(util-linux)
   command -v bwrap >/dev/null || missing+=(bubblewrap)
+  # The C++ client's out-of-tree project and the install tests (find_package, pkg-config).
+  command -v cmake >/dev/null || missing+=(cmake)
+  command -v pkg-config >/dev/null || missing+=(pkg-config)
   command -v cargo >/dev/null || { echo "plugjail: cargo is needed (install Rust)" >&2; exit 1; }
   if ((${#missing[@]})); then
     if [ "$(id -u)" != 0 ]; then

@@ -19,7 +19,7 @@
 //! | 125 | `setup_failed` (the jail's or plugjail's fault: worth a retry) |
 //! | 128+N | `signaled`: the plugin crashed with signal N |
 
-use crate::protocol::consts::NO_ENTRY_MESSAGE as NO_ENTRY;
+use crate::protocol::startup::{stage_sentence, startup_detail};
 use std::time::Duration;
 
 use crate::protocol::consts::{ErrorKind, exit_code};
@@ -180,25 +180,6 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// plugjail's sentence for a stage of `plugin_failure` (the `message` and the summary
-/// line): never the plugin's own text.
-fn stage_sentence(stage: &str, status: Option<i32>) -> String {
-    match (stage, status) {
-        ("abi", _) => "the plugin's ABI version, struct size or description is not what this \
-                       plugjail implements; none of its code ran beyond its constructors and \
-                       entry function"
-            .to_owned(),
-        ("entry", _) => "the plugin does not export plugjail_plugin_v1".to_owned(),
-        ("init", Some(status)) => format!("the plugin's init() returned {status}"),
-        ("init", None) => "the plugin's init() failed".to_owned(),
-        // `load` from the exit code alone covers a missing entry symbol too.
-        (_, _) => "the plugin could not be loaded: dlopen failed (a symbol or library it needs \
-                   is missing, or it is not a shared object for this machine) or it does not \
-                   export plugjail_plugin_v1"
-            .to_owned(),
-    }
-}
-
 fn plugin_failure(v: Verdict, outcome: Outcome, stage: &'static str) -> Verdict {
     let mut v = v.because(outcome, stage_sentence(stage, None));
     v.plugin_failure = Some(PluginFailure {
@@ -207,55 +188,6 @@ fn plugin_failure(v: Verdict, outcome: Outcome, stage: &'static str) -> Verdict 
         message: None,
     });
     v
-}
-
-/// What a startup ERROR frame (call id 0) adds to a `plugin_failure` the stub's exit
-/// code already established.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct StartupDetail {
-    pub stage: &'static str,
-    pub status: Option<i32>,
-    /// The frame's message: untrusted (the plugin's code may have written it).
-    pub message: String,
-    /// plugjail's own sentence for the verdict's `message`.
-    pub sentence: String,
-}
-
-/// The detail of a startup ERROR frame for a failure whose exit code said `exit_stage`,
-/// or None when the frame is about something else (the exit code is the authority; the
-/// frame only says more about the same stage: `load` becomes `entry` when the loader
-/// found no entry symbol, `init` gains init()'s return value).
-pub(crate) fn startup_detail(
-    exit_stage: &str,
-    kind: ErrorKind,
-    status: i32,
-    message: String,
-) -> Option<StartupDetail> {
-    let stage = match kind {
-        ErrorKind::LoadFailed if message.starts_with(NO_ENTRY) => "entry",
-        ErrorKind::LoadFailed => "load",
-        ErrorKind::AbiMismatch => "abi",
-        ErrorKind::InitFailed => "init",
-        _ => return None,
-    };
-    let agrees = stage == exit_stage || (exit_stage == "load" && stage == "entry");
-    if !agrees {
-        return None;
-    }
-    let status = (stage == "init").then_some(status);
-    let sentence = match stage {
-        "load" => "dlopen of the plugin failed: a symbol or library it needs is missing, or \
-                   it is not a shared object for this machine (plugin_failure.message has \
-                   the loader's error)"
-            .to_owned(),
-        other => stage_sentence(other, status),
-    };
-    Some(StartupDetail {
-        stage,
-        status,
-        message,
-        sentence,
-    })
 }
 
 /// Adds what the stub's startup ERROR frame said to a verdict (plugjail read the frame
@@ -296,6 +228,7 @@ pub fn exit_status(v: &Verdict) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::consts::NO_ENTRY_MESSAGE as NO_ENTRY;
     use std::path::Path;
 
     fn ctx_run(code: i32, facts: SessionFacts) -> Verdict {

@@ -46,7 +46,7 @@ pub fn format_size(bytes: u64) -> String {
     bytes.to_string()
 }
 
-const DURATION_UNITS: [(&str, u64); 4] = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)];
+pub use crate::protocol::units::{DURATION_UNITS, format_duration};
 
 /// Parses a duration: a number followed by `ms`, `s`, `m` or `h` (`500ms`, `2s`, `1.5m`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -76,17 +76,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let ms = total_ms as u64;
     Ok(Duration::from_millis(ms))
-}
-
-/// The shortest exact spelling of `d` (to the millisecond) that [`parse_duration`] reads.
-pub fn format_duration(d: Duration) -> String {
-    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    for (name, factor) in DURATION_UNITS.iter().rev() {
-        if ms != 0 && ms.is_multiple_of(*factor) {
-            return format!("{}{name}", ms / factor);
-        }
-    }
-    "0ms".to_string()
 }
 
 /// The errno values a seccomp `errno` default action may return.

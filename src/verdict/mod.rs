@@ -28,7 +28,7 @@ pub use deliver::ReportFile;
 pub use syscall::Syscall;
 
 /// The verdict format version.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = crate::protocol::consts::VERDICT_VERSION;
 
 /// How the run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -82,3 +82,52 @@ fn human_lines() {
     let v = Verdict::signaled(p, &cmd(), 9);
     assert_eq!(v.to_string(), "killed by signal 9 (SIGKILL) after 0 ms");
 }
+
+#[test]
+fn the_verdict_summary_line_never_carries_raw_plugin_text() {
+    use crate::protocol::payload::is_bidi_or_break;
+    use crate::verdict::{CallErrorReport, Outcome, Verdict};
+    let evil = "x\x1b]0;t\x07\x1b[2J\u{9b}\u{202e}\0\rplugjail: forged\nline";
+    let mut v = Verdict::failed(
+        Outcome::SetupFailed,
+        std::path::Path::new("p.yaml"),
+        &[],
+        "plugin_init",
+        None,
+        format!("init failed (init_failed): {evil}"),
+    );
+    v.call_error = Some(CallErrorReport {
+        kind: "plugin",
+        status: 1,
+        message: format!("\"{evil}"),
+    });
+    for outcome in [
+        Outcome::Exited,
+        Outcome::Signaled,
+        Outcome::SetupFailed,
+        Outcome::NotFound,
+        Outcome::CannotExecute,
+        Outcome::Oom,
+        Outcome::Timeout,
+        Outcome::PidsLimit,
+        Outcome::SeccompViolation,
+        Outcome::Ok,
+        Outcome::PluginRejected,
+        Outcome::ProtocolViolation,
+    ] {
+        v.outcome = outcome;
+        let line = v.to_string();
+        assert!(
+            !line.chars().any(|c| c.is_control() || is_bidi_or_break(c)),
+            "{outcome:?}: {line:?}"
+        );
+    }
+    v.outcome = Outcome::Ok;
+    assert!(
+        v.to_string()
+            .contains(r#"the call failed (plugin error): "\"x\x1b]0;t\x07"#),
+        "{v}"
+    );
+    v.outcome = Outcome::PluginRejected;
+    assert!(v.to_string().ends_with(r"\rplugjail: forged\nline"), "{v}");
+}

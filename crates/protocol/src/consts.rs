@@ -3,6 +3,10 @@
 /// Version of the framing and payload layouts, carried in HELLO.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// Version of the verdict JSON (docs/verdict.md), which host libraries write too when
+/// `plugjail serve` delivered none.
+pub const VERDICT_VERSION: u32 = 1;
+
 /// Plugin C ABI version the stub implements (`PLUGJAIL_ABI_VERSION` in include/plugjail.h).
 pub const ABI_VERSION: u32 = 1;
 

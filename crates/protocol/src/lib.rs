@@ -14,9 +14,13 @@
 
 pub mod channel;
 pub mod consts;
+pub mod control;
 pub mod frame;
 pub mod payload;
+pub mod startup;
 pub mod switch;
+pub mod text;
+pub mod units;
 pub mod watch;
 
 #[cfg(test)]

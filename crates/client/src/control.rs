@@ -26,8 +26,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{Session, SessionError};
-use crate::plugin_mode::control::{PAUSE, PAUSE_TIMEOUT, REPLY_MAX, RESUME, Reply, status};
+use crate::{Session, SessionError};
+use plugjail_protocol::control::{PAUSE, PAUSE_TIMEOUT, REPLY_MAX, RESUME, Reply, status};
 
 /// How long the session waits for `plugjail serve`'s answer: its own bound on a pause,
 /// plus room for a supervisor busy with something else.

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use super::{CallError, HostFault, Session};
+use crate::{CallError, HostFault, Session};
 
 /// Per-call deadline when neither the options nor the profile set one.
 const DEFAULT_CALL: Duration = Duration::from_secs(60);
-use crate::protocol::{Channel, ChannelError, Hello};
+use plugjail_protocol::{Channel, ChannelError, Hello};
 
 impl Session {
     /// Waits for the plugin's HELLO (once): its name, version and methods.

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::{Session, SessionError, SessionOptions};
-use crate::protocol::Channel;
+use crate::{Session, SessionError, SessionOptions};
+use plugjail_protocol::Channel;
 
 /// Deadline for the HELLO when the profile sets no call_time (loading a plugin and its
 /// init are bounded by wall_time in the jail; this bounds the host's wait).
@@ -66,14 +66,21 @@ fn move_fds(moves: &[(RawFd, RawFd)]) -> io::Result<()> {
     Ok(())
 }
 
-/// The plugjail executable: next to the current one, or one directory up.
+/// The plugjail executable: `$PLUGJAIL`, else next to the current executable (or one
+/// directory up), else on `PATH`.
 fn find_plugjail() -> Result<PathBuf, SessionError> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(named) = std::env::var_os("PLUGJAIL").filter(|v| !v.is_empty()) {
+        candidates.push(PathBuf::from(named));
+    }
     let exe = std::env::current_exe().ok();
-    let dir = exe.as_deref().and_then(Path::parent);
-    let candidates: Vec<PathBuf> = dir
-        .into_iter()
-        .flat_map(|d| [d.join("plugjail"), d.join("../plugjail")])
-        .collect();
+    if let Some(dir) = exe.as_deref().and_then(Path::parent) {
+        candidates.push(dir.join("plugjail"));
+        candidates.push(dir.join("../plugjail"));
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path).map(|d| d.join("plugjail")));
+    }
     candidates
         .iter()
         .find(|p| p.is_file())
@@ -113,7 +120,7 @@ impl Session {
         }
         let control = if opts.pausable {
             cmd.arg("--control-fd").arg(SERVE_CONTROL.to_string());
-            Some(super::control::socketpair()?)
+            Some(crate::control::socketpair()?)
         } else {
             None
         };
@@ -145,7 +152,7 @@ impl Session {
         drop((to_stub_r, from_stub_w, status_w));
         let control = control.map(|(ours, theirs)| {
             drop(theirs);
-            super::control::Control::new(ours)
+            crate::control::Control::new(ours)
         });
         // The frame cap and the profile's call_time come in plugjail serve's SESSION
         // frame: the host never reads the profile.

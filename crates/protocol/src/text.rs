@@ -30,7 +30,7 @@
 //! (the verdict on `--report` or `--status-fd`) stays lossless: it carries the text as it
 //! came, and serde's string escaping makes it safe JSON.
 
-use crate::protocol::payload::is_bidi_or_break;
+use crate::payload::is_bidi_or_break;
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 
@@ -217,6 +217,16 @@ mod tests {
         escape(b).into_owned()
     }
 
+    fn lines_of(chunks: &[&[u8]]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut lines = Lines::default();
+        for c in chunks {
+            lines.push(c, |l| out.push(l.to_vec()));
+        }
+        lines.finish(|l| out.push(l.to_vec()));
+        out
+    }
+
     #[test]
     fn clean_text_passes_unchanged_and_is_borrowed() {
         for s in ["", "hello, world", "größe 3 € — 日本語 ✓", "a\"quote'"] {
@@ -297,64 +307,6 @@ mod tests {
             record(Source::Log(LogLevel::Debug), b""),
             "plugin[debug]: \n"
         );
-    }
-
-    #[test]
-    fn the_verdict_summary_line_never_carries_raw_plugin_text() {
-        use crate::verdict::{CallErrorReport, Outcome, Verdict};
-        let evil = "x\x1b]0;t\x07\x1b[2J\u{9b}\u{202e}\0\rplugjail: forged\nline";
-        let mut v = Verdict::failed(
-            Outcome::SetupFailed,
-            std::path::Path::new("p.yaml"),
-            &[],
-            "plugin_init",
-            None,
-            format!("init failed (init_failed): {evil}"),
-        );
-        v.call_error = Some(CallErrorReport {
-            kind: "plugin",
-            status: 1,
-            message: format!("\"{evil}"),
-        });
-        for outcome in [
-            Outcome::Exited,
-            Outcome::Signaled,
-            Outcome::SetupFailed,
-            Outcome::NotFound,
-            Outcome::CannotExecute,
-            Outcome::Oom,
-            Outcome::Timeout,
-            Outcome::PidsLimit,
-            Outcome::SeccompViolation,
-            Outcome::Ok,
-            Outcome::PluginRejected,
-            Outcome::ProtocolViolation,
-        ] {
-            v.outcome = outcome;
-            let line = v.to_string();
-            assert!(
-                !line.chars().any(|c| c.is_control() || is_bidi_or_break(c)),
-                "{outcome:?}: {line:?}"
-            );
-        }
-        v.outcome = Outcome::Ok;
-        assert!(
-            v.to_string()
-                .contains(r#"the call failed (plugin error): "\"x\x1b]0;t\x07"#),
-            "{v}"
-        );
-        v.outcome = Outcome::PluginRejected;
-        assert!(v.to_string().ends_with(r"\rplugjail: forged\nline"), "{v}");
-    }
-
-    fn lines_of(chunks: &[&[u8]]) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        let mut lines = Lines::default();
-        for c in chunks {
-            lines.push(c, |l| out.push(l.to_vec()));
-        }
-        lines.finish(|l| out.push(l.to_vec()));
-        out
     }
 
     #[test]

@@ -5,8 +5,8 @@
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use super::{HostFault, Session};
-use crate::plugin_mode::outcome::startup_detail;
+use crate::{HostFault, Session};
+use plugjail_protocol::startup::startup_detail;
 
 /// How long close() waits for `plugjail serve` to deliver its verdict before stopping it.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
@@ -52,9 +52,9 @@ impl SessionVerdict {
     /// A verdict the host writes itself: when `plugjail serve` delivered none (it was
     /// killed, or could not start), or the host ended a jail before it served (`step`
     /// says where).
-    pub(crate) fn of_host(outcome: &str, step: &str, why: String) -> SessionVerdict {
+    pub fn of_host(outcome: &str, step: &str, why: String) -> SessionVerdict {
         SessionVerdict::from_json(serde_json::json!({
-            "version": crate::verdict::VERSION,
+            "version": plugjail_protocol::consts::VERDICT_VERSION,
             "outcome": outcome,
             "step": step,
             "message": why,
@@ -177,7 +177,7 @@ impl Session {
                     } else {
                         "host deadline"
                     },
-                    crate::profile::units::format_duration(*after),
+                    plugjail_protocol::units::format_duration(*after),
                 );
                 let msg = format!("{what} {limit}");
                 let ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);

@@ -1,33 +1,51 @@
-//! The Rust host API: one jailed plugin, called as often as you like.
+//! Run an untrusted C or C++ plugin in a plugjail jail from a Rust host application, and
+//! call it as often as you like.
 //!
 //! ```no_run
-//! use plugjail::{Session, SessionOptions};
+//! use plugjail_client::{CallError, Session, SessionOptions};
 //!
 //! let mut s = Session::spawn(&SessionOptions {
-//!     profile: "profiles/default.yaml".into(),
-//!     plugin: "examples/plugins/hello.so".into(),
+//!     profile: "/usr/share/plugjail/profiles/default.yaml".into(),
+//!     plugin: "plugins/hello.so".into(),
 //!     ..SessionOptions::default()
 //! })?;
 //! println!("methods: {:?}", s.hello()?.methods);
-//! let out = s.call("greet", b"world")?;
-//! assert_eq!(out, b"hello, world");
+//! match s.call("greet", b"world") {
+//!     Ok(out) => assert_eq!(out, b"hello, world"),
+//!     // The plugin's own ERROR: untrusted text, escaped before it is shown.
+//!     Err(CallError::Failed { message, .. }) => {
+//!         eprintln!("plugin error: {}", plugjail_client::text::escape(message.as_bytes()))
+//!     }
+//!     Err(e) => eprintln!("{e}"),
+//! }
 //! let verdict = s.close();
 //! println!("{} after {} calls", verdict.outcome, verdict.calls);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! A session runs `plugjail serve` as a child process (so the host never forks a jail
+//! A [`Session`] runs `plugjail serve` as a child process (so the host never forks a jail
 //! itself and may have as many threads as it likes) and talks to the stub in the jail over
-//! two pipes, with no process in between. Each call has a deadline (the profile's
-//! `limits.call_time` unless overridden). A protocol violation or a missed deadline ends
-//! the session: the jail is stopped and [`Session::close`] reports why. An ERROR answer
-//! from the plugin ([`CallError::Failed`]) does not: the next call works.
+//! two pipes, with no process in between. It finds `plugjail` at
+//! [`SessionOptions::plugjail`], else the `PLUGJAIL` environment variable, else next to the
+//! host's own executable, else on `PATH` ([`SessionError::NoPlugjail`] lists where it
+//! looked). This crate is all a host needs: the jail itself is built by the `plugjail`
+//! executable, so no profile parser, seccomp compiler or command line is linked in.
 //!
-//! A missed deadline is reported as `timeout` with kind `call` when it was the profile's
-//! `limits.call_time`, and kind `host` (with the deadline as `limit_ms`) when it was the
-//! session's own (`SessionOptions::call_timeout`, [`Session::call_with_timeout`]). The
-//! session tells `plugjail serve` by sending it SIGUSR1 with the deadline
-//! (docs/protocol.md), so the verdict `plugjail serve` writes itself says so too.
+//! Each call has a deadline (the profile's `limits.call_time`, which `plugjail serve` says
+//! in its first frame, unless overridden). A protocol violation or a missed deadline ends
+//! the session: the jail is stopped and [`Session::close`] reports why in the verdict
+//! ([`SessionVerdict`], docs/verdict.md). An ERROR answer from the plugin
+//! ([`CallError::Failed`]) does not: the next call works. A missed deadline is reported as
+//! `timeout` with kind `call` when it was the profile's `limits.call_time`, and kind `host`
+//! (with the deadline as `limit_ms`) when it was the session's own
+//! (`SessionOptions::call_timeout`, [`Session::call_with_timeout`]).
+//!
+//! Another thread may pause and resume the session ([`Session::pause_handle`], with
+//! `SessionOptions::pausable`). Everything the plugin sends — results, LOG lines, ERROR
+//! messages, the names in its HELLO — is untrusted: [`text`] escapes it for people.
+//!
+//! For many plugins kept warm, restarted and quarantined by policy, see the `plugjail`
+//! crate's plugin host (`plugjail::host`) or `plugjail host`.
 //!
 //! This file holds the options, the errors and the session itself; `spawn.rs` starts
 //! `plugjail serve`, `call.rs` is the call path (HELLO, calls, deadlines), `control.rs`
@@ -46,9 +64,11 @@ use std::process::Child;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::protocol::{Channel, ChannelError, ErrorKind, ProtocolError};
+use plugjail_protocol::{Channel, ChannelError};
 
 pub use control::{PauseError, PauseHandle};
+pub use plugjail_protocol::text;
+pub use plugjail_protocol::{ErrorKind, Hello, ProtocolError};
 pub use verdict::SessionVerdict;
 
 /// A receiver of LOG lines, shareable between sessions.
@@ -61,8 +81,9 @@ pub struct SessionOptions {
     pub profile: PathBuf,
     /// The plugin `.so`.
     pub plugin: PathBuf,
-    /// The `plugjail` executable. Default: next to the current executable, or one
-    /// directory up (cargo puts test binaries in target/debug/deps).
+    /// The `plugjail` executable. Default: the `PLUGJAIL` environment variable, else
+    /// next to the current executable (or one directory up: cargo puts test binaries in
+    /// target/debug/deps), else the first `plugjail` on `PATH`.
     pub plugjail: Option<PathBuf>,
     /// Per-call deadline. Default: the profile's `limits.call_time`.
     pub call_timeout: Option<Duration>,
@@ -86,7 +107,7 @@ pub struct SessionOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     #[error(
-        "cannot find the plugjail executable (looked at {looked}); set SessionOptions::plugjail"
+        "cannot find the plugjail executable (looked at {looked}); install it, or name it with SessionOptions::plugjail or the PLUGJAIL environment variable"
     )]
     NoPlugjail { looked: String },
     #[error("cannot start {path}: {source}")]
@@ -200,10 +221,8 @@ impl Session {
             && let Ok(pid) = i32::try_from(child.id())
         {
             // Our own child, not yet reaped: the pid cannot have been reused.
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
+            // SAFETY: kill takes no pointers.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
         }
     }
 }
