@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use common::{Mode, jail_modes, manifest_dir, plugin, plugjail, profile_for, skip, target_tmp};
+use common::{
+    Lang, Mode, build, jail_modes, manifest_dir, plugin, plugjail, profile_for, skip, target_tmp,
+};
 
 /// Whether `program --version` runs.
 fn have(program: &str) -> bool {
@@ -104,6 +106,13 @@ fn build_project(name: &str, compiler: Option<&str>) -> Result<PathBuf, String> 
     Ok(dir)
 }
 
+/// tests/c_client/fake_serve.c: a `plugjail serve` that breaks the protocol on purpose
+/// (examples/cpp-host/tests/protocol.cpp), built once per test process.
+fn fake_serve() -> &'static Path {
+    static FAKE: OnceLock<PathBuf> = OnceLock::new();
+    FAKE.get_or_init(|| build("fake_serve", Lang::C, &["tests/c_client/fake_serve.c"], &[]))
+}
+
 /// examples/cpp-host built with the default compiler (g++ here), once per test process.
 fn built() -> &'static Result<PathBuf, String> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
@@ -132,7 +141,8 @@ fn ctest(dir: &Path, mode: Option<Mode>, regex: &str) -> Result<String, String> 
         .env("PLUGJAIL_TEST_CRASH", plugin("crash"))
         .env("PLUGJAIL_TEST_ECHO_NOISY", plugin("echo_noisy"))
         .env("PLUGJAIL_TEST_TERMINAL", plugin("terminal"))
-        .env("PLUGJAIL_TEST_INIT_FAILS", plugin("init_fails"));
+        .env("PLUGJAIL_TEST_INIT_FAILS", plugin("init_fails"))
+        .env("PLUGJAIL_TEST_FAKE_SERVE", fake_serve());
     let out = cmd.output().map_err(|e| format!("cannot run ctest: {e}"))?;
     let text = output_text(&out);
     if out.status.success() {
@@ -156,7 +166,7 @@ fn cpp_host_tests_pass_as_root_and_rootless() {
     let mut failures = Vec::new();
     if modes.is_empty() {
         // No jail here: the tests that need none still run.
-        if let Err(out) = ctest(dir, None, "^(unit|not_found)$") {
+        if let Err(out) = ctest(dir, None, "^(unit|not_found|protocol)$") {
             failures.push(format!("[no jail] ctest failed:\n{out}"));
         }
     }

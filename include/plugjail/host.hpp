@@ -21,8 +21,8 @@
 // Text that comes from the plugin side — LOG text, ERROR messages, HELLO names, verdict
 // messages that may quote the plugin — is held in plugjail::Untrusted: the raw bytes stay
 // available (raw()), and sanitized() escapes them for people exactly as plugjail does
-// (src/text.rs): control characters, ESC, C1 and bidi controls and invalid UTF-8 become
-// visible escapes, on one line.
+// (crates/protocol/src/text.rs): control characters, ESC, C1 and bidi controls and
+// invalid UTF-8 become visible escapes, on one line.
 //
 // Threading: a Session is used by one thread at a time for calls (call(), call_async(),
 // start_call()/on_ready() are serialised by an internal mutex); cancel() may be called from
@@ -172,10 +172,11 @@ inline bool valid_utf8(std::string_view s) noexcept {
 }  // namespace detail
 
 /// `text` made safe to show to people, on one line, by the rules of plugjail's own output
-/// (src/text.rs): `\` → `\\`; newline, carriage return, tab → `\n`, `\r`, `\t`; other C0
-/// controls and DEL → `\xNN`; C1 controls → `\u{NN}`; bidi controls and marks, U+2028 and
-/// U+2029 → `\u{NNNN}`; every byte that is not part of valid UTF-8 → `\xNN`; with `quote`,
-/// `"` → `\"`. Everything else passes unchanged. Distinct inputs give distinct outputs.
+/// (crates/protocol/src/text.rs): `\` → `\\`; newline, carriage return, tab → `\n`, `\r`,
+/// `\t`; other C0 controls and DEL → `\xNN`; C1 controls → `\u{NN}`; bidi controls and
+/// marks, U+2028 and U+2029 → `\u{NNNN}`; every byte that is not part of valid UTF-8 →
+/// `\xNN`; with `quote`, `"` → `\"`. Everything else passes unchanged. Distinct inputs give
+/// distinct outputs.
 inline std::string escape(std::string_view text, bool quote = false) {
     std::string out;
     out.reserve(text.size());
@@ -1506,25 +1507,26 @@ public:
             put_header(h, 0, frame_shutdown, 0);
             write_all(h, sizeof h, std::min(deadline, Clock::now() + std::chrono::seconds(1)));
         }
-        const bool in_step = fault_ != Fault::protocol;
-        const bool before_session = phase_ == Phase::need_session;
+        // After a violation the stream is out of step: nothing more is read from it.
+        drain_before_session_ = phase_ == Phase::need_session;
+        if (fault_ == Fault::protocol) close_fd(rfd_);
         if (phase_ != Phase::ended) end_session("closed");
         close_fd(wfd_);
-        // Read what the plugin still says (shutdown()'s log lines) until the end of the
-        // channel, so that it is never blocked writing to a pipe nobody reads.
-        if (in_step) drain(deadline, before_session);
-        close_fd(rfd_);
-        std::string text = read_status(deadline);
+        draining_ = true;
+        // Both pipes at once, to their ends: what the plugin still says (shutdown()'s log
+        // lines), so it never blocks on a pipe nobody reads, and the verdict, however long.
+        finish_reading(deadline);
         if (!reap(deadline)) {
             signal(SIGTERM, -1);
-            if (text.empty()) text = read_status(Clock::now() + std::chrono::seconds(5));
+            finish_reading(Clock::now() + std::chrono::seconds(5));
             if (!reap(Clock::now() + std::chrono::seconds(5))) {
                 signal(SIGKILL, -1);
                 reap(Clock::time_point::max());
             }
         }
+        close_fd(rfd_);
         close_fd(status_fd_);
-        verdict_ = make_verdict(text);
+        verdict_ = make_verdict(status_text_);
         return verdict_;
     }
 
@@ -2099,23 +2101,23 @@ private:
         }
     }
 
-    /// Reads the channel to its end (or `until`), handing LOG frames to the callback and
-    /// dropping the rest; stops at the first malformed frame, whose stream is out of step.
-    void drain(Clock::time_point until, bool before_session) {
-        draining_ = true;
+    /// Reads what the channel holds now, handing LOG frames to the callback and dropping
+    /// the rest. False at its end, or at a malformed frame (the stream is out of step).
+    bool drain_some() {
         for (;;) {
             while (rend_ - rstart_ >= header_len) {
                 const char *h = rbuf_.data() + rstart_;
                 const std::uint32_t len = get_u32(h);
                 const std::uint16_t type = get_u16(h + 4);
-                if (get_u16(h + 6) != 0 || type < frame_hello || type > frame_session || len > cap_) return;
+                if (get_u16(h + 6) != 0 || type < frame_hello || type > frame_session || len > cap_) return false;
                 if (rend_ - rstart_ < header_len + len) break;
                 rstart_ += header_len + len;
-                if (before_session) {
+                if (drain_before_session_) {
+                    // The first frame is SESSION (its cap sizes the rest), or a violation.
+                    drain_before_session_ = false;
                     phase_ = Phase::need_session;
                     handle(type, get_u64(h + 8), std::string_view(h + header_len, len));
-                    before_session = false;
-                    if (fault_ != Fault::none) return;
+                    if (fault_ != Fault::none) return false;
                     phase_ = Phase::ended;
                 } else if (type == frame_log && len >= 4 && get_u32(h + header_len) <= 4) {
                     deliver_log(std::string_view(h + header_len, len));
@@ -2128,40 +2130,41 @@ private:
                 rend_ += static_cast<std::size_t>(n);
                 continue;
             }
-            if (n == 0) return;
-            if (errno == EINTR) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK) return;
-            const auto now = Clock::now();
-            if (now >= until) return;
-            pollfd p{rfd_, POLLIN, 0};
-            const timespec ts = to_timespec(until - now);
-            if (::ppoll(&p, 1, &ts, nullptr) < 0 && errno != EINTR) return;
+            if (n < 0 && errno == EINTR) continue;
+            return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
         }
     }
 
-    /// The verdict line from the status pipe: everything until its end of file (at most
-    /// 1 MiB), or what arrived by `until`.
-    std::string read_status(Clock::time_point until) {
-        if (status_fd_ < 0) return status_text_;
-        set_nonblocking(status_fd_);
-        char buf[4096];
+    /// Reads what the status pipe holds now (the verdict; at most 1 MiB is kept, the rest
+    /// read and dropped). False at its end or on an error.
+    bool status_some() {
+        char buf[16384];
         for (;;) {
             const ssize_t n = ::read(status_fd_, buf, sizeof buf);
             if (n > 0) {
-                if (status_text_.size() < (1u << 20)) status_text_.append(buf, static_cast<std::size_t>(n));
+                const std::size_t keep = std::min<std::size_t>(static_cast<std::size_t>(n),
+                                                               (1u << 20) - std::min<std::size_t>(status_text_.size(), 1u << 20));
+                status_text_.append(buf, keep);
                 continue;
             }
-            if (n == 0) {
-                close_fd(status_fd_);
-                return status_text_;
-            }
-            if (errno == EINTR) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK) return status_text_;
+            if (n < 0 && errno == EINTR) continue;
+            return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+        }
+    }
+
+    /// Reads the channel (when still open) and the status pipe until both have ended, or
+    /// until `until`; closes each at its end.
+    void finish_reading(Clock::time_point until) {
+        if (status_fd_ >= 0) set_nonblocking(status_fd_);
+        for (;;) {
+            if (rfd_ >= 0 && !drain_some()) close_fd(rfd_);
+            if (status_fd_ >= 0 && !status_some()) close_fd(status_fd_);
+            if (rfd_ < 0 && status_fd_ < 0) return;
             const auto now = Clock::now();
-            if (now >= until) return status_text_;
-            pollfd p{status_fd_, POLLIN, 0};
+            if (now >= until) return;
+            pollfd p[2] = {{rfd_, POLLIN, 0}, {status_fd_, POLLIN, 0}};
             const timespec ts = to_timespec(until - now);
-            if (::ppoll(&p, 1, &ts, nullptr) < 0 && errno != EINTR) return status_text_;
+            if (::ppoll(p, 2, &ts, nullptr) < 0 && errno != EINTR) return;
         }
     }
 
@@ -2236,6 +2239,7 @@ private:
     Phase phase_ = Phase::need_session;
     bool closed_ = false;
     bool draining_ = false;
+    bool drain_before_session_ = false;
     std::uint32_t cap_ = session_cap_before;
     SessionInfo info_;
     std::atomic<bool> info_ready_{false};

@@ -7,6 +7,7 @@
 //   PLUGJAIL_TEST_ECHO_NOISY  tests/plugins/echo_noisy.cpp built (echo, ticks)
 //   PLUGJAIL_TEST_TERMINAL tests/plugins/terminal.cpp built   (shout)
 //   PLUGJAIL_TEST_INIT_FAILS tests/plugins/init_fails.cpp built (init() returns 3)
+//   PLUGJAIL_TEST_FAKE_SERVE tests/c_client/fake_serve.c built (a plugjail that breaks the rules)
 //
 // tests/cpp_client.rs (cargo test) builds the plugins and sets these.
 #ifndef PLUGJAIL_EXAMPLE_CHECK_HPP

@@ -24,7 +24,7 @@ bool printable(const std::string &s) {
 }  // namespace
 
 int main() {
-    // The escaping rules, as src/text.rs has them.
+    // The escaping rules, as crates/protocol/src/text.rs has them.
     CHECK_EQ(plugjail::escape("\x1b]0;pwned\x07"), std::string("\\x1b]0;pwned\\x07"));
     CHECK_EQ(plugjail::escape("\x1b[2J\x1b[H"), std::string("\\x1b[2J\\x1b[H"));
     CHECK_EQ(plugjail::escape("ok\rplugjail: session ended cleanly"),
