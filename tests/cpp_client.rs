@@ -64,9 +64,15 @@ fn open_up(path: &Path, writable: bool) {
     }
 }
 
-/// Configures and builds examples/cpp-host with `compiler` into `target/tmp/NAME`, once per
-/// test process; the build directory, or cmake's output when it failed.
-fn build_project(name: &str, compiler: Option<&str>) -> Result<PathBuf, String> {
+/// Configures and builds examples/cpp-host with `compiler` and `cxx_flags` into
+/// `target/tmp/NAME` (only `targets`, when given); the build directory, or cmake's output
+/// when it failed.
+fn build_project(
+    name: &str,
+    compiler: Option<&str>,
+    cxx_flags: &str,
+    targets: &[&str],
+) -> Result<PathBuf, String> {
     let dir = target_tmp().join(name);
     std::fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
     let mut configure = Command::new("cmake");
@@ -85,6 +91,7 @@ fn build_project(name: &str, compiler: Option<&str>) -> Result<PathBuf, String> 
     if let Some(cxx) = compiler {
         configure.arg(format!("-DCMAKE_CXX_COMPILER={cxx}"));
     }
+    configure.arg(format!("-DCMAKE_CXX_FLAGS={cxx_flags}"));
     let out = configure
         .output()
         .map_err(|e| format!("cannot run cmake: {e}"))?;
@@ -92,11 +99,16 @@ fn build_project(name: &str, compiler: Option<&str>) -> Result<PathBuf, String> 
         return Err(format!("cmake (configure) failed: {}", output_text(&out)));
     }
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let out = Command::new("cmake")
+    let mut build = Command::new("cmake");
+    build
         .arg("--build")
         .arg(&dir)
         .arg("--parallel")
-        .arg(jobs.to_string())
+        .arg(jobs.to_string());
+    if !targets.is_empty() {
+        build.arg("--target").args(targets);
+    }
+    let out = build
         .output()
         .map_err(|e| format!("cannot run cmake --build: {e}"))?;
     if !out.status.success() {
@@ -116,7 +128,23 @@ fn fake_serve() -> &'static Path {
 /// examples/cpp-host built with the default compiler (g++ here), once per test process.
 fn built() -> &'static Result<PathBuf, String> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BUILT.get_or_init(|| build_project("cpp-client", None))
+    BUILT.get_or_init(|| build_project("cpp-client", None, "", &[]))
+}
+
+/// The environment the project's tests read their paths from (tests/check.hpp).
+fn test_env(cmd: &mut Command, mode: Option<Mode>) {
+    let profile_mode = mode.unwrap_or(Mode::Rootless);
+    cmd.env("PLUGJAIL", plugjail())
+        .env(
+            "PLUGJAIL_TEST_PROFILE",
+            profile_for(profile_mode, "default"),
+        )
+        .env("PLUGJAIL_TEST_HELLO", plugin("hello"))
+        .env("PLUGJAIL_TEST_CRASH", plugin("crash"))
+        .env("PLUGJAIL_TEST_ECHO_NOISY", plugin("echo_noisy"))
+        .env("PLUGJAIL_TEST_TERMINAL", plugin("terminal"))
+        .env("PLUGJAIL_TEST_INIT_FAILS", plugin("init_fails"))
+        .env("PLUGJAIL_TEST_FAKE_SERVE", fake_serve());
 }
 
 /// Runs the project's ctest tests matching `regex` in `mode` (None: as the test process
@@ -129,20 +157,9 @@ fn ctest(dir: &Path, mode: Option<Mode>, regex: &str) -> Result<String, String> 
         Some(m) => m.command("ctest"),
         None => Command::new("ctest"),
     };
-    let profile_mode = mode.unwrap_or(Mode::Rootless);
     cmd.current_dir(dir)
-        .args(["--output-on-failure", "--no-tests=error", "-R", regex])
-        .env("PLUGJAIL", plugjail())
-        .env(
-            "PLUGJAIL_TEST_PROFILE",
-            profile_for(profile_mode, "default"),
-        )
-        .env("PLUGJAIL_TEST_HELLO", plugin("hello"))
-        .env("PLUGJAIL_TEST_CRASH", plugin("crash"))
-        .env("PLUGJAIL_TEST_ECHO_NOISY", plugin("echo_noisy"))
-        .env("PLUGJAIL_TEST_TERMINAL", plugin("terminal"))
-        .env("PLUGJAIL_TEST_INIT_FAILS", plugin("init_fails"))
-        .env("PLUGJAIL_TEST_FAKE_SERVE", fake_serve());
+        .args(["--output-on-failure", "--no-tests=error", "-R", regex]);
+    test_env(&mut cmd, mode);
     let out = cmd.output().map_err(|e| format!("cannot run ctest: {e}"))?;
     let text = output_text(&out);
     if out.status.success() {
@@ -194,7 +211,104 @@ fn cpp_host_builds_warning_free_with_clang() {
         eprintln!("clang++ is not installed: the clang build is not checked (g++ is)");
         return;
     }
-    if let Err(e) = build_project("cpp-client-clang", Some("clang++")) {
+    if let Err(e) = build_project("cpp-client-clang", Some("clang++"), "", &[]) {
         panic!("building examples/cpp-host with clang++:\n{e}");
     }
+}
+
+/// host.hpp's escape() is `plugjail::text`'s escaping (crates/protocol/src/text.rs), byte
+/// for byte: the unit test program escapes random texts, and Rust must say the same.
+#[test]
+fn cpp_escaping_matches_plugjails_own() {
+    if !have("cmake") {
+        skip("cmake is not installed: the C++ client's example project is not built");
+        return;
+    }
+    let dir = match built() {
+        Ok(d) => d,
+        Err(e) => panic!("building examples/cpp-host:\n{e}"),
+    };
+    let out = Command::new(dir.join("test_unit"))
+        .args(["corpus", "5000"])
+        .output()
+        .expect("run test_unit corpus");
+    assert!(out.status.success(), "{}", output_text(&out));
+    let text = String::from_utf8(out.stdout).expect("escaped text is UTF-8");
+    let mut n = 0;
+    for line in text.lines() {
+        let mut parts = line.split('\t');
+        let (hex, esc, quoted) = (
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+        );
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+            .collect();
+        assert_eq!(esc, plugjail::text::escape(&bytes), "input {bytes:?}");
+        if let Ok(s) = std::str::from_utf8(&bytes) {
+            let q = plugjail::text::Quoted(s).to_string();
+            assert_eq!(quoted, &q[1..q.len() - 1], "quoted input {s:?}");
+        }
+        n += 1;
+    }
+    assert_eq!(n, 5000);
+}
+
+/// The parsers (JSON, verdict, frames: `unit`, `protocol`) and a few live sessions
+/// (`result`, `cancel`, `big_payload`) built with AddressSanitizer and UBSan, when this
+/// compiler has them: malformed input is an error, never a memory error.
+#[test]
+fn cpp_client_holds_up_under_sanitizers() {
+    if !have("cmake") {
+        skip("cmake is not installed: the C++ client's example project is not built");
+        return;
+    }
+    let flags = "-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer";
+    let probe = target_tmp().join("cpp-client-asan-probe");
+    let probe_ok = Command::new("c++")
+        .args(flags.split(' '))
+        .args(["-x", "c++", "-o"])
+        .arg(&probe)
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .expect("stdin")
+                .write_all(b"int main() { return 0; }\n")?;
+            c.wait()
+        })
+        .is_ok_and(|s| s.success())
+        && Command::new(&probe).status().is_ok_and(|s| s.success());
+    if !probe_ok {
+        eprintln!("no AddressSanitizer for c++ here: the sanitizer build is not checked");
+        return;
+    }
+    let tests = ["unit", "protocol", "result", "cancel", "big_payload"];
+    let targets: Vec<String> = tests.iter().map(|t| format!("test_{t}")).collect();
+    let targets: Vec<&str> = targets.iter().map(String::as_str).collect();
+    let dir = match build_project("cpp-client-asan", None, flags, &targets) {
+        Ok(d) => d,
+        Err(e) => panic!("building examples/cpp-host with sanitizers:\n{e}"),
+    };
+    // As the test process itself: root here when the tests run as root.
+    let mode = jail_modes().first().copied();
+    let mut failures = Vec::new();
+    for t in tests {
+        if mode.is_none() && !matches!(t, "unit" | "protocol") {
+            continue;
+        }
+        let mut cmd = Command::new(dir.join(format!("test_{t}")));
+        test_env(&mut cmd, mode);
+        let out = cmd.output().expect("run a sanitizer test");
+        if !out.status.success() {
+            failures.push(format!("{t}: {}", output_text(&out)));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

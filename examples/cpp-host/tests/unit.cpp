@@ -1,5 +1,9 @@
 // No plugjail needed: the JSON parser and Verdict::parse against good, malformed and
 // random input (never a crash: an error), and the typed verdict fields.
+//
+//   test_unit corpus N   prints N random texts, one a line: the bytes in hex, escape(),
+//                        escape(quote) (tests/cpp_client.rs compares them with Rust's
+//                        plugjail::text, byte for byte)
 #include <random>
 #include <string>
 
@@ -21,7 +25,37 @@ const char *const sample =
 
 }  // namespace
 
-int main() {
+/// Random texts made of the pieces escaping cares about.
+int corpus(int n) {
+    static const char *const pieces[] = {
+        "a", "Z", " ", "\\", "\"", "\n", "\r", "\t", "\x1b", "\x07", "\x7f", "" /* NUL, pushed below */,
+        "\xc2\x9b", "\xc2\x85", "\xc2\xa0", "\xe2\x80\xae", "\xe2\x80\xac", "\xe2\x81\xa6", "\xe2\x80\x8e",
+        "\xe2\x80\xa8", "\xd8\x9c", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xc3\xb6", "\xff", "\xfe", "\xc3",
+        "\xe2\x82", "\xf0\x9f\x98", "\x80", "\xbf", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+        "\xef\xbf\xbf", "\xf4\x8f\xbf\xbf", "\xe0\x80\x80",
+    };
+    std::mt19937 rng(4242);
+    for (int i = 0; i < n; i++) {
+        std::string text;
+        const int len = static_cast<int>(rng() % 24);
+        for (int k = 0; k < len; k++) {
+            if (rng() % 4 == 0) {
+                text.push_back(static_cast<char>(rng() & 0xff));
+            } else {
+                const std::size_t which = rng() % (sizeof pieces / sizeof pieces[0]);
+                if (which == 11) text.push_back('\0');
+                else text += pieces[which];
+            }
+        }
+        std::string hex;
+        for (char c : text) plugjail::detail::append_hex(hex, static_cast<unsigned char>(c), 2);
+        std::cout << hex << '\t' << plugjail::escape(text) << '\t' << plugjail::escape(text, true) << '\n';
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && std::string(argv[1]) == "corpus") return corpus(std::atoi(argv[2]));
     std::string why;
     std::optional<plugjail::Verdict> v = plugjail::Verdict::parse(sample, &why);
     CHECK(v.has_value());
@@ -90,7 +124,8 @@ int main() {
         for (int k = 0; k < edits; k++) m[rng() % m.size()] = static_cast<char>(rng() & 0xff);
         (void)plugjail::Verdict::parse(m);
         std::string junk(rng() % 64, '\0');
-        for (char &c : junk) c = "{}[]\",:0123456789.eE-+tfnul\\ \x80\xff"[rng() % 34];
+        static const char alphabet[] = "{}[]\",:0123456789.eE-+tfnul\\ \x80\xff";
+        for (char &c : junk) c = alphabet[rng() % (sizeof alphabet - 1)];
         (void)plugjail::json::Value::parse(junk);
     }
     return check::result();
