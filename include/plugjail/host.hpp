@@ -2358,8 +2358,9 @@ public:
     // stop watching and close().
 
     /// Starts a call without waiting. Returns a result at once when the call cannot start
-    /// (busy, ended, invalid_method; input_too_large when the cap is known); otherwise the
-    /// result comes from on_ready(). The input is kept until the call is done.
+    /// (busy, ended, invalid_method; input_too_large when the cap is known) or was answered
+    /// already; otherwise the result comes from on_ready(). The input is kept until the
+    /// call is done.
     std::optional<CallResult> start_call(std::string_view method, std::string input,
                                          std::optional<Millis> deadline = std::nullopt) {
         if (!core_) return moved_from();
