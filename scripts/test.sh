@@ -52,6 +52,15 @@ else
   run "cgroup v2 VM tests (scripts/vm-test.sh)" scripts/vm-test.sh
 fi
 
+# The Debian package, installed with apt and used from the installed paths only (reusing
+# the debug build above; about 20 s). It installs and purges a system package, so it runs
+# in CI (PLUGJAIL_TEST_STRICT=1, root) or when asked (PLUGJAIL_DEB_TEST=1).
+if [ "$(id -u)" = 0 ] && [ "${PLUGJAIL_TEST_STRICT:-0}${PLUGJAIL_DEB_TEST:-0}" != 00 ]; then
+  run "Debian package (scripts/deb-test.sh)" scripts/deb-test.sh --bindir-from target/debug
+else
+  echo "Debian package test: skipped (runs as root under PLUGJAIL_TEST_STRICT=1 or PLUGJAIL_DEB_TEST=1)"
+fi
+
 if ((${#failed[@]})); then
   echo >&2
   echo "scripts/test.sh: ${#failed[@]} part(s) failed:" >&2

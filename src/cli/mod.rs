@@ -1,6 +1,9 @@
 //! The profile subcommands: `check` (profiles and host configurations), `explain`,
 //! `schema`.
 
+// The CLI's argument definitions, for the binary and the man page generator; not API.
+#[doc(hidden)]
+pub mod args;
 mod explain;
 mod host_schema;
 mod schema;

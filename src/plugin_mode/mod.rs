@@ -50,16 +50,18 @@ const JAIL_SWITCH: i32 = 6;
 const JAIL_OUTPUT: i32 = 7;
 const JAIL_WATCH: i32 = 8;
 
-/// The stub's file name, looked up next to the running plugjail.
+/// The stub's file name, looked up next to the running plugjail, then in the installed
+/// layout's libexec directory ([`stub_candidates`]).
 const STUB_NAME: &str = "plugjail-stub";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
     #[error(
-        "{path}: plugjail-stub is missing; it is built and installed next to the plugjail \
-         executable (cargo build --bins)"
+        "plugjail-stub is missing: looked for {looked}; it is built next to the plugjail \
+         executable (cargo build --bins) and installed in PREFIX/libexec/plugjail \
+         (docs/install.md)"
     )]
-    StubMissing { path: PathBuf },
+    StubMissing { looked: String },
     #[error("cannot locate the running plugjail executable: {source}")]
     CurrentExe { source: std::io::Error },
     #[error(transparent)]
@@ -155,16 +157,32 @@ fn serve_gate(profile: &Profile, plan: &Plan) -> Result<Option<jail::Gate>, Prep
     }))
 }
 
-/// `plugjail-stub` next to the running executable.
+/// Where plugjail looks for its stub, in order, given the directory of the running
+/// executable: next to it (a cargo build: target/debug/), then the installed layout's
+/// `../libexec/plugjail/` (PREFIX/bin/plugjail → PREFIX/libexec/plugjail/plugjail-stub;
+/// docs/install.md). The executable's path is the kernel's (/proc/self/exe), with
+/// symlinks resolved, so a symlink to an installed plugjail still finds its own stub.
+fn stub_candidates(exe_dir: &Path) -> [PathBuf; 2] {
+    let prefix = exe_dir.parent().unwrap_or(exe_dir);
+    [
+        exe_dir.join(STUB_NAME),
+        prefix.join("libexec/plugjail").join(STUB_NAME),
+    ]
+}
+
+/// The first of [`stub_candidates`] that is a file.
 fn stub_path() -> Result<PathBuf, PrepareError> {
     let exe = std::env::current_exe().map_err(|source| PrepareError::CurrentExe { source })?;
-    let path = exe
-        .parent()
-        .map_or_else(|| PathBuf::from(STUB_NAME), |d| d.join(STUB_NAME));
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(PrepareError::StubMissing { path })
+    let candidates = stub_candidates(exe.parent().unwrap_or(Path::new("/")));
+    match candidates.iter().find(|p| p.is_file()) {
+        Some(p) => Ok(p.clone()),
+        None => Err(PrepareError::StubMissing {
+            looked: candidates
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" and "),
+        }),
     }
 }
 
@@ -271,4 +289,25 @@ pub fn prepare(
         serve_filter,
         stub,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stub_is_looked_for_next_to_the_executable_then_in_libexec() {
+        assert_eq!(
+            stub_candidates(Path::new("/opt/pj/bin")),
+            [
+                PathBuf::from("/opt/pj/bin/plugjail-stub"),
+                PathBuf::from("/opt/pj/libexec/plugjail/plugjail-stub"),
+            ]
+        );
+        // An executable in / has no parent directory to go up to.
+        assert_eq!(
+            stub_candidates(Path::new("/"))[1],
+            PathBuf::from("/libexec/plugjail/plugjail-stub")
+        );
+    }
 }
