@@ -312,3 +312,116 @@ fn cpp_client_holds_up_under_sanitizers() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// examples/cpp-host built against an installed plugjail (scripts/install.sh into a prefix
+/// under cargo's scratch directory, with the binaries cargo built): once through
+/// `find_package(plugjail CONFIG)`, once through pkg-config (`plugjail-host`, the CMake
+/// package disabled). Each build's tests then find `plugjail` on PATH (PREFIX/bin), as a
+/// host application would, and run under the installed default profile.
+#[test]
+fn cpp_host_builds_against_an_installed_prefix() {
+    if !have("cmake") {
+        skip("cmake is not installed: the C++ client's example project is not built");
+        return;
+    }
+    let bins = plugjail().parent().expect("plugjail's directory");
+    assert!(
+        bins.join("plugjail-stub").is_file(),
+        "{} is missing: run `cargo build --bins` before these tests",
+        bins.join("plugjail-stub").display()
+    );
+    let root = target_tmp().join("cpp-client-installed");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("mkdir");
+    let prefix = root.join("prefix");
+    let out = Command::new(manifest_dir().join("scripts/install.sh"))
+        .arg("--prefix")
+        .arg(&prefix)
+        .arg("--bindir-from")
+        .arg(bins)
+        .arg("--no-docs")
+        .current_dir("/")
+        .output()
+        .expect("run scripts/install.sh");
+    assert!(out.status.success(), "install.sh: {}", output_text(&out));
+    let mut ways = vec![(
+        "find-package",
+        format!("-DCMAKE_PREFIX_PATH={}", prefix.display()),
+        None,
+        "plugjail::host from",
+    )];
+    if have("pkg-config") {
+        ways.push((
+            "pkg-config",
+            "-DCMAKE_DISABLE_FIND_PACKAGE_plugjail=ON".to_string(),
+            Some(prefix.join("lib/pkgconfig")),
+            "from pkg-config",
+        ));
+    } else {
+        skip("pkg-config is not installed: examples/cpp-host is not built through it");
+    }
+    let mode = jail_modes().first().copied();
+    let path = format!(
+        "{}:{}",
+        prefix.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for (name, arg, pkg_config_path, says) in ways {
+        let dir = root.join(name);
+        let mut configure = Command::new("cmake");
+        configure
+            .arg("-S")
+            .arg(manifest_dir().join("examples/cpp-host"))
+            .arg("-B")
+            .arg(&dir)
+            .arg(&arg);
+        if let Some(p) = &pkg_config_path {
+            configure.env("PKG_CONFIG_PATH", p);
+        }
+        let out = configure.output().expect("run cmake");
+        let text = output_text(&out);
+        assert!(out.status.success(), "[{name}] configure: {text}");
+        assert!(text.contains(says), "[{name}] not {says:?}: {text}");
+        let out = Command::new("cmake")
+            .arg("--build")
+            .arg(&dir)
+            .args(["--target", "test_result", "test_not_found", "cpp-host"])
+            .output()
+            .expect("run cmake --build");
+        assert!(
+            out.status.success(),
+            "[{name}] build: {}",
+            output_text(&out)
+        );
+        open_up(&root, false);
+        let testing = dir.join("Testing");
+        let _ = std::fs::create_dir_all(&testing);
+        open_up(&testing, true);
+        let regex = if mode.is_some() {
+            "^(result|not_found)$"
+        } else {
+            "^not_found$"
+        };
+        let mut cmd = match mode {
+            Some(m) => m.command("ctest"),
+            None => Command::new("ctest"),
+        };
+        let out = cmd
+            .current_dir(&dir)
+            .args(["--output-on-failure", "--no-tests=error", "-R", regex])
+            .env_remove("PLUGJAIL")
+            .env("PATH", &path)
+            .env(
+                "PLUGJAIL_TEST_PROFILE",
+                prefix.join("share/plugjail/profiles/default.yaml"),
+            )
+            .env("PLUGJAIL_TEST_HELLO", plugin("hello"))
+            .output()
+            .expect("run ctest");
+        assert!(
+            out.status.success(),
+            "[{name}] ctest: {}",
+            output_text(&out)
+        );
+    }
+}

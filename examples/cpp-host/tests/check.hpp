@@ -1,6 +1,7 @@
 // What the tests share: CHECK, and the paths they get from the environment.
 //
-//   PLUGJAIL               the plugjail executable (read by host.hpp itself)
+//   PLUGJAIL               the plugjail executable (read by host.hpp itself; without it,
+//                          plugjail is looked up on PATH)
 //   PLUGJAIL_TEST_PROFILE  the profile the sessions run under (profiles/default.yaml)
 //   PLUGJAIL_TEST_HELLO    examples/plugins/hello.cpp built   (greet, echo, fail)
 //   PLUGJAIL_TEST_CRASH    tests/plugins/crash.cpp built      (segv, abort, hang, noop)

@@ -148,8 +148,9 @@ int main() {
     // The socket front end: a server the test starts, a client that connects.
     {
         const std::string sock = dir + "/host.sock";
-        const pid_t server = plugjail::detail::spawn_process(
-            check::env("PLUGJAIL"), {"plugjail", "host", "--config", config, "--listen", sock}, {}, true);
+        const std::string exe = plugjail::detail::find_plugjail("", "the test");  // as the client finds it
+        const pid_t server =
+            plugjail::detail::spawn_process(exe, {"plugjail", "host", "--config", config, "--listen", sock}, {}, true);
         std::optional<plugjail::HostClient> client;
         for (int i = 0; i < 300 && !client; i++) {
             try {
