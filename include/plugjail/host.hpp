@@ -1877,10 +1877,6 @@ private:
             size_pipe(wfd_, std::size_t{cap_} + header_len);
             return;
         }
-        if (draining_) {
-            if (type == frame_log && p.size() >= 4 && get_u32(p.data()) <= 4) deliver_log(p);
-            return;
-        }
         switch (type) {
             case frame_log:
                 if (p.size() < 4 || get_u32(p.data()) > 4) return violation("a malformed LOG frame");
