@@ -234,26 +234,7 @@ fn cpp_escaping_matches_plugjails_own() {
         .expect("run test_unit corpus");
     assert!(out.status.success(), "{}", output_text(&out));
     let text = String::from_utf8(out.stdout).expect("escaped text is UTF-8");
-    let mut n = 0;
-    for line in text.lines() {
-        let mut parts = line.split('\t');
-        let (hex, esc, quoted) = (
-            parts.next().unwrap_or(""),
-            parts.next().unwrap_or(""),
-            parts.next().unwrap_or(""),
-        );
-        let bytes: Vec<u8> = (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
-            .collect();
-        assert_eq!(esc, plugjail::text::escape(&bytes), "input {bytes:?}");
-        if let Ok(s) = std::str::from_utf8(&bytes) {
-            let q = plugjail::text::Quoted(s).to_string();
-            assert_eq!(quoted, &q[1..q.len() - 1], "quoted input {s:?}");
-        }
-        n += 1;
-    }
-    assert_eq!(n, 5000);
+    common::assert_escapes_like_plugjail(&text, 5000);
 }
 
 /// The parsers (JSON, verdict, frames: `unit`, `protocol`) and a few live sessions

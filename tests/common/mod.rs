@@ -115,3 +115,30 @@ pub fn plugjail() -> &'static Path {
 pub fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// Checks a client's escaping corpus against `plugjail::text`, byte for byte: `count` lines
+/// of `HEX<TAB>ESCAPED<TAB>QUOTED` (the random input in hex, the client's `escape` of it,
+/// and its quoted form without the outer quotes), as tests/c_client/units.c and the C++
+/// `test_unit corpus` print them.
+pub fn assert_escapes_like_plugjail(text: &str, count: usize) {
+    let mut n = 0;
+    for line in text.lines() {
+        let mut parts = line.split('\t');
+        let (hex, esc, quoted) = (
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+        );
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+            .collect();
+        assert_eq!(esc, plugjail::text::escape(&bytes), "input {bytes:?}");
+        if let Ok(s) = std::str::from_utf8(&bytes) {
+            let q = plugjail::text::Quoted(s).to_string();
+            assert_eq!(quoted, &q[1..q.len() - 1], "quoted input {s:?}");
+        }
+        n += 1;
+    }
+    assert_eq!(n, count);
+}
