@@ -106,7 +106,9 @@ fn built_bins() -> &'static Path {
     dir
 }
 
-/// An installed plugjail: its own prefix under cargo's scratch directory, removed on drop.
+/// An installed plugjail: its own prefix under the system temp directory (not the
+/// checkout's, which may hold a space that the tests' own splitting of pkg-config's output
+/// and CMake's FindPkgConfig would cut), removed on drop.
 struct Installed {
     _dir: TempDir,
     prefix: PathBuf,
@@ -129,7 +131,7 @@ impl Installed {
 /// scripts/install.sh --prefix (a fresh directory) --bindir-from target/debug, plus
 /// `extra` arguments.
 fn install(extra: &[&str]) -> Installed {
-    let dir = TempDir::new("install", 0o755);
+    let dir = TempDir::in_system_tmp("install", 0o755);
     let prefix = dir.join("prefix");
     run_ok(
         Command::new(manifest_dir().join("scripts/install.sh"))
