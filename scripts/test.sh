@@ -36,6 +36,7 @@ if ! cargo build --locked --bins; then
   exit 1
 fi
 run "cargo test" cargo test --locked --no-fail-fast -- "$@"
+run "cargo doc (no warnings)" env RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --workspace --quiet
 
 if [ "${PLUGJAIL_SKIP_VM:-0}" = 1 ]; then
   echo "cgroup v2 VM tests: skipped (PLUGJAIL_SKIP_VM=1)"

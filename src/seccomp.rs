@@ -9,16 +9,16 @@
 //!
 //! The parts, one concern each:
 //!
-//! - [`bpf`]: opcodes, return actions, `seccomp_data` offsets, `AUDIT_ARCH_*`: the one
+//! - `bpf`: opcodes, return actions, `seccomp_data` offsets, `AUDIT_ARCH_*`: the one
 //!   set of these constants in plugjail;
-//! - [`rules`]: profile rules → per syscall number, alternative sets of argument
+//! - `rules`: profile rules → per syscall number, alternative sets of argument
 //!   conditions at the width the kernel reads (the `INT_ARGS` table);
-//! - [`asm`]: a small assembler with symbolic labels;
-//! - [`program`]: the program every filter shares — architecture check, x32 check, the
+//! - `asm`: a small assembler with symbolic labels;
+//! - `program`: the program every filter shares — architecture check, x32 check, the
 //!   checks of single syscalls, the search, the argument conditions;
-//! - [`search`]: the binary search over syscall numbers;
-//! - [`trace`]: the traced variant and [`TraceData`]; [`gate`]: the serve gate;
-//! - [`install`]: the child side.
+//! - `search`: the binary search over syscall numbers;
+//! - `trace`: the traced variant and `TraceData`; `gate`: the serve gate;
+//! - `install`: the child side.
 //!
 //! **Why plugjail emits its own BPF.** The filters used to be seccompiler's output, edited
 //! by instruction position: an x32 check spliced in at index 3, the traced variant's clone
@@ -29,7 +29,7 @@
 //! build-time layout check (the alternative) would only have turned that into a failed
 //! build and kept every splice. The program is small and regular, so plugjail now writes
 //! all of it, as minijail and sandbox2 do: every part is emitted in order against
-//! symbolic labels, and [`asm`] resolves them in one pass, reaching a target more than 255
+//! symbolic labels, and `asm` resolves them in one pass, reaching a target more than 255
 //! instructions away through a `JA` trampoline. seccompiler stays only as a
 //! dev-dependency: the tests run every program plugjail makes and seccompiler's linear
 //! form of the same rules through a BPF interpreter and require the same answer for every

@@ -11,7 +11,7 @@
 //!   until the kernel says every task is frozen ([`crate::cgroup::Cgroup::freeze`]);
 //! - without one (rootless on cgroup v1: rlimits only): SIGSTOP to every process of the
 //!   jail but its init, in rounds, until every thread is stopped
-//!   ([`crate::jail::stop::JobStop`]).
+//!   (`crate::jail::stop::JobStop`).
 //!
 //! Either way the wait is bounded ([`PAUSE_TIMEOUT`]); past it the jail is resumed and the
 //! answer is [`status::TIMEOUT`]. Both commands are idempotent: pausing a paused jail and

@@ -40,7 +40,7 @@ pub struct Landlock {
 /// `ENOSYS` when the kernel was built without Landlock, `EOPNOTSUPP` when it is built in but
 /// not enabled at boot.
 ///
-/// The one probe of the ABI: doctor reports its answer ([`landlock_abi`], [`landlock`]) and
+/// The one probe of the ABI: doctor reports its answer ([`landlock_abi`], `landlock`) and
 /// the jail prepares its Landlock rules for it (`landlock::prepare`), so the two cannot
 /// disagree about the kernel.
 pub fn landlock_abi_errno() -> Result<u32, Errno> {

@@ -4,7 +4,7 @@
 //! The sequence, all inside the jail's load-phase seccomp filter:
 //! 1. parse the descriptor numbers (args); ignore SIGPIPE so a vanished host is an EPIPE
 //!    and a clean exit, not a signal the verdict would blame on the plugin;
-//! 2. point stdio somewhere bounded (see [`stdio`]); map the watch page;
+//! 2. point stdio somewhere bounded (see `stdio`); map the watch page;
 //! 3. dlopen the plugin from its memfd, check ABI version, struct size and description;
 //! 4. run init();
 //! 5. the switch: ask for the channel (`recvmsg` on the channel socket). The jail's init
