@@ -34,6 +34,8 @@ pub enum Out {
 
 pub struct Conn {
     out: SyncSender<Out>,
+    /// The threads that run its requests.
+    pub threads: Arc<super::threads::Threads>,
     state: Mutex<State>,
     idle: Condvar,
     /// The reader is done: the event forwarder may end.
@@ -44,7 +46,7 @@ pub struct Conn {
 pub struct State {
     /// Requests admitted and not yet answered; calls have a token.
     pub calls: HashMap<u64, Option<CancelToken>>,
-    /// Worker threads alive (a worker outlives its table entry until its answer is
+    /// Requests being worked on (one outlives its table entry until its answer is
     /// queued).
     pub workers: usize,
 }
@@ -122,6 +124,7 @@ pub fn serve(
     };
     let conn = Arc::new(Conn {
         out: tx,
+        threads: Arc::default(),
         state: Mutex::new(State::default()),
         idle: Condvar::new(),
         closed: AtomicBool::new(false),
@@ -151,6 +154,7 @@ pub fn serve(
     // Calls still running: cancelled (a no-op when the server's stop did it already).
     conn.cancel_all();
     conn.wait_idle();
+    conn.threads.close();
     conn.closed.store(true, Ordering::SeqCst);
     if let Some(f) = forwarder {
         let _ = f.join();

@@ -4,7 +4,8 @@
 //! - [`codec`]: the wire format, pure (no I/O);
 //! - `source`: reading frames from a descriptor, woken by the stop descriptor too;
 //! - `conn`: one connection (reader, workers, event forwarder, writer);
-//! - `worker`: admitting a CALL or CONTROL and running it on its own thread;
+//! - `worker`: admitting a CALL or CONTROL and running it on a worker thread;
+//! - `threads`: a connection's worker threads, kept between requests;
 //! - `reply`: the frames sent back, built from the host's answers;
 //! - `shared`: what connections share, and the ordered stop;
 //! - `listen`: `--listen PATH`, the socket and its peers;
@@ -17,6 +18,7 @@ mod reply;
 mod run;
 mod shared;
 mod source;
+mod threads;
 mod worker;
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! Admitting a request and running it on a worker thread: one thread per CALL or
-//! CONTROL in flight, at most [`Shared::limit`] calls and [`CONTROLS_IN_FLIGHT`] controls
+//! Admitting a request and running it on a worker thread (the connection's, kept between
+//! requests: `threads.rs`): one thread per CALL or CONTROL in flight, at most [`Shared::limit`] calls and [`CONTROLS_IN_FLIGHT`] controls
 //! in flight per connection (apart, so that a connection whose calls fill the pools can
 //! still ask for the status).
 
@@ -110,7 +110,7 @@ fn run_control(
     .map_err(Refused::Host)
 }
 
-/// Enters `id` in the connection's table and runs `run` on a new thread, which queues
+/// Enters `id` in the connection's table and runs `run` on a worker thread, which queues
 /// the answer `run` returns; or answers at once (`shutting_down`, `duplicate_id`, `busy`).
 fn start<F>(shared: &Arc<Shared>, conn: &Arc<Conn>, id: u64, token: Option<CancelToken>, run: F)
 where
@@ -138,12 +138,10 @@ where
         s.workers += 1;
     }
     let (shared2, conn2) = (shared.clone(), conn.clone());
-    let spawned = std::thread::Builder::new()
-        .name(format!("host-wire-{id}"))
-        .spawn(move || {
-            let frame = run(&shared2);
-            finish(&conn2, id, frame);
-        });
+    let spawned = conn.threads.submit(Box::new(move || {
+        let frame = run(&shared2);
+        finish(&conn2, id, frame);
+    }));
     if let Err(e) = spawned {
         let message = format!("cannot start a worker thread: {e}");
         finish(conn, id, reply::error(id, "internal", &message));
