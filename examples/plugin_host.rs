@@ -25,7 +25,9 @@ fn main() -> Result<(), Box<dyn Error>> {
             {
                 json["message"] = message.clone();
             }
-            println!("  event {json}");
+            // JSON escapes control characters but not bidi overrides, and an event may
+            // carry the plugin's own words (its HELLO version, a verdict's message).
+            println!("  event {}", escape(json.to_string().as_bytes()));
         }
     });
 
