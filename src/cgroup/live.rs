@@ -156,12 +156,30 @@ impl Cgroup {
     }
 
     /// Moves process `pid` (all its threads) into the jail cgroup: `cgroup.procs` in every
-    /// hierarchy. v1 needs this (no `CLONE_INTO_CGROUP`); on v2 it is the fallback.
+    /// hierarchy. The jail itself does not use this (see [`Cgroup::join_fds`]); it places a
+    /// process plugjail did not clone. On v1 the write usually waits for an RCU grace period.
     pub fn add(&self, pid: libc::pid_t) -> Result<(), CgroupError> {
         for dir in &self.dirs {
             sys::write(&dir.path.join("cgroup.procs"), &pid.to_string())?;
         }
         Ok(())
+    }
+
+    /// v1: the `tasks` file of every hierarchy, opened for writing, for the jail's child to
+    /// join the cgroup itself (child step 19b) by writing `0` into each: a thread moving
+    /// itself takes no global lock, while a write of a pid to `cgroup.procs` takes
+    /// `cgroup_threadgroup_rwsem` for writing and usually waits for an RCU grace period
+    /// (5-20 ms here). Empty on v2 (`clone3` places the child with `CLONE_INTO_CGROUP`)
+    /// and without a cgroup. The descriptors are close-on-exec and opened with plugjail's
+    /// credentials: the child's own no longer count.
+    pub fn join_fds(&self) -> Result<Vec<OwnedFd>, CgroupError> {
+        if self.backend != Backend::V1Hybrid {
+            return Ok(Vec::new());
+        }
+        self.dirs
+            .iter()
+            .map(|dir| sys::open_write(&dir.path.join("tasks")))
+            .collect()
     }
 
     /// Reads the figures. Never fails: a file that cannot be read gives `None`.

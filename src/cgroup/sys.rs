@@ -85,6 +85,18 @@ pub fn open_dir(path: &Path) -> Result<OwnedFd, CgroupError> {
         })
 }
 
+/// Opens a cgroup file for writing (close-on-exec, like every std open).
+pub fn open_write(path: &Path) -> Result<OwnedFd, CgroupError> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map(OwnedFd::from)
+        .map_err(|source| CgroupError::Open {
+            path: path.to_owned(),
+            source,
+        })
+}
+
 /// Write and search access for our effective ids (what mkdir and writes will need).
 pub fn can_write(path: &Path, dir: bool) -> bool {
     let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {

@@ -51,6 +51,9 @@ pub struct ChildFds {
     /// Descriptor ranges to close (everything but stdio, the placed descriptors and the
     /// three above).
     pub close: Vec<(u32, u32)>,
+    /// cgroup v1: the jail cgroup's `tasks` file in every hierarchy, open for writing
+    /// (step 19b; close-on-exec). Empty otherwise.
+    pub join_cgroup: Vec<RawFd>,
 }
 
 /// The real syscalls (`sys.rs`, and the handshake in `init.rs`; its [`ChildSys`] methods are
@@ -291,17 +294,18 @@ pub(crate) fn sequence<S: ChildSys>(os: &mut S, plan: &Plan, fds: &ChildFds) -> 
         step!(Step::Rlimits, os.setrlimit(resource, value));
     }
 
-    // 19b. Wait for the cgroup: a second byte on the sync pipe once the supervisor has
-    //      put us in the jail's cgroup. On cgroup v1 that write to cgroup.procs can wait
-    //      for an RCU grace period (milliseconds); the supervisor released us first so
-    //      steps 3-19 overlap it. Only this setup code (ours) ran outside the cgroup: the
-    //      target is forked in step 26, after this. EOF: the supervisor died or gave up.
-    //      It comes before the capability drop because step 19c needs CAP_SYS_ADMIN, and
-    //      steps 20-25 take microseconds.
-    match os.read_byte(fds.sync_r) {
-        Ok(true) => {}
-        Ok(false) => return Ending::SupervisorGone,
-        Err(errno) => return Ending::Failed(Step::WaitForCgroup, errno, NO_ITEM),
+    // 19b. Join the jail's cgroup (v1; v2 cloned us into it): write `0` ("this thread")
+    //      into its `tasks` file in every hierarchy, through descriptors the supervisor
+    //      opened. We are single-threaded, so that moves the whole process, and a thread
+    //      moving itself takes no global lock (the supervisor writing our pid to
+    //      cgroup.procs would wait for an RCU grace period, milliseconds). Only this setup
+    //      code (ours) ran outside the cgroup: the target is forked in step 26. It comes
+    //      before the capability drop because step 19c needs CAP_SYS_ADMIN.
+    for &fd in &fds.join_cgroup {
+        if let Err(errno) = os.join_cgroup(fd) {
+            return Ending::Failed(Step::JoinCgroup, errno, NO_ITEM);
+        }
+        os.close(fd);
     }
 
     // 19c. The cgroup namespace, now that we are in the jail's cgroup (v1 cannot clone

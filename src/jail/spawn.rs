@@ -9,7 +9,7 @@ use nix::sys::signal::Signal;
 
 use std::time::Instant;
 
-use crate::cgroup::{Backend, Cgroup, CgroupError};
+use crate::cgroup::{Cgroup, CgroupError};
 
 use super::child::{self, ChildFds};
 use super::idmap::MapError;
@@ -220,14 +220,18 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
 /// threaded caller gets an error rather than undefined behaviour (`CLONE_NEWUSER` would
 /// refuse it anyway).
 ///
-/// With a cgroup, the child starts inside it: cloned straight into it on v2
-/// (`CLONE_INTO_CGROUP`), added before it is released on v1. Either way nothing of the jail
-/// runs outside its limits.
+/// With a cgroup, the child starts inside it on v2 (`CLONE_INTO_CGROUP`); on v1 it joins it
+/// itself (child step 19b) through descriptors opened here, before it forks the target.
+/// Either way no process of the program ever runs outside the jail's limits.
 pub fn start(plan: &Plan, cgroup: Option<&Cgroup>) -> Result<Running, SpawnError> {
     single_threaded()?;
     let (sync_r, sync_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let (status_r, status_w) = pipe()?;
+    let join = cgroup
+        .map(Cgroup::join_fds)
+        .transpose()?
+        .unwrap_or_default();
     let memfd = plan.target.memfd.as_raw_fd();
     let fds = ChildFds {
         sync_r: sync_r.as_raw_fd(),
@@ -240,6 +244,7 @@ pub fn start(plan: &Plan, cgroup: Option<&Cgroup>) -> Result<Running, SpawnError
                 .chain(plan.fds.iter().map(|p| p.target))
                 .collect::<Vec<_>>(),
         ),
+        join_cgroup: join.iter().map(AsRawFd::as_raw_fd).collect(),
     };
     let mut pidfd: RawFd = -1;
     // The cgroup namespace is made by the child itself once it is in its cgroup.
@@ -287,26 +292,12 @@ pub fn start(plan: &Plan, cgroup: Option<&Cgroup>) -> Result<Running, SpawnError
         err_r: File::from(err_r),
         status_r: File::from(status_r),
     };
-    // On cgroup v1 the child is added to its cgroup after it is released (the "G"): the
-    // write to cgroup.procs may wait for an RCU grace period, and the child's mounts
-    // overlap it. The child waits for the second byte ("C", child step 19b) before it
-    // forks the target, so no process of the program ever runs outside the cgroup.
-    let attach = cgroup.filter(|cg| cg.dir_fd().is_none() && cg.backend() != Backend::None);
     if let Err(e) = plan.ids.write(pid) {
         running.kill_and_reap();
         return Err(e.into());
     }
-    let release: &[u8] = if attach.is_some() { b"G" } else { b"GC" };
-    running.release(release)?;
+    running.release(b"G")?;
     crate::timing::mark("maps");
-    if let Some(cg) = attach {
-        if let Err(e) = cg.add(pid) {
-            running.kill_and_reap();
-            return Err(e.into());
-        }
-        running.release(b"C")?;
-        crate::timing::mark("attach");
-    }
     Ok(running)
 }
 

@@ -275,6 +275,19 @@ pub fn sethostname(name: &CStr) -> Result<(), i32> {
     check(unsafe { libc::sethostname(bytes.as_ptr().cast(), bytes.len()) }.into()).map(drop)
 }
 
+/// Writes `0` (the calling thread) into the cgroup v1 `tasks` file open as `fd`.
+pub fn join_cgroup(fd: RawFd) -> Result<(), i32> {
+    loop {
+        // SAFETY: writes one byte from a static string.
+        let ret = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
+        match check(ret as c_long) {
+            Ok(_) => return Ok(()),
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 pub fn setrlimit(resource: u32, value: u64) -> Result<(), i32> {
     let mut lim = libc::rlimit {
         rlim_cur: value,

@@ -51,6 +51,8 @@ pub(crate) trait ChildSys {
     fn sethostname(&mut self, name: &CStr) -> Result<(), i32>;
     fn loopback_up(&mut self) -> Result<(), i32>;
     fn setrlimit(&mut self, resource: u32, value: u64) -> Result<(), i32>;
+    /// Moves the calling thread into the cgroup whose v1 `tasks` file `fd` is.
+    fn join_cgroup(&mut self, fd: RawFd) -> Result<(), i32>;
     fn unshare(&mut self, flags: c_int) -> Result<(), i32>;
     fn drop_bounding_set(&mut self) -> Result<(), i32>;
     fn capset_empty(&mut self) -> Result<(), i32>;
@@ -153,6 +155,10 @@ impl ChildSys for Kernel {
     #[inline]
     fn setrlimit(&mut self, resource: u32, value: u64) -> Result<(), i32> {
         sys::setrlimit(resource, value)
+    }
+    #[inline]
+    fn join_cgroup(&mut self, fd: RawFd) -> Result<(), i32> {
+        sys::join_cgroup(fd)
     }
     #[inline]
     fn unshare(&mut self, flags: c_int) -> Result<(), i32> {

@@ -22,7 +22,7 @@ use crate::seccomp::{self, SeccompPhase};
 
 mod recorder;
 
-use recorder::{ERR, INIT_SOCK, MEMFD, Recorder, STATUS, SYNC};
+use recorder::{CGROUP_TASKS, ERR, INIT_SOCK, MEMFD, Recorder, STATUS, SYNC};
 
 // ---------------------------------------------------------------------------------------
 // Plans
@@ -170,6 +170,7 @@ fn child_fds() -> ChildFds {
         status_w: STATUS,
         memfd: MEMFD,
         close: vec![(3, 99), (104, u32::MAX)],
+        join_cgroup: vec![CGROUP_TASKS],
     }
 }
 
@@ -224,7 +225,8 @@ fn namespaced_setup(set_ids: &str) -> Vec<String> {
         "loopback_up",
         "setrlimit NOFILE 64",
         "setrlimit CORE 0",
-        "read_byte sync",
+        "join_cgroup tasks",
+        "close tasks",
         "unshare CLONE_NEWCGROUP",
         "drop_bounding_set",
         "prctl PR_CAP_AMBIENT 0x4",
@@ -334,7 +336,8 @@ fn without_namespaces_nothing_is_mounted_and_no_capability_is_touched_but_droppe
         "pipe_hung_up sync",
         "setrlimit NOFILE 64",
         "setrlimit CORE 0",
-        "read_byte sync",
+        "join_cgroup tasks",
+        "close tasks",
         "capset_empty",
         "setsid",
         "prctl PR_SET_NO_NEW_PRIVS 0x1",
@@ -497,7 +500,7 @@ fn a_failing_step_ends_the_sequence_with_its_record() {
     assert_eq!(calls.last().map(String::as_str), Some("landlock"));
 }
 
-/// A supervisor that is gone (end of file at either wait, or a hang-up after the ids
+/// A supervisor that is gone (end of file at the wait for the id maps, or a hang-up after the ids
 /// changed) ends the sequence quietly, with no record.
 #[test]
 fn a_vanished_supervisor_ends_the_sequence_quietly() {
@@ -516,14 +519,20 @@ fn a_vanished_supervisor_ends_the_sequence_quietly() {
     let (ending, calls) = record(&plan, rec);
     assert_eq!(ending, Ending::SupervisorGone);
     assert_eq!(calls.last().map(String::as_str), Some("pipe_hung_up sync"));
+}
 
+/// A refused cgroup join (v1, step 19b) is a named failure, before the capability drop and
+/// long before the target exists.
+#[test]
+fn a_refused_cgroup_join_fails_the_step() {
+    let plan = exec_plan(Caller::Root);
     let mut rec = Recorder::new();
-    rec.sync_eof_at = Some(2);
+    rec.fail = Some(("join_cgroup", libc::EACCES));
     let (ending, calls) = record(&plan, rec);
-    assert_eq!(ending, Ending::SupervisorGone);
     assert_eq!(
-        calls[calls.len() - 2..],
-        lines(&["setrlimit CORE 0", "read_byte sync"]),
-        "the second wait is the cgroup's (19b)"
+        ending,
+        Ending::Failed(Step::JoinCgroup, libc::EACCES, NO_ITEM)
     );
+    assert_eq!(calls.last().map(String::as_str), Some("join_cgroup tasks"));
+    assert!(!calls.iter().any(|l| l.starts_with("fork")));
 }

@@ -20,6 +20,7 @@ pub(super) const SYNC: RawFd = -10;
 pub(super) const ERR: RawFd = -11;
 pub(super) const STATUS: RawFd = -12;
 pub(super) const MEMFD: RawFd = -13;
+pub(super) const CGROUP_TASKS: RawFd = -14;
 /// What the recorder's `handshake_pair` returns: (init's end, target's end).
 pub(super) const INIT_SOCK: RawFd = -20;
 pub(super) const TARGET_SOCK: RawFd = -21;
@@ -37,7 +38,7 @@ pub(super) struct Recorder {
     pub(super) fork: libc::pid_t,
     /// The init's answer at the tracing handshake.
     pub(super) traced: bool,
-    /// The `read_byte` calls on the sync pipe (1: id maps, 2: cgroup) that see end of file.
+    /// The `read_byte` call on the sync pipe (the first: id maps) that sees end of file.
     pub(super) sync_eof_at: Option<usize>,
     /// Whether the sync pipe has hung up when step 6 looks.
     pub(super) hung_up: bool,
@@ -55,6 +56,7 @@ impl Recorder {
             (ERR, "err"),
             (STATUS, "status"),
             (MEMFD, "memfd"),
+            (CGROUP_TASKS, "tasks"),
             (INIT_SOCK, "init_sock"),
             (TARGET_SOCK, "target_sock"),
         ];
@@ -187,6 +189,10 @@ impl ChildSys for Recorder {
     }
     fn loopback_up(&mut self) -> Result<(), i32> {
         self.rec("loopback_up".into())
+    }
+    fn join_cgroup(&mut self, fd: RawFd) -> Result<(), i32> {
+        let line = format!("join_cgroup {}", self.fd(fd));
+        self.rec(line)
     }
     fn setrlimit(&mut self, resource: u32, value: u64) -> Result<(), i32> {
         let name = match resource {
