@@ -265,9 +265,6 @@ impl Text {
             names.join(" ")
         };
         self.fact("usable for jail limits", !names.is_empty(), usable);
-        if c.mode == CgroupMode::V1Hybrid && !names.is_empty() {
-            self.fact("start-up cost", Mark::Info, v1_attach_note());
-        }
         self.fact(
             "pause (plugin host)",
             Mark::Info,
@@ -344,18 +341,3 @@ impl Text {
     }
 }
 
-/// What a jail's cgroup v1 attach costs at start-up on this host: moving a process into a
-/// v1 cgroup waits for an RCU grace period (milliseconds on a VM) unless the kernel
-/// expedites them (docs/performance.md, "Cold start: what is left").
-fn v1_attach_note() -> String {
-    let expedited = std::fs::read_to_string("/sys/kernel/rcu_expedited")
-        .map(|s| s.trim() == "1")
-        .unwrap_or(false);
-    if expedited {
-        "each jail's v1 cgroup attach is fast here (rcu_expedited is 1)".to_owned()
-    } else {
-        "each jail's v1 cgroup attach waits for an RCU grace period (often 5-20 ms on a VM); \
-         /sys/kernel/rcu_expedited = 1 or cgroup v2 removes it"
-            .to_owned()
-    }
-}

@@ -253,20 +253,7 @@ fn as_root_on_v1_hybrid_the_own_cgroups_are_writable() {
         v["cgroups"]["writable"],
         serde_json::json!(["memory", "cpu", "io", "pids"])
     );
-    // The attach's start-up cost is named, as this host's RCU setting makes it.
-    let expedited =
-        std::fs::read_to_string("/sys/kernel/rcu_expedited").is_ok_and(|s| s.trim() == "1");
     let t = text(&doctor(&[]));
-    let line = t
-        .lines()
-        .find(|l| l.trim_start().starts_with("start-up cost"))
-        .unwrap_or_else(|| panic!("no start-up cost line:\n{t}"));
-    let want = if expedited {
-        "fast here"
-    } else {
-        "RCU grace period"
-    };
-    assert!(line.contains(want), "{line}");
     // A plugin host pauses through the freezer hierarchy it can write here.
     let pause = t
         .lines()
