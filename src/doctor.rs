@@ -340,4 +340,3 @@ impl Text {
         let _ = writeln!(self.out, "\n{}", a.summary);
     }
 }
-

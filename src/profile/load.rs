@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_saphyr::MessageFormatter;
 
+use super::cache::Cache;
 use super::diag::{Collector, Diagnostic, ProfileErrors, Sources};
 use super::model::Profile;
 use super::read;
@@ -131,7 +132,10 @@ impl Loader {
             }
         };
         let file = self.sources.len();
-        let parsed = parse(&text, file);
+        let parsed = match Cache::for_user() {
+            Some(cache) => cache.parse(&text, file, parse),
+            None => parse(&text, file),
+        };
         self.sources.add(path, text);
         self.keep(parsed)
     }

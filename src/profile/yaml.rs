@@ -7,27 +7,29 @@
 
 use std::fmt;
 
-use serde::Deserialize;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
 /// Where a node was written: which source file (index into the loader's file table), and
-/// its 1-based line and column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// its 1-based line and column. The file index is the loader's, so a cached tree
+/// (`cache.rs`) leaves it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Pos {
+    #[serde(skip)]
     pub file: usize,
     pub line: u32,
     pub col: u32,
 }
 
 /// A YAML value with its position.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Node {
     pub pos: Pos,
     pub value: Value,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Value {
     Null,
     Bool(bool),
