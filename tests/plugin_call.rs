@@ -155,15 +155,16 @@ fn timing_marks_every_setup_step_in_order_when_asked() {
             "cgroup",
             "clone",
             "maps",
+            "program",
         ];
         assert_eq!(&names[..expected.len()], expected, "{what}");
-        // Then the cgroup attach where there is one (v1), and the rest. `exec` is marked by
-        // the supervising thread when the setup pipe closes, `hello` and `result` by the
-        // thread that talks to the stub: on a loaded machine the second may run first.
+        // Then the rest. `exec` is marked by the supervising thread when the setup pipe
+        // closes, `hello` and `result` by the thread that talks to the stub: on a loaded
+        // machine the second may run first.
         let rest: Vec<&str> = names[expected.len()..]
             .iter()
             .copied()
-            .filter(|n| *n != "attach" && *n != "exec")
+            .filter(|n| *n != "exec")
             .collect();
         assert_eq!(rest, ["hello", "result", "ended"], "{what}");
         let at = |step: &str| names.iter().position(|n| *n == step);

@@ -348,6 +348,15 @@ pub(crate) fn sequence<S: ChildSys>(os: &mut S, plan: &Plan, fds: &ChildFds) -> 
         step!(Step::PlaceFds, os.dup2(source, placed.target));
     }
 
+    // 24c. Wait for the program: the second byte on the sync pipe, sent once the supervisor
+    //      has copied it into its memfd and sealed it (it did so while steps 3-24 ran).
+    //      EOF: the supervisor died or gave up; leave.
+    match os.read_byte(fds.sync_r) {
+        Ok(true) => {}
+        Ok(false) => return Ending::SupervisorGone,
+        Err(errno) => return Ending::Failed(Step::WaitForProgram, errno, NO_ITEM),
+    }
+
     // 25. Close every descriptor except stdin/stdout/stderr, the placed ones, the error
     //     and status pipes and the program's memfd (the last three are close-on-exec).
     for &(first, last) in &fds.close {

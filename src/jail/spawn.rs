@@ -17,6 +17,7 @@ use super::init::{self, Naming, Report, Violation};
 use super::plan::{Plan, close_ranges};
 use super::step::{Failure, RECORD_LEN};
 use super::sys::{self, CloneArgs};
+use super::target::TargetError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
@@ -37,6 +38,8 @@ pub enum SpawnError {
     },
     #[error("placing the jail in its cgroup: {0}")]
     Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Program(#[from] TargetError),
     #[error(
         "plugjail has {threads} threads here; the jail can only be cloned from a \
          single-threaded process (a plugjail bug)"
@@ -54,7 +57,8 @@ impl SpawnError {
             | SpawnError::Wait { source }
             | SpawnError::Read { source, .. } => source.raw_os_error(),
             SpawnError::Maps(e) => e.source.raw_os_error(),
-            SpawnError::Cgroup(_) | SpawnError::Threaded { .. } => None,
+            SpawnError::Program(TargetError::Memfd { source, .. }) => source.raw_os_error(),
+            SpawnError::Cgroup(_) | SpawnError::Program(_) | SpawnError::Threaded { .. } => None,
         }
     }
 
@@ -67,6 +71,7 @@ impl SpawnError {
             SpawnError::Release { .. } => "release",
             SpawnError::Wait { .. } | SpawnError::Read { .. } => "supervise",
             SpawnError::Cgroup(_) => "cgroup",
+            SpawnError::Program(_) => "program",
         }
     }
 }
@@ -298,6 +303,15 @@ pub fn start(plan: &Plan, cgroup: Option<&Cgroup>) -> Result<Running, SpawnError
     }
     running.release(b"G")?;
     crate::timing::mark("maps");
+    // The program's bytes go into its memfd now, on this CPU while the child builds its
+    // mounts on the other; the child waits for the second byte ("P", child step 24c)
+    // before it forks the target.
+    if let Err(e) = plan.target.fill() {
+        running.kill_and_reap();
+        return Err(e.into());
+    }
+    running.release(b"P")?;
+    crate::timing::mark("program");
     Ok(running)
 }
 

@@ -41,6 +41,7 @@ pub enum Step {
     NewSession,
     NoNewPrivs,
     PlaceFds,
+    WaitForProgram,
     CloseFds,
     ForkTarget,
     WaitForTracer,
@@ -51,7 +52,7 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 41] = [
+    pub const ALL: [Step; 42] = [
         Step::ParentDeathSignal,
         Step::WaitForMaps,
         Step::ResetSignals,
@@ -86,6 +87,7 @@ impl Step {
         Step::NewSession,
         Step::NoNewPrivs,
         Step::PlaceFds,
+        Step::WaitForProgram,
         Step::CloseFds,
         Step::ForkTarget,
         Step::WaitForTracer,
@@ -131,6 +133,7 @@ impl Step {
             Step::NewSession => "new_session",
             Step::NoNewPrivs => "no_new_privs",
             Step::PlaceFds => "place_fds",
+            Step::WaitForProgram => "wait_for_program",
             Step::CloseFds => "close_fds",
             Step::ForkTarget => "fork_target",
             Step::WaitForTracer => "wait_for_tracer",

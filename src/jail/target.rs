@@ -1,6 +1,10 @@
 //! The program to run: opened on the host once, copied into a sealed memfd, executed from
 //! that fd inside the jail.
 //!
+//! [`open`] checks the file and makes the (empty) memfd; [`Target::fill`] copies the bytes
+//! and seals them. The supervisor fills it after the clone, while the child builds its
+//! mounts, and the child waits for it (child step 24c) before the target exists.
+//!
 //! Opening before the jail exists means the program's directory need not be visible inside,
 //! and sealing the copy means nothing (not the host, not the jail) can change the bytes
 //! between the checks here and the exec. Only ELF executables are accepted: a `#!` script
@@ -47,13 +51,16 @@ impl TargetError {
     }
 }
 
-/// A verified copy of the program, ready to exec.
+/// A checked program and the memfd its copy goes into.
 #[derive(Debug)]
 pub struct Target {
     /// The host path that was opened.
     pub path: PathBuf,
-    /// Sealed, close-on-exec memfd holding the program's bytes.
+    /// Close-on-exec memfd for the program's bytes: empty until [`Target::fill`], which
+    /// seals it.
     pub memfd: OwnedFd,
+    /// The opened program, at its start, until the copy.
+    source: File,
 }
 
 impl Target {
@@ -160,8 +167,12 @@ pub fn open(cmd: &OsStr) -> Result<Target, TargetError> {
         _ => return Err(cannot("not an ELF executable")),
     }
     file.rewind().map_err(open_err)?;
-    let memfd = copy_to_memfd(&path, &mut file)?;
-    Ok(Target { path, memfd })
+    let memfd = memfd(&path)?;
+    Ok(Target {
+        path,
+        memfd,
+        source: file,
+    })
 }
 
 fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
@@ -175,15 +186,17 @@ fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-fn copy_to_memfd(path: &Path, file: &mut File) -> Result<OwnedFd, TargetError> {
-    let err = |syscall| {
-        let path = path.to_path_buf();
-        move |source| TargetError::Memfd {
-            path,
-            syscall,
-            source,
-        }
-    };
+fn memfd_error(path: &Path, syscall: &'static str) -> impl FnOnce(io::Error) -> TargetError {
+    let path = path.to_path_buf();
+    move |source| TargetError::Memfd {
+        path,
+        syscall,
+        source,
+    }
+}
+
+/// An empty memfd that can be executed and sealed.
+fn memfd(path: &Path) -> Result<OwnedFd, TargetError> {
     let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
     let create = |flags| {
         // SAFETY: the name is a static NUL-terminated string.
@@ -196,19 +209,33 @@ fn copy_to_memfd(path: &Path, file: &mut File) -> Result<OwnedFd, TargetError> {
         }
     };
     // Kernels before 6.3 do not know MFD_EXEC (EINVAL) and make executable memfds anyway.
-    let fd = match create(flags | MFD_EXEC) {
+    match create(flags | MFD_EXEC) {
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => create(flags),
         other => other,
     }
-    .map_err(err("memfd_create"))?;
-    let mut memfd = File::from(fd);
-    io::copy(file, &mut memfd).map_err(err("copy"))?;
-    let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE | libc::F_SEAL_SEAL;
-    // SAFETY: F_ADD_SEALS takes an integer argument on an fd we own.
-    if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
-        return Err(err("fcntl(F_ADD_SEALS)")(io::Error::last_os_error()));
+    .map_err(memfd_error(path, "memfd_create"))
+}
+
+impl Target {
+    /// Copies the program into its memfd and seals it: nothing can change the bytes from
+    /// here to the exec. Called once, before the target is forked.
+    pub fn fill(&self) -> Result<(), TargetError> {
+        let mut memfd = File::from(
+            self.memfd
+                .try_clone()
+                .map_err(memfd_error(&self.path, "dup"))?,
+        );
+        io::copy(&mut &self.source, &mut memfd).map_err(memfd_error(&self.path, "copy"))?;
+        let seals =
+            libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE | libc::F_SEAL_SEAL;
+        // SAFETY: F_ADD_SEALS takes an integer argument on an fd we own.
+        if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+            return Err(memfd_error(&self.path, "fcntl(F_ADD_SEALS)")(
+                io::Error::last_os_error(),
+            ));
+        }
+        Ok(())
     }
-    Ok(OwnedFd::from(memfd))
 }
 
 #[cfg(test)]
@@ -228,6 +255,7 @@ mod tests {
     #[test]
     fn elf_is_sealed_in_a_memfd_and_scripts_are_refused() {
         let t = open(OsStr::new("/bin/true")).unwrap();
+        t.fill().unwrap();
         // SAFETY: F_GET_SEALS on an fd we own.
         let seals = unsafe { libc::fcntl(t.memfd.as_raw_fd(), libc::F_GET_SEALS) };
         assert_eq!(seals & libc::F_SEAL_WRITE, libc::F_SEAL_WRITE);

@@ -15,7 +15,6 @@ use crate::jail::handover::GateAction;
 use crate::jail::idmap;
 use crate::jail::namespaces::NamespacePlan;
 use crate::jail::plan::{CStringArray, FsStep, Gate, Handover, PlacedFd};
-use crate::jail::target::Target;
 use crate::landlock::ApplyFailure;
 use crate::profile::{Profile, load_str};
 use crate::seccomp::{self, SeccompPhase};
@@ -124,10 +123,7 @@ fn exec_plan(caller: Caller) -> Plan {
         rlimits: vec![(libc::RLIMIT_NOFILE, 64), (libc::RLIMIT_CORE, 0)],
         argv: CStringArray::new(vec![c("prog"), c("arg")]),
         env: CStringArray::new(vec![c("PATH=/usr/bin")]),
-        target: Target {
-            path: PathBuf::from("/usr/bin/true"),
-            memfd: dev_null(),
-        },
+        target: crate::jail::target::open(std::ffi::OsStr::new("/usr/bin/true")).unwrap(),
         fds: vec![],
         handover: None,
         seccomp: Some(seccomp),
@@ -236,9 +232,10 @@ fn namespaced_setup(set_ids: &str) -> Vec<String> {
     ])
 }
 
-/// Steps 25-29 of an exec plan, traced.
+/// Steps 24c-29 of an exec plan, traced.
 fn exec_tail() -> Vec<String> {
     lines(&[
+        "read_byte sync",
         "close_range 3 99",
         "close_range 104 4294967295",
         "handshake_pair",
@@ -383,6 +380,7 @@ fn plugin_mode_places_hands_over_and_installs_the_gate_first() {
         "dup2 src@5 5",
         "dup2 src@7 7",
         "dup2 src@8 8",
+        "read_byte sync",
         "close_range 3 99",
         "close_range 104 4294967295",
         "handshake_pair",
@@ -500,7 +498,7 @@ fn a_failing_step_ends_the_sequence_with_its_record() {
     assert_eq!(calls.last().map(String::as_str), Some("landlock"));
 }
 
-/// A supervisor that is gone (end of file at the wait for the id maps, or a hang-up after the ids
+/// A supervisor that is gone (end of file at either wait, or a hang-up after the ids
 /// changed) ends the sequence quietly, with no record.
 #[test]
 fn a_vanished_supervisor_ends_the_sequence_quietly() {
@@ -519,6 +517,16 @@ fn a_vanished_supervisor_ends_the_sequence_quietly() {
     let (ending, calls) = record(&plan, rec);
     assert_eq!(ending, Ending::SupervisorGone);
     assert_eq!(calls.last().map(String::as_str), Some("pipe_hung_up sync"));
+
+    let mut rec = Recorder::new();
+    rec.sync_eof_at = Some(2);
+    let (ending, calls) = record(&plan, rec);
+    assert_eq!(ending, Ending::SupervisorGone);
+    assert_eq!(
+        calls[calls.len() - 2..],
+        lines(&["prctl PR_SET_NO_NEW_PRIVS 0x1", "read_byte sync"]),
+        "the second wait is the program's (24c), before the target exists"
+    );
 }
 
 /// A refused cgroup join (v1, step 19b) is a named failure, before the capability drop and

@@ -38,7 +38,8 @@ pub(super) struct Recorder {
     pub(super) fork: libc::pid_t,
     /// The init's answer at the tracing handshake.
     pub(super) traced: bool,
-    /// The `read_byte` call on the sync pipe (the first: id maps) that sees end of file.
+    /// The `read_byte` call on the sync pipe (1: id maps, 2: the program) that sees end of
+    /// file.
     pub(super) sync_eof_at: Option<usize>,
     /// Whether the sync pipe has hung up when step 6 looks.
     pub(super) hung_up: bool,
