@@ -56,12 +56,22 @@ pub fn split_dev(dev: u64) -> (u32, u32) {
 /// The whole disks behind `paths` (missing paths and non-block filesystems are skipped).
 pub fn devices(paths: &[PathBuf]) -> Vec<IoDevice> {
     let mut out: Vec<IoDevice> = Vec::new();
+    // Most paths share a device: sysfs is asked once per device number (each lookup is a
+    // dozen readlinks).
+    let mut disks: Vec<(u64, Option<(u32, u32)>)> = Vec::new();
     for path in paths {
         let Ok(meta) = std::fs::metadata(path) else {
             continue;
         };
-        let Some((major, minor)) = whole_disk(split_dev(meta.dev()), Path::new("/sys/dev/block"))
-        else {
+        let disk = match disks.iter().find(|(dev, _)| *dev == meta.dev()) {
+            Some(&(_, disk)) => disk,
+            None => {
+                let disk = whole_disk(split_dev(meta.dev()), Path::new("/sys/dev/block"));
+                disks.push((meta.dev(), disk));
+                disk
+            }
+        };
+        let Some((major, minor)) = disk else {
             continue;
         };
         match out
