@@ -151,11 +151,11 @@ fn timing_marks_every_setup_step_in_order_when_asked() {
             "plan",
             "gate",
             "cgroup_probe",
-            "cgroup_reap",
             "cgroup",
             "clone",
             "maps",
             "program",
+            "cgroup_reap",
         ];
         assert_eq!(&names[..expected.len()], expected, "{what}");
         // Then the rest. `exec` is marked by the supervising thread when the setup pipe

@@ -51,9 +51,10 @@ pub(crate) fn run_plan(
     target: &Path,
     hooks: &mut dyn Hooks,
 ) -> Verdict {
-    // Limits: a cgroup where the host allows one (stale ones from killed runs reaped
-    // first), rlimits always; fails closed when the profile requires what it cannot get.
-    let cgroup = match limits::set_up(profile, plan, hooks.freezer()) {
+    // Limits: a cgroup where the host allows one, rlimits always; fails closed when the
+    // profile requires what it cannot get.
+    let (cgroup, caps) = limits::set_up(profile, plan, hooks.freezer());
+    let cgroup = match cgroup {
         Ok(cg) => cg,
         Err(e) => return ctx.failed(Outcome::SetupFailed, "cgroup", None, e.to_string()),
     };
@@ -61,6 +62,7 @@ pub(crate) fn run_plan(
     let stop = jail::block_stop_signals().ok();
     let deadline = profile.limits.wall_time.map(|d| ctx.started + d);
     let finished = jail::start(plan, Some(&cgroup)).and_then(|running| {
+        limits::reap_stale(&caps);
         hooks.started(plan);
         running.supervise_watched(deadline, stop.as_ref(), Some(&cgroup), hooks.watch())
     });
