@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     plugjail::timing::mark("cli");
     let code = match cli.command {
-        Command::Check { profiles } => cli::check(&profiles),
+        Command::Check { profiles, strict } => cli::check(&profiles, strict),
         Command::Explain { profile, json } => cli::explain(&profile, json),
         Command::Schema { host } => cli::schema(host),
         Command::Doctor { profile, json } => plugjail::doctor::run(profile.as_deref(), json),

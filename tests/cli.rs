@@ -148,3 +148,52 @@ fn help_explains_each_command() {
         assert!(t.contains(cmd), "{cmd} missing from --help:\n{t}");
     }
 }
+
+#[test]
+fn check_lints_across_layers_warns_and_exits_0_unless_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_file(
+        dir.path(),
+        "lint.yaml",
+        "version: 1\nfilesystem:\n  read_only: [/usr, /etc/ssl]\nlandlock:\n  read: [/usr]\n  write: [/usr/share]\n",
+    );
+    let path = p.to_str().unwrap();
+    let out = cli(&["check", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{path}: ok, 2 warnings\n"));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{path}:3:21: warning: `/etc/ssl` is bound read-only, but Landlock grants no read there"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(" 3 |   read_only: [/usr, /etc/ssl]\n   |                     ^\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("  = fix: add `/etc/ssl` to landlock.read"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{path}:6:11: warning: Landlock grants write on `/usr/share`, but it is on the read-only bind of `/usr`"
+        )),
+        "{err}"
+    );
+    for flag in ["--strict", "--deny-warnings"] {
+        let out = cli(&["check", flag, path, "profiles/default.yaml"]);
+        assert_eq!(out.status.code(), Some(1), "{flag}: {}", text(&out.stderr));
+    }
+    // Shipped profiles are clean under --strict; an invalid file still exits 2.
+    let out = cli(&["check", "--strict", "profiles/default.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let bad = write_file(
+        dir.path(),
+        "bad.yaml",
+        "version: 1\nlimits: { memory: 64Q }\n",
+    );
+    let out = cli(&["check", "--strict", path, bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -25,11 +25,20 @@ pub struct Cli {
 pub enum Command {
     /// Validate profiles; print every problem as FILE:LINE:COL with the offending line.
     ///
-    /// Exits 0 when every profile is valid, 2 when any is not.
+    /// A valid profile is then linted across its layers: a bind Landlock does not let the
+    /// plugin use, a Landlock grant with nothing mounted under it, a host directory bound
+    /// under a wider grant, a read-write directory the jail's user cannot write (as root
+    /// the jail runs as uid 65534), serve rules held to load's argument conditions, TCP
+    /// ports with `network: none`. Each is a warning on stderr with FILE:LINE:COL and a fix.
+    /// Exit status: 0 when every profile is valid (warnings or not), 2 when any is invalid;
+    /// with --strict, 1 when all are valid but some have warnings.
     Check {
         /// Profile files to check (YAML, `version: 1`).
         #[arg(required = true, value_name = "PROFILE")]
         profiles: Vec<PathBuf>,
+        /// Warnings fail the check (exit status 1), for CI.
+        #[arg(long, visible_alias = "deny-warnings")]
+        strict: bool,
     },
     /// Show the effective policy of a profile (after `extends:`) in plain words.
     ///

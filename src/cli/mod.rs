@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::host::config::read as host_config;
+use crate::profile::lint::JailUser;
 use crate::profile::{self, Document};
 
 use explain::{explain_json, explain_text};
@@ -23,37 +24,79 @@ use schema::profile_schema;
 /// mean "fix what you wrote").
 pub const EXIT_INVALID: u8 = 2;
 
-/// `plugjail check FILE...`: every error of every profile or host configuration, then one
-/// summary line.
-pub fn check(paths: &[PathBuf]) -> ExitCode {
+/// Exit status of `check --strict` when every file is valid but some have warnings.
+pub const EXIT_WARNINGS: u8 = 1;
+
+/// `plugjail check FILE... [--strict]`: every error of every profile or host
+/// configuration, the lint's warnings for each valid profile, then one summary line each.
+pub fn check(paths: &[PathBuf], strict: bool) -> ExitCode {
+    let users = jail_users();
     let mut failed = 0;
+    let mut warned = 0;
     for path in paths {
         // Which of the two a file is shows in its tree: parsed once, read as either.
         let doc = Document::read(path, "profile");
         let checked = match &doc.root {
             Some(root) if host_config::is_host_config(root) => {
-                host_config::from_document(doc).map(drop)
+                host_config::from_document(doc).map(|_| None)
             }
-            _ => doc.into_profile().map(drop),
+            _ => doc.into_linted(&users).map(|(_, w)| Some(w)),
         };
         match checked {
-            Ok(()) => println!("{}: ok", path.display()),
+            Ok(warnings) => {
+                let n = warnings.as_ref().map_or(0, |w| w.diagnostics.len());
+                if n == 0 {
+                    println!("{}: ok", path.display());
+                } else {
+                    warned += 1;
+                    if let Some(w) = warnings {
+                        eprint!("{w}");
+                    }
+                    eprintln!();
+                    println!("{}: ok, {n} warning{}", path.display(), plural(n));
+                }
+            }
             Err(errors) => {
                 failed += 1;
                 eprint!("{errors}");
                 let n = errors.diagnostics.len();
-                eprintln!(
-                    "\n{}: {n} error{}\n",
-                    path.display(),
-                    if n == 1 { "" } else { "s" }
-                );
+                eprintln!("\n{}: {n} error{}\n", path.display(), plural(n));
             }
         }
     }
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
+    if failed > 0 {
         ExitCode::from(EXIT_INVALID)
+    } else if strict && warned > 0 {
+        ExitCode::from(EXIT_WARNINGS)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// Who the jail would run as on the host if this user started it: root's jails run as
+/// nobody (crate::jail::idmap), anyone else's as themselves.
+fn jail_users() -> Vec<JailUser> {
+    let (euid, egid) = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    if euid == 0 {
+        let id = crate::jail::idmap::ROOT_JAIL_ID;
+        vec![JailUser {
+            uid: id,
+            gid: id,
+            when: "when plugjail runs as root".into(),
+        }]
+    } else {
+        vec![JailUser {
+            uid: euid,
+            gid: egid,
+            when: "when you run plugjail".into(),
+        }]
     }
 }
 

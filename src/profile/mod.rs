@@ -5,6 +5,7 @@
 // The reader's machinery is shared with the host configuration (`crate::host::config`).
 pub(crate) mod diag;
 pub(crate) mod fields;
+pub mod lint;
 mod load;
 pub mod model;
 pub(crate) mod read;
@@ -12,7 +13,7 @@ pub mod resolve;
 pub mod units;
 pub(crate) mod yaml;
 
-pub use diag::{Diagnostic, ProfileErrors};
+pub use diag::{Diagnostic, ProfileErrors, ProfileWarnings};
 pub(crate) use load::{Document, Loader};
 pub use load::{MAX_PROFILE_BYTES, load, load_str};
 pub use model::*;
