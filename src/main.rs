@@ -15,7 +15,16 @@ fn main() -> ExitCode {
     plugjail::timing::mark("cli");
     let code = match cli.command {
         Command::Check { profiles, strict } => cli::check(&profiles, strict),
-        Command::Explain { profile, json } => cli::explain(&profile, json),
+        Command::Explain {
+            profile,
+            diff,
+            json,
+        } => match (diff.as_deref(), profile) {
+            (Some([a, b]), _) => cli::explain_diff(a, b, json),
+            (_, Some(profile)) => cli::explain(&profile, json),
+            // clap requires a profile unless --diff is given, and --diff takes two.
+            _ => std::process::ExitCode::from(cli::EXIT_INVALID),
+        },
         Command::Schema { host } => cli::schema(host),
         Command::Doctor { profile, json } => plugjail::doctor::run(profile.as_deref(), json),
         Command::Exec {

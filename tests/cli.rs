@@ -73,6 +73,8 @@ fn explain_json_is_a_profile_that_checks() {
     let out = cli(&["explain", "--json", "profiles/audit.yaml"]);
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The format's own version, apart from the profile's.
+    assert_eq!(v["version"], 1);
     assert_eq!(v["profile"]["seccomp"]["default_action"], "log");
     assert!(
         v["seccomp"]["load"]["x86_64"]["allowed"]
@@ -196,4 +198,60 @@ fn check_lints_across_layers_warns_and_exits_0_unless_strict() {
     );
     let out = cli(&["check", "--strict", path, bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn explain_diff_says_what_each_side_allows_and_exits_like_diff() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = write_file(
+        dir.path(),
+        "before.yaml",
+        "version: 1\nfilesystem:\n  read_only: [/usr]\nlandlock:\n  read: [/usr]\nlimits:\n  memory: 64M\n",
+    );
+    let after = write_file(
+        dir.path(),
+        "after.yaml",
+        "version: 1\nextends: before.yaml\nfilesystem:\n  read_write: [/srv/out]\nlandlock:\n  write: [/srv/out]\nlimits:\n  memory: 32M\n",
+    );
+    let (a, b) = (before.to_str().unwrap(), after.to_str().unwrap());
+    let out = cli(&["explain", "--diff", a, b]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "A: {a}\nB: {b}\n\nWhat B allows that A does not:\n  \
+             filesystem: host `/srv/out` bound read-write (A: not bound)\n  \
+             landlock.write: write `/srv/out`\n\n\
+             What A allows that B does not:\n  limits.memory: memory 64M (B: 32M)\n\n\
+             Changed, wider in neither:\n  nothing\n"
+        )
+    );
+    let out = cli(&["explain", "--json", "--diff", a, b]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["b_allows"][0]["area"], "filesystem");
+    assert_eq!(v["b_allows"][0]["item"], "/srv/out");
+    assert_eq!(v["b_allows"][0]["b"], "read-write");
+    assert_eq!(v["a_allows"][0]["a"], "64M");
+    assert_eq!(v["changed"], serde_json::json!([]));
+
+    let out = cli(&["explain", "--diff", a, a]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("The two profiles allow the same."));
+    let bad = write_file(
+        dir.path(),
+        "bad.yaml",
+        "version: 1\nlimits: { memory: 64Q }\n",
+    );
+    let out = cli(&["explain", "--diff", a, bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("bad.yaml:2:19: error:"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Usage mistakes are clap's (exit 2): one profile for --diff, or both forms at once.
+    assert_eq!(cli(&["explain", "--diff", a]).status.code(), Some(2));
+    assert_eq!(cli(&["explain", a, "--diff", a, b]).status.code(), Some(2));
 }

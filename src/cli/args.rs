@@ -45,11 +45,21 @@ pub enum Command {
     /// Lists what the jailed code may read, write, execute and connect to, the syscalls each
     /// seccomp phase allows (resolved per architecture), the limits, and what every
     /// `best_effort` setting may drop on a kernel that cannot enforce it.
+    ///
+    /// With --diff A B, compare two profiles instead, for reviewing a change: what B allows
+    /// that A does not, what A allows that B does not, and what changed without widening
+    /// either (mounts, Landlock rights and ports, syscalls per phase with their argument
+    /// conditions, network, namespaces, limits, devices, environment, plugin pins,
+    /// enforcement levels). Exit status then as for diff(1): 0 the same policy, 1 they
+    /// differ, 2 a profile is invalid.
     Explain {
-        #[arg(value_name = "PROFILE")]
-        profile: PathBuf,
-        /// Print JSON: the effective profile (valid profile input itself) and the resolved
-        /// syscall tables.
+        #[arg(value_name = "PROFILE", required_unless_present = "diff")]
+        profile: Option<PathBuf>,
+        /// Compare profile A (before) with profile B (after).
+        #[arg(long, num_args = 2, value_names = ["A", "B"], conflicts_with = "profile")]
+        diff: Option<Vec<PathBuf>>,
+        /// Print JSON (with a `version` field for its format): the effective profile (valid
+        /// profile input itself) and the resolved syscall tables; with --diff, the changes.
         #[arg(long)]
         json: bool,
     },

@@ -10,7 +10,11 @@ use crate::profile::units::{format_duration, format_size};
 use crate::profile::{Action, Level, Network, Phase, Profile, Scope};
 use crate::sysnames::{self, Arch};
 
-/// The JSON form: `profile` is the effective profile in the profile format itself (it
+/// The version of `explain --json`'s own format (not the profile's `version`); raised when
+/// a field changes meaning.
+pub const EXPLAIN_FORMAT_VERSION: u32 = 1;
+
+/// The JSON form: `version` is [`EXPLAIN_FORMAT_VERSION`]; `profile` is the effective profile in the profile format itself (it
 /// passes `plugjail check` and loads back to the same policy); `seccomp` lists the
 /// syscalls each phase resolves to per architecture; `best_effort` what may be dropped.
 pub fn explain_json(profile: &Profile) -> Value {
@@ -36,6 +40,7 @@ pub fn explain_json(profile: &Profile) -> Value {
         seccomp.insert(name.into(), Value::Object(per_arch));
     }
     json!({
+        "version": EXPLAIN_FORMAT_VERSION,
         "profile": profile,
         "seccomp": seccomp,
         "best_effort": best_effort(profile)

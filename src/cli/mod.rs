@@ -4,6 +4,7 @@
 // The CLI's argument definitions, for the binary and the man page generator; not API.
 #[doc(hidden)]
 pub mod args;
+mod diff;
 mod explain;
 mod host_schema;
 mod schema;
@@ -118,6 +119,35 @@ pub fn explain(path: &Path, json: bool) -> ExitCode {
         explain_text(path, &profile)
     };
     print_all(&out)
+}
+
+/// `plugjail explain --diff A B [--json]`: exit 0 when the policies are the same, 1 when
+/// they differ, 2 when either profile is invalid (diff(1)'s convention).
+pub fn explain_diff(a: &Path, b: &Path, json: bool) -> ExitCode {
+    let (pa, pb) = (profile::load(a), profile::load(b));
+    let (pa, pb) = match (pa, pb) {
+        (Ok(pa), Ok(pb)) => (pa, pb),
+        (ra, rb) => {
+            for errors in [ra.err(), rb.err()].into_iter().flatten() {
+                eprint!("{errors}");
+            }
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let d = diff::diff(&pa, &pb);
+    let out = if json {
+        let mut text = serde_json::to_string_pretty(&diff::diff_json(a, b, &d))
+            .expect("a diff always serializes");
+        text.push('\n');
+        text
+    } else {
+        diff::diff_text(a, b, &d)
+    };
+    match print_all(&out) {
+        status if status != ExitCode::SUCCESS => status,
+        _ if d.is_empty() => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    }
 }
 
 /// `plugjail schema [--host]`: the profile's JSON Schema, or the host configuration's.

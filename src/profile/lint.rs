@@ -464,17 +464,20 @@ fn load_conditions(rules: &[Rule], name: &str) -> String {
         if !resolve::expand_names(r.syscalls.iter().map(String::as_str)).contains(name) {
             continue;
         }
-        let all: Vec<String> = r.args.iter().map(condition_text).collect();
+        let all: Vec<String> = r.args.iter().map(|a| condition_text(name, a)).collect();
         alternatives.push(all.join(" and "));
     }
     format!("when {}", alternatives.join(", or when "))
 }
 
-/// One argument condition as a reviewer reads it: `arg1 eq 0x5401 (TCGETS)`.
-pub fn condition_text(a: &super::model::ArgCondition) -> String {
+/// One argument condition of `syscall` as a reviewer reads it: `arg1 eq 0x5401 (TCGETS)`.
+pub fn condition_text(syscall: &str, a: &super::model::ArgCondition) -> String {
     let mut t = format!("arg{} {} {:#x}", a.index, a.op.name(), a.value);
     if let Some(m) = a.mask {
         t.push_str(&format!(" (mask {m:#x})"));
+    }
+    if let Some(name) = crate::sysnames::arg_constant(syscall, a.index, a.value) {
+        t.push_str(&format!(" ({name})"));
     }
     t
 }
