@@ -25,6 +25,7 @@ fn main() -> ExitCode {
             // clap requires a profile unless --diff is given, and --diff takes two.
             _ => std::process::ExitCode::from(cli::EXIT_INVALID),
         },
+        Command::Syscall { query, json } => cli::syscall(&query, json),
         Command::Schema { host } => cli::schema(host),
         Command::Doctor { profile, json } => plugjail::doctor::run(profile.as_deref(), json),
         Command::Exec {

@@ -146,7 +146,7 @@ fn schema_is_json_schema_covering_every_section() {
 fn help_explains_each_command() {
     let out = cli(&["--help"]);
     let t = text(&out.stdout);
-    for cmd in ["check", "explain", "schema", "doctor", "exec"] {
+    for cmd in ["check", "explain", "syscall", "schema", "doctor", "exec"] {
         assert!(t.contains(cmd), "{cmd} missing from --help:\n{t}");
     }
 }
@@ -254,4 +254,32 @@ fn explain_diff_says_what_each_side_allows_and_exits_like_diff() {
     // Usage mistakes are clap's (exit 2): one profile for --diff, or both forms at once.
     assert_eq!(cli(&["explain", "--diff", a]).status.code(), Some(2));
     assert_eq!(cli(&["explain", a, "--diff", a, b]).status.code(), Some(2));
+}
+
+#[test]
+fn syscall_looks_up_names_numbers_and_groups() {
+    let out = cli(&["syscall", "openat"]);
+    assert_eq!(out.status.code(), Some(0));
+    let t = text(&out.stdout);
+    assert!(t.starts_with("openat: x86_64 257"), "{t}");
+    assert!(
+        t.contains("aarch64 56") && t.contains("in @file-read"),
+        "{t}"
+    );
+    let out = cli(&["syscall", "101"]);
+    assert!(
+        text(&out.stdout).starts_with("101: ptrace on x86_64, "),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = cli(&["syscall", "--json", "@time"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["group"]["name"], "@time");
+    let out = cli(&["syscall", "opneat"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "plugjail: unknown syscall `opneat`; did you mean `openat`?\n"
+    );
 }

@@ -63,6 +63,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Look up a syscall: a name's number on each architecture and the `@groups` that hold
+    /// it, a number's name (decimal or 0x hex, as a verdict or kernel log shows it), or a
+    /// group's members.
+    ///
+    /// Exit status: 0 found, 2 unknown (with the nearest name, if any).
+    Syscall {
+        #[arg(value_name = "NAME|NUMBER|@GROUP")]
+        query: String,
+        /// Print JSON (with a `version` field for its format).
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the JSON Schema of the profile format, for editors (see docs/profiles.md).
     Schema {
         /// The host configuration's schema instead (see docs/host.md).

@@ -8,6 +8,7 @@ mod diff;
 mod explain;
 mod host_schema;
 mod schema;
+mod syscall;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -147,6 +148,21 @@ pub fn explain_diff(a: &Path, b: &Path, json: bool) -> ExitCode {
         status if status != ExitCode::SUCCESS => status,
         _ if d.is_empty() => ExitCode::SUCCESS,
         _ => ExitCode::from(1),
+    }
+}
+
+/// `plugjail syscall QUERY [--json]`: exit 0 when found, 2 when unknown.
+pub fn syscall(query: &str, json: bool) -> ExitCode {
+    match syscall::lookup(query) {
+        Ok(v) if json => {
+            let text = serde_json::to_string_pretty(&v).expect("json always serializes");
+            print_all(&(text + "\n"))
+        }
+        Ok(v) => print_all(&syscall::text(&v)),
+        Err(e) => {
+            eprintln!("plugjail: {e}");
+            ExitCode::from(EXIT_INVALID)
+        }
     }
 }
 
