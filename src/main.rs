@@ -12,9 +12,19 @@ use plugjail::cli::args::{Cli, Command, ExitStatus};
 fn main() -> ExitCode {
     plugjail::timing::start();
     let cli = Cli::parse();
+    if cli.verbose && std::env::var_os("PLUGJAIL_TIMING").is_none_or(|v| v != "1") {
+        // -v is PLUGJAIL_TIMING=1 given on the command line: the clock starts after the
+        // arguments are parsed instead of before. The jail never sees the variable (its
+        // environment is the profile's).
+        // SAFETY: main is still single-threaded here; nothing reads the environment
+        // concurrently.
+        unsafe { std::env::set_var("PLUGJAIL_TIMING", "1") };
+        plugjail::timing::start();
+    }
+    cli::set_quiet(cli.quiet);
     plugjail::timing::mark("cli");
     let code = match cli.command {
-        Command::Check { profiles, strict } => cli::check(&profiles, strict),
+        Command::Check { profiles, strict } => cli::check(&profiles, strict, cli.quiet),
         Command::Explain {
             profile,
             diff,

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{cli, text, write_file};
+use common::{cli, jail_modes, profile_for, text, write_file};
 
 #[test]
 fn check_accepts_every_shipped_profile() {
@@ -282,4 +282,78 @@ fn syscall_looks_up_names_numbers_and_groups() {
         text(&out.stderr),
         "plugjail: unknown syscall `opneat`; did you mean `openat`?\n"
     );
+}
+
+/// `-q` drops the summary line of a run that ended normally but never a failure's; `-v`
+/// adds the setup steps with their times. Real runs, as root and rootless.
+#[test]
+fn quiet_and_verbose_runs() {
+    for mode in jail_modes() {
+        let default = profile_for(mode, "default");
+        let strict = profile_for(mode, "strict");
+        let run_under = |profile: &std::path::Path, flags: &[&str], program: &str| {
+            let out = mode
+                .command(common::plugjail())
+                .args(flags)
+                .arg("exec")
+                .arg("--profile")
+                .arg(profile)
+                .args(["--", program])
+                .output()
+                .expect("plugjail runs");
+            (out.status.code(), text(&out.stderr))
+        };
+        let run = |flags: &[&str], program: &str| run_under(&default, flags, program);
+        let m = mode.name();
+        let (code, err) = run(&[], "/usr/bin/true");
+        assert_eq!(code, Some(0), "{m}: {err}");
+        assert!(
+            err.contains("plugjail: exited with code 0 after"),
+            "{m}: {err}"
+        );
+        assert!(!err.contains("timing"), "{m}: {err}");
+
+        let (code, err) = run(&["-q"], "/usr/bin/true");
+        assert_eq!((code, err.as_str()), (Some(0), ""), "{m}");
+        let (code, err) = run(&["--quiet"], "/usr/bin/false");
+        assert_eq!((code, err.as_str()), (Some(1), ""), "{m}");
+        // A violation is said even when quiet: strict allows no ioctl, which ls makes.
+        let (code, err) = run_under(&strict, &["-q"], "/usr/bin/ls");
+        assert_eq!(code, Some(128 + 31), "{m}: {err}");
+        assert!(err.contains("plugjail: seccomp violation: "), "{m}: {err}");
+
+        let (code, err) = run(&["-v"], "/usr/bin/true");
+        assert_eq!(code, Some(0), "{m}: {err}");
+        assert!(
+            err.contains("plugjail: exited with code 0 after"),
+            "{m}: {err}"
+        );
+        let timing = err
+            .lines()
+            .find(|l| l.starts_with("plugjail: timing (ms since main): "))
+            .unwrap_or_else(|| panic!("{m}: no timing line in {err}"));
+        for step in ["profile ", "clone ", "exec ", "ended "] {
+            assert!(timing.contains(step), "{m}: {step} missing from {timing}");
+        }
+        assert_eq!(
+            cli(&["-q", "-v", "check", "profiles/default.yaml"])
+                .status
+                .code(),
+            Some(2)
+        );
+        eprintln!("quiet_and_verbose_runs: ran {m}");
+    }
+}
+
+#[test]
+fn quiet_check_prints_only_problems() {
+    let out = cli(&[
+        "check",
+        "-q",
+        "profiles/default.yaml",
+        "profiles/strict.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), "");
+    assert_eq!(text(&out.stderr), "");
 }

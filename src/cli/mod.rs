@@ -31,7 +31,7 @@ pub const EXIT_WARNINGS: u8 = 1;
 
 /// `plugjail check FILE... [--strict]`: every error of every profile or host
 /// configuration, the lint's warnings for each valid profile, then one summary line each.
-pub fn check(paths: &[PathBuf], strict: bool) -> ExitCode {
+pub fn check(paths: &[PathBuf], strict: bool, quiet: bool) -> ExitCode {
     let users = jail_users();
     let mut failed = 0;
     let mut warned = 0;
@@ -48,7 +48,9 @@ pub fn check(paths: &[PathBuf], strict: bool) -> ExitCode {
             Ok(warnings) => {
                 let n = warnings.as_ref().map_or(0, |w| w.diagnostics.len());
                 if n == 0 {
-                    println!("{}: ok", path.display());
+                    if !quiet {
+                        println!("{}: ok", path.display());
+                    }
                 } else {
                     warned += 1;
                     if let Some(w) = warnings {
@@ -100,6 +102,11 @@ fn jail_users() -> Vec<JailUser> {
             when: "when you run plugjail".into(),
         }]
     }
+}
+
+/// `-q/--quiet` for runs: no verdict summary line when a run ends normally.
+pub fn set_quiet(quiet: bool) {
+    crate::verdict::set_quiet(quiet);
 }
 
 /// `plugjail explain PROFILE [--json]`.
