@@ -36,7 +36,16 @@ fn main() -> ExitCode {
             _ => std::process::ExitCode::from(cli::EXIT_INVALID),
         },
         Command::Syscall { query, json } => cli::syscall(&query, json),
-        Command::Schema { host } => cli::schema(host),
+        Command::Schema {
+            host,
+            verdict,
+            doctor,
+        } => cli::schema(match (host, verdict, doctor) {
+            (true, _, _) => cli::SchemaOf::Host,
+            (_, true, _) => cli::SchemaOf::Verdict,
+            (_, _, true) => cli::SchemaOf::Doctor,
+            _ => cli::SchemaOf::Profile,
+        }),
         Command::Doctor { profile, json } => plugjail::doctor::run(profile.as_deref(), json),
         Command::Exec {
             profile,

@@ -85,10 +85,18 @@ pub enum Command {
         json: bool,
     },
     /// Print the JSON Schema of the profile format, for editors (see docs/profiles.md).
+    ///
+    /// With a flag, the schema of another document plugjail reads or writes instead.
     Schema {
-        /// The host configuration's schema instead (see docs/host.md).
-        #[arg(long)]
+        /// The host configuration's schema (see docs/host.md).
+        #[arg(long, group = "document")]
         host: bool,
+        /// The verdict's schema: the JSON of --report and --status-fd (docs/verdict.md).
+        #[arg(long, group = "document")]
+        verdict: bool,
+        /// The schema of `plugjail doctor --json` (docs/doctor.md).
+        #[arg(long, group = "document")]
+        doctor: bool,
     },
     /// Report what this kernel and this user can enforce: user namespaces, Landlock,
     /// seccomp, cgroups.

@@ -7,6 +7,7 @@ pub mod args;
 mod diff;
 mod explain;
 mod host_schema;
+mod report_schema;
 mod schema;
 mod syscall;
 
@@ -173,12 +174,22 @@ pub fn syscall(query: &str, json: bool) -> ExitCode {
     }
 }
 
-/// `plugjail schema [--host]`: the profile's JSON Schema, or the host configuration's.
-pub fn schema(host: bool) -> ExitCode {
-    let schema = if host {
-        host_schema()
-    } else {
-        profile_schema()
+/// Which document `plugjail schema` describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaOf {
+    Profile,
+    Host,
+    Verdict,
+    Doctor,
+}
+
+/// `plugjail schema [--host | --verdict | --doctor]`.
+pub fn schema(of: SchemaOf) -> ExitCode {
+    let schema = match of {
+        SchemaOf::Profile => profile_schema(),
+        SchemaOf::Host => host_schema(),
+        SchemaOf::Verdict => report_schema::verdict_schema(),
+        SchemaOf::Doctor => report_schema::doctor_schema(),
     };
     let text = serde_json::to_string_pretty(&schema).expect("the schema always serializes");
     print_all(&(text + "\n"))
