@@ -97,12 +97,12 @@ fn syscalls_per_phase_with_argument_conditions() {
 fn limits_network_scopes_devices_env_and_pins() {
     let pin = "0".repeat(64);
     let a = p(&format!(
-        "limits:\n  memory: 512M\n  pids: 64\n  wall_time: 1m\nlandlock:\n  scopes: [signal]\n\
+        "limits:\n  memory: 512M\n  cpu: 0.5\n  pids: 64\n  wall_time: 1m\nlandlock:\n  scopes: [signal]\n\
          filesystem:\n  devices: [null, zero]\nenvironment:\n  pass: [LANG]\n  set: {{ HOME: /tmp }}\n\
          plugin:\n  sha256: [\"{pin}\"]\nenforcement:\n  limits: best_effort\nhostname: a\n"
     ));
     let b = p(
-        "limits:\n  memory: 1G\n  pids: 32\nnetwork: loopback\nfilesystem:\n  devices: [null, tty]\n\
+        "limits:\n  memory: 1G\n  cpu: 0.25\n  pids: 32\nnetwork: loopback\nfilesystem:\n  devices: [null, tty]\n\
          environment:\n  pass: [LANG, TERM]\n  set: { HOME: /home }\nhostname: b\n",
     );
     let d = diff(&a, &b);
@@ -130,6 +130,7 @@ fn limits_network_scopes_devices_env_and_pins() {
             ),
             pair("filesystem.devices", "/dev/zero"),
             pair("limits.pids", "pids 64 (B: 32)"),
+            pair("limits.cpu", "cpu 0.5 core(s) (B: 0.25 core(s))"),
         ]
     );
     assert_eq!(
