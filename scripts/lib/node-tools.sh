@@ -6,7 +6,7 @@
 # the directory on stdout. Needs npm (scripts/lib/deps.sh installs it).
 set -euo pipefail
 src="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../tests/editor" && pwd)"
-dir="${PLUGJAIL_NODE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/plugjail/node-tools}"
+dir="${PLUGJAIL_NODE_TOOLS:-${XDG_CACHE_HOME:-${HOME:?neither XDG_CACHE_HOME nor HOME is set}/.cache}/plugjail/node-tools}"
 if ! cmp -s "$src/package-lock.json" "$dir/package-lock.json" ||
   [ ! -x "$dir/node_modules/.bin/yaml-language-server" ]; then
   command -v npm >/dev/null || { echo "node-tools.sh: npm is needed" >&2; exit 1; }
