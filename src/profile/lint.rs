@@ -267,9 +267,21 @@ impl Layers {
         }
     }
 
+    /// Whether a grant on `grant` also covers jail content that no bind brought: a tmpfs,
+    /// a device, /dev or /proc at, under or above it. A grant on a directory that only
+    /// holds binds (`/srv` for binds at /srv/a and /srv/b) is about those binds.
+    fn covers_more_than_binds(&self, grant: &Path) -> bool {
+        let related = |m: &Path| grant.starts_with(m) || m.starts_with(grant);
+        self.scratch.iter().any(|(m, _)| related(m))
+            || [Path::new("/dev"), Path::new("/proc")]
+                .into_iter()
+                .any(|m| self.fixed.iter().any(|f| f == m) && related(m))
+    }
+
     /// A host directory bound under a Landlock grant on a wider path that is not itself a
-    /// bind (a tmpfs like /tmp, or the root): it gets that grant's rights without a rule of
-    /// its own, which is easy to miss when the grant was written for something else.
+    /// bind and covers other content (a tmpfs like /tmp, or the root): it gets that
+    /// grant's rights without a rule of its own, which is easy to miss when the grant was
+    /// written for something else.
     fn binds_under_wider_grants(&self, out: &mut Vec<Diagnostic>) {
         let kinds: [(&[Placed], &[Right]); 2] = [
             (&self.read_only, &[Right::Read, Right::Execute]),
@@ -285,6 +297,7 @@ impl Layers {
                     if let Some(grant) = self.reach(right, path)
                         && grant.0 != *path
                         && !self.is_bind(&grant.0)
+                        && self.covers_more_than_binds(&grant.0)
                     {
                         inherited.push((right, grant));
                     }

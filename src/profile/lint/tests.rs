@@ -122,6 +122,16 @@ fn bind_under_a_wider_grant() {
         ),
         "{m:#?}"
     );
+    // A grant on a directory that holds only binds is about them: no finding.
+    let binds_only = format!(
+        "{BASE}filesystem:\n  read_write: [/srv/a, /srv/b]\nlandlock:\n  read: [/srv]\n  write: [/srv]\n"
+    );
+    assert_eq!(lint_of(&binds_only), vec![]);
+    // The root covers /dev and /proc too: wider.
+    let root = format!("{BASE}filesystem:\n  read_only: [/opt/x]\nlandlock:\n  read: [/]\n");
+    let m = messages(&root);
+    assert_eq!(m.len(), 1, "{m:#?}");
+    assert!(m[0].contains("gets read from `/` (line 6)"), "{m:#?}");
     // Stated for the bind itself, the same rights are no surprise.
     let stated = format!("{text}  # stated\n").replace(
         "  read: [/tmp]\n  write: [/tmp]\n  execute: [/tmp]",
