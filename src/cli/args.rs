@@ -20,8 +20,8 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Say less: no verdict summary line on stderr when a run ends normally (the program
-    /// exited, the plugin session ended; a jail failure or a violation is always
-    /// reported), and no `ok` lines from `check`.
+    /// exited, the plugin session ended, the call was answered; a jail failure, a
+    /// violation or a failed call is always reported), and no `ok` lines from `check`.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// Say more: after a run, its setup steps with their times on stderr (the same line

@@ -26,8 +26,13 @@ impl Verdict {
         status_fd: Option<BorrowedFd<'_>>,
     ) -> Vec<String> {
         // Quiet leaves out the line for a normal end only (the program exited, the plugin
-        // session ended): a failure of the jail or a violation is always said.
-        let normal = matches!(self.outcome, Outcome::Exited | Outcome::Ok);
+        // session ended and its call, if any, was answered): a failure of the jail, a
+        // violation or a failed call is always said.
+        let normal = match self.outcome {
+            Outcome::Exited => true,
+            Outcome::Ok => self.call_error.is_none(),
+            _ => false,
+        };
         if !(normal && QUIET.load(Ordering::Relaxed)) {
             eprintln!("plugjail: {self}");
         }
