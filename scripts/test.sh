@@ -18,6 +18,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/deps.sh
 . scripts/lib/deps.sh
 need_tools
+need_node_tools || echo "scripts/test.sh: going on without the Node tools" >&2
 
 failed=()
 run() {

@@ -12,11 +12,40 @@ use plugjail::cli::args::{Cli, Command, ExitStatus};
 fn main() -> ExitCode {
     plugjail::timing::start();
     let cli = Cli::parse();
+    if cli.verbose && std::env::var_os("PLUGJAIL_TIMING").is_none_or(|v| v != "1") {
+        // -v is PLUGJAIL_TIMING=1 given on the command line: the clock starts after the
+        // arguments are parsed instead of before. The jail never sees the variable (its
+        // environment is the profile's).
+        // SAFETY: main is still single-threaded here; nothing reads the environment
+        // concurrently.
+        unsafe { std::env::set_var("PLUGJAIL_TIMING", "1") };
+        plugjail::timing::start();
+    }
+    cli::set_quiet(cli.quiet);
     plugjail::timing::mark("cli");
     let code = match cli.command {
-        Command::Check { profiles } => cli::check(&profiles),
-        Command::Explain { profile, json } => cli::explain(&profile, json),
-        Command::Schema { host } => cli::schema(host),
+        Command::Check { profiles, strict } => cli::check(&profiles, strict, cli.quiet),
+        Command::Explain {
+            profile,
+            diff,
+            json,
+        } => match (diff.as_deref(), profile) {
+            (Some([a, b]), _) => cli::explain_diff(a, b, json),
+            (_, Some(profile)) => cli::explain(&profile, json),
+            // clap requires a profile unless --diff is given, and --diff takes two.
+            _ => std::process::ExitCode::from(cli::EXIT_INVALID),
+        },
+        Command::Syscall { query, json } => cli::syscall(&query, json),
+        Command::Schema {
+            host,
+            verdict,
+            doctor,
+        } => cli::schema(match (host, verdict, doctor) {
+            (true, _, _) => cli::SchemaOf::Host,
+            (_, true, _) => cli::SchemaOf::Verdict,
+            (_, _, true) => cli::SchemaOf::Doctor,
+            _ => cli::SchemaOf::Profile,
+        }),
         Command::Doctor { profile, json } => plugjail::doctor::run(profile.as_deref(), json),
         Command::Exec {
             profile,

@@ -175,3 +175,43 @@ fn timing_marks_every_setup_step_in_order_when_asked() {
         assert!(!quiet.stderr.contains("timing"), "{}", quiet.describe());
     }
 }
+
+/// `-q` drops the summary line of an answered call, never that of a failed one.
+#[test]
+fn quiet_call_still_says_a_failed_call() {
+    let so = plugin("hello");
+    for mode in jail_modes() {
+        let quiet = |cmd: &mut std::process::Command| {
+            cmd.arg("-q");
+        };
+        let c = call_with(
+            mode,
+            &default_profile(),
+            &so,
+            "greet",
+            Some(b"world"),
+            Duration::from_secs(60),
+            quiet,
+        );
+        assert_eq!(c.code, Some(0), "{}", c.describe());
+        assert_eq!(c.stdout, b"hello, world", "{}", c.describe());
+        assert!(!c.stderr.contains("plugjail: "), "{}", c.describe());
+        // The plugin's own log lines are its output, not the summary: they stay.
+        assert!(c.stderr.contains("plugin[info]: "), "{}", c.describe());
+        let u = call_with(
+            mode,
+            &default_profile(),
+            &so,
+            "nope",
+            None,
+            Duration::from_secs(60),
+            quiet,
+        );
+        assert_eq!(u.code, Some(1), "{}", u.describe());
+        assert!(
+            u.stderr.contains("plugjail: ") && u.stderr.contains("unknown_method"),
+            "{}",
+            u.describe()
+        );
+    }
+}

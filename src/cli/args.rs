@@ -19,36 +19,84 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Say less: no verdict summary line on stderr when a run ends normally (the program
+    /// exited, the plugin session ended, the call was answered; a jail failure, a
+    /// violation or a failed call is always reported), and no `ok` lines from `check`.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Say more: after a run, its setup steps with their times on stderr (the same line
+    /// PLUGJAIL_TIMING=1 prints).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Subcommand)]
 pub enum Command {
     /// Validate profiles; print every problem as FILE:LINE:COL with the offending line.
     ///
-    /// Exits 0 when every profile is valid, 2 when any is not.
+    /// A valid profile is then linted across its layers: a bind Landlock does not let the
+    /// plugin use, a Landlock grant with nothing mounted under it, a host directory bound
+    /// under a wider grant, a read-write directory the jail's user cannot write (as root
+    /// the jail runs as uid 65534), serve rules held to load's argument conditions, TCP
+    /// ports with `network: none`. Each is a warning on stderr with FILE:LINE:COL and a fix.
+    /// Exit status: 0 when every profile is valid (warnings or not), 2 when any is invalid;
+    /// with --strict, 1 when all are valid but some have warnings.
     Check {
         /// Profile files to check (YAML, `version: 1`).
         #[arg(required = true, value_name = "PROFILE")]
         profiles: Vec<PathBuf>,
+        /// Warnings fail the check (exit status 1), for CI.
+        #[arg(long, visible_alias = "deny-warnings")]
+        strict: bool,
     },
     /// Show the effective policy of a profile (after `extends:`) in plain words.
     ///
     /// Lists what the jailed code may read, write, execute and connect to, the syscalls each
     /// seccomp phase allows (resolved per architecture), the limits, and what every
     /// `best_effort` setting may drop on a kernel that cannot enforce it.
+    ///
+    /// With --diff A B, compare two profiles instead, for reviewing a change: what B allows
+    /// that A does not, what A allows that B does not, and what changed without widening
+    /// either (mounts, Landlock rights and ports, syscalls per phase with their argument
+    /// conditions, network, namespaces, limits, devices, environment, plugin pins,
+    /// enforcement levels). Exit status then as for diff(1): 0 the same policy, 1 they
+    /// differ, 2 a profile is invalid.
     Explain {
-        #[arg(value_name = "PROFILE")]
-        profile: PathBuf,
-        /// Print JSON: the effective profile (valid profile input itself) and the resolved
-        /// syscall tables.
+        #[arg(value_name = "PROFILE", required_unless_present = "diff")]
+        profile: Option<PathBuf>,
+        /// Compare profile A (before) with profile B (after).
+        #[arg(long, num_args = 2, value_names = ["A", "B"], conflicts_with = "profile")]
+        diff: Option<Vec<PathBuf>>,
+        /// Print JSON (with a `version` field for its format): the effective profile (valid
+        /// profile input itself) and the resolved syscall tables; with --diff, the changes.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Look up a syscall: a name's number on each architecture and the `@groups` that hold
+    /// it, a number's name (decimal or 0x hex, as a verdict or kernel log shows it), or a
+    /// group's members.
+    ///
+    /// Exit status: 0 found, 2 unknown (with the nearest name, if any).
+    Syscall {
+        #[arg(value_name = "NAME|NUMBER|@GROUP")]
+        query: String,
+        /// Print JSON (with a `version` field for its format).
         #[arg(long)]
         json: bool,
     },
     /// Print the JSON Schema of the profile format, for editors (see docs/profiles.md).
+    ///
+    /// With a flag, the schema of another document plugjail reads or writes instead.
     Schema {
-        /// The host configuration's schema instead (see docs/host.md).
-        #[arg(long)]
+        /// The host configuration's schema (see docs/host.md).
+        #[arg(long, group = "document")]
         host: bool,
+        /// The verdict's schema: the JSON of --report and --status-fd (docs/verdict.md).
+        #[arg(long, group = "document")]
+        verdict: bool,
+        /// The schema of `plugjail doctor --json` (docs/doctor.md).
+        #[arg(long, group = "document")]
+        doctor: bool,
     },
     /// Report what this kernel and this user can enforce: user namespaces, Landlock,
     /// seccomp, cgroups.

@@ -10,7 +10,11 @@ use crate::profile::units::{format_duration, format_size};
 use crate::profile::{Action, Level, Network, Phase, Profile, Scope};
 use crate::sysnames::{self, Arch};
 
-/// The JSON form: `profile` is the effective profile in the profile format itself (it
+/// The version of `explain --json`'s own format (not the profile's `version`); raised when
+/// a field changes meaning.
+pub const EXPLAIN_FORMAT_VERSION: u32 = 1;
+
+/// The JSON form: `version` is [`EXPLAIN_FORMAT_VERSION`]; `profile` is the effective profile in the profile format itself (it
 /// passes `plugjail check` and loads back to the same policy); `seccomp` lists the
 /// syscalls each phase resolves to per architecture; `best_effort` what may be dropped.
 pub fn explain_json(profile: &Profile) -> Value {
@@ -36,6 +40,7 @@ pub fn explain_json(profile: &Profile) -> Value {
         seccomp.insert(name.into(), Value::Object(per_arch));
     }
     json!({
+        "version": EXPLAIN_FORMAT_VERSION,
         "profile": profile,
         "seccomp": seccomp,
         "best_effort": best_effort(profile)
@@ -164,6 +169,8 @@ fn write_text(o: &mut String, path: &Path, p: &Profile) -> std::fmt::Result {
         .collect();
     writeln!(o, "  scopes:     {}", list_or(&scopes, "none"))?;
 
+    write_mounts(o, p)?;
+
     let s = &p.seccomp;
     let default = match s.default_action {
         Action::KillProcess => "kill the process (the verdict names the syscall)".to_string(),
@@ -266,6 +273,66 @@ fn write_text(o: &mut String, path: &Path, p: &Profile) -> std::fmt::Result {
         writeln!(
             o,
             "  (the verdict of each run says what was actually enforced)"
+        )?;
+    }
+    Ok(())
+}
+
+/// Each mount with the Landlock rights that reach it (a rule covers the tree under its
+/// path), so a reviewer sees the two layers side by side; `plugjail check` warns where
+/// they disagree.
+fn write_mounts(o: &mut String, p: &Profile) -> std::fmt::Result {
+    let fs = &p.filesystem;
+    let mut mounts: Vec<(&Path, &str)> = Vec::new();
+    mounts.extend(fs.read_only.iter().map(|m| (m.as_path(), "read-only bind")));
+    mounts.extend(
+        fs.read_write
+            .iter()
+            .map(|m| (m.as_path(), "read-write bind")),
+    );
+    mounts.extend(fs.tmpfs.iter().map(|t| (t.path.as_path(), "tmpfs")));
+    let devices: Vec<PathBuf> = fs
+        .devices
+        .iter()
+        .map(|d| Path::new("/dev").join(d.name()))
+        .collect();
+    mounts.extend(devices.iter().map(|d| (d.as_path(), "device")));
+    if mounts.is_empty() {
+        return Ok(());
+    }
+    writeln!(o, "\nEach mount, with the Landlock rights that reach it:")?;
+    let width = mounts
+        .iter()
+        .map(|(m, _)| m.display().to_string().len())
+        .max()
+        .unwrap_or(0);
+    let l = &p.landlock;
+    for (mount, kind) in mounts {
+        let mut rights = Vec::new();
+        for (name, grants) in [
+            ("read", &l.read),
+            ("write", &l.write),
+            ("execute", &l.execute),
+        ] {
+            let nearest = grants
+                .iter()
+                .filter(|g| mount.starts_with(g))
+                .max_by_key(|g| g.components().count());
+            match nearest {
+                Some(g) if g == mount => rights.push(name.to_string()),
+                Some(g) => rights.push(format!("{name} (from {})", g.display())),
+                None => {}
+            }
+        }
+        let rights = if rights.is_empty() {
+            "nothing: opening anything in it fails".to_string()
+        } else {
+            rights.join(", ")
+        };
+        writeln!(
+            o,
+            "  {:width$}  {kind:15}  {rights}",
+            mount.display().to_string()
         )?;
     }
     Ok(())

@@ -9,12 +9,16 @@ use crate::profile::units::ERRNOS;
 use crate::profile::{CmpOp, Device, Scope};
 use crate::sysnames;
 
-const SIZE: &str = r"^[0-9]+([KkMmGgTt](i?[Bb])?|[Bb])?$";
+/// What `units::parse_size` reads: digits, an optional K/M/G/T (either case), then
+/// optionally `B` or `iB` (upper-case B only: `512b` is refused by both).
+const SIZE: &str = r"^[0-9]+[KkMmGgTt]?(i?B)?$";
 const DURATION: &str = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h)$";
 const ABS_PATH: &str = r"^/";
 
 pub fn profile_schema() -> Value {
-    let names: Vec<&str> = Device::ALL.iter().map(|d| d.name()).collect();
+    let device_names: Vec<&str> = Device::ALL.iter().map(|d| d.name()).collect();
+    let mut devices: Vec<Value> = device_names.iter().map(|n| json!(n)).collect();
+    devices.push(Value::Null);
     let scopes: Vec<&str> = Scope::ALL.iter().map(|s| s.name()).collect();
     let ops: Vec<&str> = CmpOp::ALL.iter().map(|o| o.name()).collect();
     let errnos: Vec<&str> = ERRNOS.iter().map(|(n, _)| *n).collect();
@@ -26,14 +30,25 @@ pub fn profile_schema() -> Value {
     let bool_true =
         |about: &str| json!({ "type": "boolean", "default": true, "description": about });
 
+    // One enum of groups and names, not an anyOf of two: editors then show the short
+    // errorMessage for an unknown name instead of listing all ~450 valid ones, and still
+    // complete from the list (with each group's purpose beside it).
+    let about: Vec<&str> = sysnames::GROUPS
+        .iter()
+        .map(|g| g.about)
+        .chain(syscalls.iter().map(|_| ""))
+        .collect();
+    let names: Vec<&str> = groups.iter().chain(&syscalls).copied().collect();
     let rule = object(
         RULE_KEYS,
         &["syscalls"],
         json!({
-            "syscalls": { "type": "array", "minItems": 1, "items": { "anyOf": [
-                { "enum": groups, "description": "a named group of syscalls" },
-                { "enum": syscalls, "description": "a syscall name (x86_64 or aarch64)" }
-            ]}},
+            "syscalls": { "type": "array", "minItems": 1, "items": {
+                "enum": names,
+                "enumDescriptions": about,
+                "description": "a syscall name (x86_64 or aarch64) or a @group",
+                "errorMessage": "not a syscall (x86_64 or aarch64) nor a @group: `plugjail check` suggests the nearest name, `plugjail syscall NAME` looks one up"
+            }},
             "args": { "type": "array", "items": object(ARG_KEYS, &["index", "op", "value"], json!({
                 "index": { "type": "integer", "minimum": 0, "maximum": 5 },
                 "op": { "enum": ops },
@@ -69,7 +84,13 @@ pub fn profile_schema() -> Value {
                 "read_only": paths(), "read_write": paths(),
                 "tmpfs": { "type": "array", "items": object(TMPFS_KEYS, &["path", "size"], json!({
                     "path": path(), "size": size() })) },
-                "devices": { "type": "array", "items": { "enum": names } }
+                // YAML reads a bare `null` as the null value; the reader takes it as
+                // /dev/null, so the schema does too.
+                "devices": { "type": "array", "items": {
+                    "enum": devices,
+                    "description": "a device node under /dev (`null` may be written bare)",
+                    "errorMessage": format!("not a device plugjail provides: {}", device_names.join(", "))
+                } }
             })),
             "landlock": object(LANDLOCK_KEYS, &[], json!({
                 "compat": level,
@@ -170,7 +191,10 @@ fn ports() -> Value {
 }
 
 fn size() -> Value {
-    json!({ "anyOf": [ { "type": "string", "pattern": SIZE }, { "type": "integer", "minimum": 0 } ],
+    let message = "a size: whole bytes, or a whole number with K, M, G or T (binary units; \
+                   optionally followed by B or iB), e.g. 64M";
+    json!({ "anyOf": [ { "type": "string", "pattern": SIZE, "errorMessage": message },
+                       { "type": "integer", "minimum": 0 } ],
             "description": "bytes, or a number with K, M, G or T (binary units), e.g. 64M" })
 }
 

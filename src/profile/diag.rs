@@ -63,33 +63,58 @@ impl fmt::Display for ProfileErrors {
     /// `FILE:LINE:COL: error: MESSAGE`, then the line with a caret under the column, then
     /// the hint; one block per problem, in file order.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, d) in self.diagnostics.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            let path = self.sources.path(d.pos.file).display();
-            if d.pos.line == 0 {
-                writeln!(f, "{path}: error: {}", d.message)?;
-            } else {
-                writeln!(
-                    f,
-                    "{path}:{}:{}: error: {}",
-                    d.pos.line, d.pos.col, d.message
-                )?;
-            }
-            if let Some(text) = self.sources.line_text(d.pos) {
-                let (shown, col) = crop(text, d.pos.col);
-                let gutter = d.pos.line.to_string();
-                writeln!(f, " {gutter} | {shown}")?;
-                let pad = " ".repeat(gutter.len());
-                writeln!(f, " {pad} | {}^", " ".repeat(caret_offset(&shown, col)))?;
-            }
-            if let Some(hint) = &d.hint {
-                writeln!(f, "  = hint: {hint}")?;
-            }
-        }
-        Ok(())
+        render(f, &self.sources, &self.diagnostics, "error", "hint")
     }
+}
+
+/// What `plugjail check` warns about in a valid profile (the cross-layer lint): shown like
+/// errors, as `FILE:LINE:COL: warning: MESSAGE`, the line, and the fix.
+#[derive(Debug, Default)]
+pub struct ProfileWarnings {
+    pub sources: Sources,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl fmt::Display for ProfileWarnings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        render(f, &self.sources, &self.diagnostics, "warning", "fix")
+    }
+}
+
+/// One block per diagnostic: the place, the line with a caret, the hint (or fix).
+fn render(
+    f: &mut fmt::Formatter<'_>,
+    sources: &Sources,
+    diagnostics: &[Diagnostic],
+    severity: &str,
+    hint_label: &str,
+) -> fmt::Result {
+    for (i, d) in diagnostics.iter().enumerate() {
+        if i > 0 {
+            writeln!(f)?;
+        }
+        let path = sources.path(d.pos.file).display();
+        if d.pos.line == 0 {
+            writeln!(f, "{path}: {severity}: {}", d.message)?;
+        } else {
+            writeln!(
+                f,
+                "{path}:{}:{}: {severity}: {}",
+                d.pos.line, d.pos.col, d.message
+            )?;
+        }
+        if let Some(text) = sources.line_text(d.pos) {
+            let (shown, col) = crop(text, d.pos.col);
+            let gutter = d.pos.line.to_string();
+            writeln!(f, " {gutter} | {shown}")?;
+            let pad = " ".repeat(gutter.len());
+            writeln!(f, " {pad} | {}^", " ".repeat(caret_offset(&shown, col)))?;
+        }
+        if let Some(hint) = &d.hint {
+            writeln!(f, "  = {hint_label}: {hint}")?;
+        }
+    }
+    Ok(())
 }
 
 impl std::error::Error for ProfileErrors {}

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use serde_saphyr::MessageFormatter;
 
 use super::cache::Cache;
-use super::diag::{Collector, Diagnostic, ProfileErrors, Sources};
+use super::diag::{Collector, Diagnostic, ProfileErrors, ProfileWarnings, Sources};
+use super::lint::{self, JailUser};
 use super::model::Profile;
 use super::read;
 use super::yaml::{self, Node, Pos, Value};
@@ -69,6 +70,36 @@ impl Document {
         });
         let profile = merged.and_then(|root| read::profile(&mut self.loader.collector, &root));
         self.loader.finish(profile)
+    }
+
+    /// Reads the document as a profile like [`Document::into_profile`], then lints the
+    /// valid profile across its layers (`plugjail check`): warnings, not errors, each at
+    /// the place in the file (or base) that wrote the value.
+    pub fn into_linted(
+        mut self,
+        users: &[JailUser],
+    ) -> Result<(Profile, ProfileWarnings), ProfileErrors> {
+        let merged = self.root.take().and_then(|root| {
+            self.loader
+                .check_document(root, &self.path, &mut Vec::new())
+        });
+        let profile = merged
+            .as_ref()
+            .and_then(|root| read::profile(&mut self.loader.collector, root));
+        let Loader { sources, collector } = self.loader;
+        match (profile, merged) {
+            (Some(profile), Some(root)) if collector.diagnostics.is_empty() => {
+                let diagnostics = lint::lint(&root, &profile, users);
+                Ok((
+                    profile,
+                    ProfileWarnings {
+                        sources,
+                        diagnostics,
+                    },
+                ))
+            }
+            (_, _) => Loader { sources, collector }.finish(None),
+        }
     }
 }
 

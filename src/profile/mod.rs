@@ -6,6 +6,7 @@
 pub mod cache;
 pub(crate) mod diag;
 pub(crate) mod fields;
+pub mod lint;
 mod load;
 pub mod model;
 pub(crate) mod read;
@@ -13,7 +14,7 @@ pub mod resolve;
 pub mod units;
 pub(crate) mod yaml;
 
-pub use diag::{Diagnostic, ProfileErrors};
+pub use diag::{Diagnostic, ProfileErrors, ProfileWarnings};
 pub(crate) use load::{Document, Loader};
 pub use load::{MAX_PROFILE_BYTES, load, load_str};
 pub use model::*;

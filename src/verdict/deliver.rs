@@ -5,8 +5,17 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::Verdict;
+use super::{Outcome, Verdict};
+
+/// `-q/--quiet`: no summary line for a run that ended normally.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Set once by `main` from `-q/--quiet`.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
 
 impl Verdict {
     /// Delivers the verdict: the summary line on stderr, the JSON to the report file and
@@ -16,7 +25,17 @@ impl Verdict {
         report: Option<&mut ReportFile>,
         status_fd: Option<BorrowedFd<'_>>,
     ) -> Vec<String> {
-        eprintln!("plugjail: {self}");
+        // Quiet leaves out the line for a normal end only (the program exited, the plugin
+        // session ended and its call, if any, was answered): a failure of the jail, a
+        // violation or a failed call is always said.
+        let normal = match self.outcome {
+            Outcome::Exited => true,
+            Outcome::Ok => self.call_error.is_none(),
+            _ => false,
+        };
+        if !(normal && QUIET.load(Ordering::Relaxed)) {
+            eprintln!("plugjail: {self}");
+        }
         let json = self.to_json() + "\n";
         let mut errors = Vec::new();
         if let Some(r) = report

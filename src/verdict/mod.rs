@@ -24,7 +24,7 @@ use serde::Serialize;
 use crate::jail::init::Naming;
 use crate::landlock::LandlockReport;
 
-pub use deliver::ReportFile;
+pub use deliver::{ReportFile, set_quiet};
 pub use syscall::Syscall;
 
 /// The verdict format version.
