@@ -42,6 +42,7 @@ fn main() -> ExitCode {
             report,
             control_fd,
             cpus,
+            shm_fd,
         } => ExitCode::from(plugjail::plugin_mode::serve::run(
             plugjail::plugin_mode::serve::ServeOptions {
                 profile,
@@ -51,6 +52,7 @@ fn main() -> ExitCode {
                 report,
                 control_fd,
                 cpus,
+                shm_fd,
             },
         )),
         Command::Call {
