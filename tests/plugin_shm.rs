@@ -36,12 +36,19 @@ fn attack_session(mode: Mode, profile: &Path, shm: ShmOptions, timeout: Duration
     let mut s = spawn(&o);
     s.hello().expect("hello");
     assert_eq!(s.transport(), Transport::SharedMemory, "[{}]", mode.name());
-    assert_eq!(s.call("found", b"").expect("found"), b"yes", "[{}]", mode.name());
+    assert_eq!(
+        s.call("found", b"").expect("found"),
+        b"yes",
+        "[{}]",
+        mode.name()
+    );
     s
 }
 
+/// A byte pattern that differs per length (the low byte is the point).
+#[allow(clippy::cast_possible_truncation)]
 fn pattern(n: usize) -> Vec<u8> {
-    (0..n).map(|i| (i * 31 + n) as u8).collect()
+    (0..n).map(|i| ((i * 31 + n) % 251) as u8).collect()
 }
 
 #[test]
@@ -49,7 +56,20 @@ fn shared_memory_answers_equal_the_pipes_for_many_sizes() {
     let so = plugin("shm_attack");
     let dir = TempDir::new("shm-sizes", 0o755);
     let profile = maps_profile(&dir);
-    let sizes = [0, 1, 15, 16, 17, 255, 1000, 4095, 4096, 4097, 65536, (1 << 20) - 5];
+    let sizes = [
+        0,
+        1,
+        15,
+        16,
+        17,
+        255,
+        1000,
+        4095,
+        4096,
+        4097,
+        65536,
+        (1 << 20) - 5,
+    ];
     for mode in jail_modes() {
         let what = mode.name();
         let lines = Arc::new(Mutex::new(Vec::<(u32, Vec<u8>)>::new()));
@@ -66,7 +86,9 @@ fn shared_memory_answers_equal_the_pipes_for_many_sizes() {
         assert_eq!(pipe.transport(), Transport::Pipe, "[{what}]");
         for &n in &sizes {
             let input = pattern(n);
-            let a = shm.call("echo", &input).unwrap_or_else(|e| panic!("[{what}] {n}: {e}"));
+            let a = shm
+                .call("echo", &input)
+                .unwrap_or_else(|e| panic!("[{what}] {n}: {e}"));
             let b = pipe.call("echo", &input).expect("pipe echo");
             assert!(a == input && a == b, "[{what}] echo of {n} bytes differs");
         }
@@ -95,7 +117,10 @@ fn shared_memory_answers_equal_the_pipes_for_many_sizes() {
             other => panic!("[{what}] big: {other:?}"),
         }
         assert_eq!(shm.call("big", b"1000000").expect("big").len(), 1_000_000);
-        assert_eq!(shm.call("echo", b"still here").expect("echo"), b"still here");
+        assert_eq!(
+            shm.call("echo", b"still here").expect("echo"),
+            b"still here"
+        );
         let v = shm.close();
         expect(&v, "ok", what);
         // Every answered call counts (RESULT or ERROR); the refused input never left.
@@ -109,11 +134,21 @@ fn a_rewritten_layout_header_changes_nothing_for_the_host() {
     let dir = TempDir::new("shm-layout", 0o755);
     let profile = maps_profile(&dir);
     for mode in jail_modes() {
-        let mut s = attack_session(mode, &profile, ShmOptions::default(), Duration::from_secs(5));
+        let mut s = attack_session(
+            mode,
+            &profile,
+            ShmOptions::default(),
+            Duration::from_secs(5),
+        );
         assert_eq!(s.call("rewrite_layout", b"abc").expect("rewrite"), b"abc");
         for i in 0..200usize {
             let input = pattern(i * 37);
-            assert_eq!(s.call("echo", &input).expect("echo"), input, "[{}]", mode.name());
+            assert_eq!(
+                s.call("echo", &input).expect("echo"),
+                input,
+                "[{}]",
+                mode.name()
+            );
         }
         expect(&s.close(), "ok", mode.name());
     }
@@ -131,17 +166,33 @@ fn forged_answers_are_protocol_violations() {
     for mode in jail_modes() {
         for (method, says) in cases {
             let what = format!("[{}] {method}", mode.name());
-            let mut s = attack_session(mode, &profile, ShmOptions::default(), Duration::from_secs(5));
+            let mut s = attack_session(
+                mode,
+                &profile,
+                ShmOptions::default(),
+                Duration::from_secs(5),
+            );
             let t = Instant::now();
             match s.call(method, b"") {
                 Err(CallError::Protocol(p)) => assert!(p.to_string().contains(says), "{what}: {p}"),
                 other => panic!("{what}: {other:?}"),
             }
-            assert!(t.elapsed() < Duration::from_secs(2), "{what}: {:?}", t.elapsed());
-            assert!(matches!(s.call("echo", b""), Err(CallError::Ended)), "{what}");
+            assert!(
+                t.elapsed() < Duration::from_secs(2),
+                "{what}: {:?}",
+                t.elapsed()
+            );
+            assert!(
+                matches!(s.call("echo", b""), Err(CallError::Ended)),
+                "{what}"
+            );
             let v = s.close();
             expect(&v, "protocol_violation", &what);
-            assert!(v.message.as_deref().unwrap_or("").contains(says), "{what}: {:#}", v.json);
+            assert!(
+                v.message.as_deref().unwrap_or("").contains(says),
+                "{what}: {:#}",
+                v.json
+            );
         }
     }
 }
@@ -164,7 +215,12 @@ fn a_plugin_that_plays_with_the_futex_or_never_answers_times_out() {
             assert!(took >= deadline && took < deadline * 3, "{what}: {took:?}");
             let v = s.close();
             expect(&v, "timeout", &what);
-            assert_eq!(v.timeout_kind.as_deref(), Some("host"), "{what}: {:#}", v.json);
+            assert_eq!(
+                v.timeout_kind.as_deref(),
+                Some("host"),
+                "{what}: {:#}",
+                v.json
+            );
         }
     }
 }
@@ -175,7 +231,12 @@ fn writes_after_the_answer_do_not_change_what_the_host_holds() {
     let profile = maps_profile(&dir);
     for mode in jail_modes() {
         let what = mode.name();
-        let mut s = attack_session(mode, &profile, ShmOptions::default(), Duration::from_secs(5));
+        let mut s = attack_session(
+            mode,
+            &profile,
+            ShmOptions::default(),
+            Duration::from_secs(5),
+        );
         let first = s.call("keep_writing", b"").expect("keep_writing");
         let held = first.clone();
         // The plugin now scribbles over the response area while these are answered: each
@@ -263,6 +324,10 @@ fn a_profile_without_futex_is_refused_before_the_jail_exists() {
         let v = s.close();
         expect(&v, "setup_failed", mode.name());
         assert_eq!(v.json["step"], "shm", "{:#}", v.json);
-        assert!(v.message.as_deref().unwrap_or("").contains("futex"), "{:#}", v.json);
+        assert!(
+            v.message.as_deref().unwrap_or("").contains("futex"),
+            "{:#}",
+            v.json
+        );
     }
 }

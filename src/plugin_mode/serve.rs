@@ -31,8 +31,8 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use super::control::Control;
 use super::cpus;
-use super::shm;
 use super::outcome::{HostStop, SessionFacts, plugin_verdict};
+use super::shm;
 use super::watch::Watcher;
 use super::{PrepareError, PrepareError as E, prepare};
 use crate::jail::{LiveJail, Plan, Watch};
@@ -137,7 +137,10 @@ pub fn run(opts: ServeOptions) -> u8 {
                     .map_err(|e| (e.errno(), e.to_string()))
                     .and_then(|()| {
                         shm::nonblocking(fd_in).map_err(|errno| {
-                            (errno, "--shm-fd: making the channel non-blocking".to_owned())
+                            (
+                                errno,
+                                "--shm-fd: making the channel non-blocking".to_owned(),
+                            )
                         })
                     })
             };

@@ -38,8 +38,7 @@ impl ShmCheckError {
 fn allows_futex(phase: &Phase) -> bool {
     phase.allow.iter().filter(|r| r.args.is_empty()).any(|r| {
         r.syscalls.iter().any(|s| {
-            s == "futex"
-                || crate::sysnames::group(s).is_some_and(|g| g.syscalls.contains(&"futex"))
+            s == "futex" || crate::sysnames::group(s).is_some_and(|g| g.syscalls.contains(&"futex"))
         })
     })
 }

@@ -67,8 +67,8 @@ use std::time::Duration;
 use plugjail_protocol::{Channel, ChannelError};
 
 pub use control::{PauseError, PauseHandle};
-pub use plugjail_protocol::text;
 pub use plugjail_protocol::shm::{ShmError, ShmOptions};
+pub use plugjail_protocol::text;
 pub use plugjail_protocol::{ErrorKind, Hello, ProtocolError};
 pub use verdict::SessionVerdict;
 
@@ -219,10 +219,10 @@ pub struct Session {
     /// The control socket of a pausable session.
     control: Option<Arc<control::Control>>,
     /// The shared-memory region, until HELLO (then the channel holds it).
-    ring: Option<plugjail_protocol::shm::HostRing>,
+    ring: Option<Box<plugjail_protocol::shm::HostRing>>,
     transport: Transport,
     /// Why a session that asked for shared memory runs on the pipe.
-    shm_unavailable: Option<ShmError>,
+    shm_unavailable: Option<Box<ShmError>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -244,7 +244,7 @@ impl Session {
 
     /// Why a session that asked for shared memory runs on the pipe, if it does.
     pub fn shm_unavailable(&self) -> Option<&ShmError> {
-        self.shm_unavailable.as_ref()
+        self.shm_unavailable.as_deref()
     }
 
     /// Asks `plugjail serve` to end the jail (SIGTERM: it kills the jail and reports).

@@ -130,7 +130,7 @@ impl Session {
         let (ring, shm_unavailable) = match opts.shm.as_ref().map(HostRing::create) {
             None => (None, None),
             Some(Ok(pair)) => (Some(pair), None),
-            Some(Err(e)) => (None, Some(e)),
+            Some(Err(e)) => (None, Some(Box::new(e))),
         };
         if ring.is_some() {
             cmd.arg("--shm-fd").arg(SERVE_SHM.to_string());
@@ -167,7 +167,7 @@ impl Session {
         // The host keeps its mapping only; the stub gets the descriptor through the jail.
         let ring = ring.map(|(ring, fd)| {
             drop(fd);
-            ring
+            Box::new(ring)
         });
         let control = control.map(|(ours, theirs)| {
             drop(theirs);

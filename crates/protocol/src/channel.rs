@@ -101,7 +101,7 @@ pub struct Channel {
     session: Option<Option<SessionInfo>>,
     /// The shared-memory transport, once attached: CALLs and their answers go through it,
     /// the pipe carries LOG frames only.
-    shm: Option<HostRing>,
+    shm: Option<Box<HostRing>>,
     /// Frames read from the pipe since HELLO (compared with the stub's count in the
     /// region, to know whether LOG frames wait).
     pipe_frames: u64,
@@ -178,13 +178,13 @@ impl Channel {
 
     /// Bytes the read buffers hold reserved: never more than the cap.
     pub fn read_capacity(&self) -> usize {
-        let shm = self.shm.as_ref().map_or(0, HostRing::out_capacity);
+        let shm = self.shm.as_ref().map_or(0, |r| r.out_capacity());
         self.reader.capacity().max(shm)
     }
 
     /// Sends the calls from now on through a shared-memory region whose descriptor the
     /// stub was given (`plugjail serve --shm-fd`); the pipe then carries LOG frames only.
-    pub fn attach_shm(&mut self, ring: HostRing) {
+    pub fn attach_shm(&mut self, ring: Box<HostRing>) {
         self.shm = Some(ring);
     }
 
@@ -403,7 +403,9 @@ impl Channel {
             return Err(ChannelError::NotReady);
         };
         let area = ring.request_payload();
-        let cap = u32::try_from(area).unwrap_or(u32::MAX).min(self.writer.cap());
+        let cap = u32::try_from(area)
+            .unwrap_or(u32::MAX)
+            .min(self.writer.cap());
         let too_large = ChannelError::InputTooLarge {
             len: input.len() + method.len() + 1,
             cap,
@@ -414,13 +416,13 @@ impl Channel {
         if payload::write_call(&mut self.writer, id, method, &[]).is_err() {
             return Err(too_large);
         }
-        let head = self
-            .writer
-            .finish_with(input.len())
-            .map_err(|_| ChannelError::InputTooLarge {
-                len: input.len() + method.len() + 1,
-                cap,
-            })?;
+        let head =
+            self.writer
+                .finish_with(input.len())
+                .map_err(|_| ChannelError::InputTooLarge {
+                    len: input.len() + method.len() + 1,
+                    cap,
+                })?;
         let deadline = Instant::now() + timeout;
         let seq = ring.send(head, input)?;
         let fd = self.read.as_raw_fd();
@@ -548,7 +550,12 @@ fn drain_logs(
                 on_log(log.level, log.text);
                 *count += 1;
             }
-            Ok(f) => return Err(unexpected(f.kind, "on the pipe during a shared-memory call")),
+            Ok(f) => {
+                return Err(unexpected(
+                    f.kind,
+                    "on the pipe during a shared-memory call",
+                ));
+            }
             Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) => return Err(read_error(e, timeout)),
         }

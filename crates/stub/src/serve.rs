@@ -78,7 +78,8 @@ pub(crate) enum Reply {
 }
 
 /// The plugin's function table entry for `call`.
-pub(crate) type CallFn = unsafe extern "C" fn(*const c_char, *const u8, usize, *mut Output) -> c_int;
+pub(crate) type CallFn =
+    unsafe extern "C" fn(*const c_char, *const u8, usize, *mut Output) -> c_int;
 
 /// Runs `method` (looked up in the plugin) on the `len` input bytes at `input`, marking the
 /// call in the watch page and forwarding what the plugin printed; the output is built in

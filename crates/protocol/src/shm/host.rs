@@ -91,7 +91,9 @@ impl HostRing {
         let ring = HostRing {
             region,
             layout,
-            spin: opts.spin.min(Duration::from_micros(u64::from(super::MAX_SPIN_US))),
+            spin: opts
+                .spin
+                .min(Duration::from_micros(u64::from(super::MAX_SPIN_US))),
             scrub: opts.scrub_inputs,
             seq: 0,
             written: 0,
@@ -151,7 +153,7 @@ impl HostRing {
         let mut i = 0u32;
         while resp.load(Ordering::Acquire) != seq {
             i = i.wrapping_add(1);
-            if i % 64 == 0 && Instant::now() >= spin_until {
+            if i.is_multiple_of(64) && Instant::now() >= spin_until {
                 break;
             }
             if spin_once(resp) == seq {
@@ -182,7 +184,7 @@ impl HostRing {
             match woken {
                 Woken::Maybe => {
                     early = early.wrapping_add(1);
-                    if early % 8 == 0 {
+                    if early.is_multiple_of(8) {
                         between()?;
                     }
                 }
@@ -201,10 +203,7 @@ impl HostRing {
     /// Returns the header and the stub's `pipe_frames`. Nothing is read from the region
     /// twice.
     pub fn take_answer(&mut self, cap: u32) -> Result<(Header, u64), ProtocolError> {
-        let frames = self
-            .region
-            .word64(off::PIPE_FRAMES)
-            .load(Ordering::Acquire);
+        let frames = self.region.word64(off::PIPE_FRAMES).load(Ordering::Acquire);
         let mut head = [0u8; HEADER_LEN];
         let torn = ProtocolError::Payload {
             frame: "shared-memory answer",

@@ -240,6 +240,12 @@ impl Region {
         self.len == 0
     }
 
+    /// The address `at` bytes into the mapping (callers check the bounds first; the
+    /// arithmetic itself cannot fault).
+    fn addr(&self, at: usize) -> *mut u8 {
+        self.base.as_ptr().wrapping_add(at)
+    }
+
     fn check(&self, at: usize, n: usize) -> Result<(), ShmError> {
         match at.checked_add(n) {
             Some(end) if end <= self.len => Ok(()),
@@ -251,17 +257,23 @@ impl Region {
 
     /// The 32-bit control word at `at` (a multiple of 4 within the first page).
     pub fn word(&self, at: usize) -> &AtomicU32 {
-        assert!(at % 4 == 0 && at + 4 <= PAGE.min(self.len), "control word {at}");
+        assert!(
+            at.is_multiple_of(4) && at + 4 <= PAGE.min(self.len),
+            "control word {at}"
+        );
         // SAFETY: in bounds and aligned (asserted; the mapping is page-aligned) for the
         // life of `self`; an atomic may be written by others concurrently.
-        unsafe { &*self.base.as_ptr().add(at).cast::<AtomicU32>() }
+        unsafe { &*self.addr(at).cast::<AtomicU32>() }
     }
 
     /// The 64-bit control word at `at` (a multiple of 8 within the first page).
     pub fn word64(&self, at: usize) -> &AtomicU64 {
-        assert!(at % 8 == 0 && at + 8 <= PAGE.min(self.len), "control word {at}");
+        assert!(
+            at.is_multiple_of(8) && at + 8 <= PAGE.min(self.len),
+            "control word {at}"
+        );
         // SAFETY: as in `word`.
-        unsafe { &*self.base.as_ptr().add(at).cast::<AtomicU64>() }
+        unsafe { &*self.addr(at).cast::<AtomicU64>() }
     }
 
     /// Copies `dst.len()` bytes at `at` out of the region, once.
@@ -273,11 +285,7 @@ impl Region {
         // only the copy is used, so a change can only make the copy arbitrary bytes,
         // which every caller validates.
         unsafe {
-            std::ptr::copy_nonoverlapping(
-                self.base.as_ptr().add(at),
-                dst.as_mut_ptr(),
-                dst.len(),
-            );
+            std::ptr::copy_nonoverlapping(self.addr(at), dst.as_mut_ptr(), dst.len());
         }
         Ok(())
     }
@@ -289,7 +297,7 @@ impl Region {
         // memory; they cannot overlap. Concurrent writes by the other side only make the
         // bytes there arbitrary, which the reader validates.
         unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), self.base.as_ptr().add(at), src.len());
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.addr(at), src.len());
         }
         Ok(())
     }
@@ -298,7 +306,7 @@ impl Region {
     pub fn zero(&self, at: usize, n: usize) -> Result<(), ShmError> {
         self.check(at, n)?;
         // SAFETY: within the mapping (checked).
-        unsafe { std::ptr::write_bytes(self.base.as_ptr().add(at), 0, n) };
+        unsafe { std::ptr::write_bytes(self.addr(at), 0, n) };
         Ok(())
     }
 
@@ -306,8 +314,7 @@ impl Region {
     /// is shared (the stub passes the input to the plugin in place).
     pub fn raw(&self, at: usize, n: usize) -> Result<*const u8, ShmError> {
         self.check(at, n)?;
-        // SAFETY: within the mapping (checked); only an address is computed.
-        Ok(unsafe { self.base.as_ptr().add(at) })
+        Ok(self.addr(at))
     }
 }
 
