@@ -12,13 +12,17 @@ use crate::ProtocolError;
 use crate::consts::HEADER_LEN;
 use crate::frame::{Header, decode_header};
 
+/// The smallest arena: an ERROR frame's payload always fits.
+pub const MIN_ARENA: usize = 8 << 10;
+
 /// What a host asks of the transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShmOptions {
     /// How long each end spins for the other before it sleeps on the futex (the stub:
     /// after each answer, for the next call; the host: for the answer). At most 1 s.
     pub spin: Duration,
-    /// The largest payload per direction (a CALL's method and input; a RESULT's output).
+    /// The largest payload per direction (a CALL's method and input; a RESULT's output);
+    /// at least [`MIN_ARENA`].
     pub arena: usize,
     /// Zero the request area after every call, so a call's input is not readable in the
     /// region once the call has returned.
@@ -86,7 +90,8 @@ impl HostRing {
     /// give `plugjail serve --shm-fd`.
     pub fn create(opts: &ShmOptions) -> Result<(HostRing, OwnedFd), ShmError> {
         let spin_us = u32::try_from(opts.spin.as_micros()).unwrap_or(u32::MAX);
-        let layout = Layout::new(opts.arena, spin_us)?;
+        // Room for any ERROR frame (8 bytes and a message of up to 4096).
+        let layout = Layout::new(opts.arena.max(MIN_ARENA), spin_us)?;
         let (fd, region) = region::create(&layout)?;
         let ring = HostRing {
             region,
