@@ -18,6 +18,9 @@ pub mod host;
 pub mod region;
 pub mod stub;
 
+#[cfg(test)]
+mod tests;
+
 pub use host::{HostRing, ShmOptions};
 pub use region::{Layout, ShmError};
 pub use stub::StubRing;
