@@ -331,3 +331,24 @@ fn a_profile_without_futex_is_refused_before_the_jail_exists() {
         );
     }
 }
+
+/// `plugjail serve --shm-fd` refuses, before any jail exists, a descriptor that is the
+/// channel, or one that is not a memfd sealed against resizing (here: its stderr pipe).
+#[test]
+fn serve_refuses_a_region_that_is_the_channel_or_not_sealed() {
+    let so = plugin("crash");
+    for mode in jail_modes() {
+        for (fd, says) in [("0", "must differ"), ("2", "not a memfd sealed")] {
+            let extra = ["--shm-fd".into(), fd.into()];
+            let (mut child, status) =
+                common::raw_serve_with(mode, &common::default_profile(), &so, &extra);
+            drop(child.stdin.take());
+            let exit = child.wait().expect("wait serve");
+            let v = common::status_verdict(status);
+            assert_eq!(exit.code(), Some(125), "[{}] {fd}: {v:#}", mode.name());
+            assert_eq!(v["outcome"], "setup_failed", "{v:#}");
+            assert_eq!(v["step"], "shm", "{v:#}");
+            assert!(v["message"].as_str().unwrap_or("").contains(says), "{v:#}");
+        }
+    }
+}

@@ -79,9 +79,7 @@ impl Contender<'_> {
     fn call(&mut self, method: &str, input: &[u8]) -> Result<(), BenchError> {
         match self {
             Contender::InProcess(p) => p.call(method, input, input.len()),
-            Contender::Session(_, live) => {
-                live.call(method, input, |out| out.len() == input.len())
-            }
+            Contender::Session(_, live) => live.call(method, input, |out| out.len() == input.len()),
         }
     }
 }
@@ -258,9 +256,9 @@ fn idle_cpu(via_shm: &Live, via_pipe: &Live, secs: f64) -> Result<Value, BenchEr
     let mut out = Map::new();
     for (i, name) in ["shm", "pipe"].iter().enumerate() {
         let per_s = match (pids[i], before[i]) {
-            (Some(pid), Some(b)) => {
-                Some(stats::round((cpu_ns(pid)?.saturating_sub(b)) as f64 / 1e6 / wall))
-            }
+            (Some(pid), Some(b)) => Some(stats::round(
+                (cpu_ns(pid)?.saturating_sub(b)) as f64 / 1e6 / wall,
+            )),
             _ => None,
         };
         out.insert((*name).into(), json!({ "cpu_ms_per_s": per_s }));
@@ -358,12 +356,17 @@ fn audio(env: &Env, gain: &Path, local: &mut InProcess, plan: &Plan) -> Result<V
         "period_us".into(),
         json!(stats::round(PERIOD.as_nanos() as f64 / 1e3)),
     );
-    let v = audio_run(plan.audio_secs, |input| local.call("gain", input, input.len()))?;
+    let v = audio_run(plan.audio_secs, |input| {
+        local.call("gain", input, input.len())
+    })?;
     out.insert("in_process".into(), v);
     // The real-time setting spins through the whole period: the stub never sleeps.
     for (name, opts) in [
         ("shm", shm(SPIN, 1 << 20)),
-        ("shm_spin_period", shm(PERIOD + Duration::from_micros(500), 1 << 20)),
+        (
+            "shm_spin_period",
+            shm(PERIOD + Duration::from_micros(500), 1 << 20),
+        ),
         ("pipe", None),
     ] {
         let mut live = launch::start_session(env, &env.profile, gain, opts)?;

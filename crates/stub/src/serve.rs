@@ -101,6 +101,9 @@ pub(crate) fn invoke(
         return Reply::Error(ErrorKind::UnknownMethod, 0, "no such method");
     };
     out.frame.begin(FrameType::Result, id);
+    if let Some(d) = out.direct.as_mut() {
+        d.len = 0;
+    }
     out.overflow = false;
     out.message.clear();
     sink::begin(id);

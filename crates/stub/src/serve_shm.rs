@@ -3,22 +3,22 @@
 //! carries LOG frames to the host and is read only to notice the host's end (between
 //! sleeps of at most a second) or its SHUTDOWN.
 //!
-//! The input is handed to the plugin in place (no copy); the header and method name are
-//! copied out first, so a plugin thread scribbling on the request confuses only its own
-//! call.
+//! The input is handed to the plugin in place and its output written straight into the
+//! response area (no copy either way); the header and method name are copied out first,
+//! so a plugin thread scribbling on the request confuses only its own call.
 
 use std::ffi::c_int;
 use std::os::fd::RawFd;
 
 use plugjail_protocol::consts::{ErrorKind, FrameType, MAX_NAME_LEN, exit_code};
-use plugjail_protocol::frame::{FrameReader, FrameWriter, ReadError, decode_header};
+use plugjail_protocol::frame::{FrameReader, FrameWriter, ReadError, decode_header, encode_header};
 use plugjail_protocol::payload::{self, CallPayload};
 use plugjail_protocol::shm::StubRing;
 use plugjail_protocol::shm::stub::Next;
 use plugjail_protocol::watch::StubPage;
 
 use super::args::Args;
-use super::plugin::{Output, Plugin};
+use super::plugin::{Direct, Output, Plugin};
 use super::serve::{Reply, invoke, reply_frame};
 use super::sink;
 
@@ -36,6 +36,11 @@ pub fn serve(
         area(ring.response_payload()),
     );
     let mut out = Output::new(resp_cap);
+    // Outputs are written straight into the response area.
+    out.direct = match ring.response_payload_ptr() {
+        Ok(base) => Some(Direct { base, len: 0 }),
+        Err(_) => return exit_code::CHANNEL,
+    };
     let mut err = FrameWriter::new(resp_cap);
     let mut pipe = FrameReader::new(a.max_message);
     let Some(call) = plugin.desc.call else {
@@ -88,9 +93,19 @@ pub fn serve(
                 }
             }
         };
-        let frame = reply_frame(reply, h.id, &mut out, &mut err);
         let frames = sink::writes().wrapping_sub(base);
-        if ring.respond(seq, frame, frames).is_err() {
+        let sent = match (reply, out.direct.as_ref()) {
+            // The payload is in place: only the header is written.
+            (Reply::Result, Some(d)) => u32::try_from(d.len).map_or(Err(()), |len| {
+                let head = encode_header(FrameType::Result, len, h.id);
+                ring.respond(seq, &head, frames).map_err(|_| ())
+            }),
+            (reply, _) => {
+                let frame = reply_frame(reply, h.id, &mut out, &mut err);
+                ring.respond(seq, frame, frames).map_err(|_| ())
+            }
+        };
+        if sent.is_err() {
             return exit_code::CHANNEL;
         }
     }

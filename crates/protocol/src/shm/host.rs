@@ -133,6 +133,9 @@ impl HostRing {
         self.region.write(self.layout.req, head)?;
         self.region.write(self.layout.req + head.len(), tail)?;
         self.written = total;
+        self.region
+            .word(off::HOST_CPU)
+            .store(region::this_cpu(), Ordering::Relaxed);
         self.seq = self.seq.wrapping_add(1);
         let word = self.region.word(off::REQ_SEQ);
         word.store(self.seq, Ordering::SeqCst);
@@ -154,9 +157,17 @@ impl HostRing {
         mut between: impl FnMut() -> Result<(), E>,
     ) -> Result<Waited, E> {
         let resp = self.region.word(off::RESP_SEQ);
-        let spin_until = Instant::now() + self.spin;
+        // No spinning when the stub last ran on this CPU: it could not run meanwhile. (The
+        // word is the plugin's to forge; a lie costs at most one spin budget.)
+        let stub_cpu = self.region.word(off::STUB_CPU).load(Ordering::Relaxed);
+        let spin = if stub_cpu != 0 && stub_cpu == region::this_cpu() {
+            Duration::ZERO
+        } else {
+            self.spin
+        };
+        let spin_until = Instant::now() + spin;
         let mut i = 0u32;
-        while resp.load(Ordering::Acquire) != seq {
+        while !spin.is_zero() && resp.load(Ordering::Acquire) != seq {
             i = i.wrapping_add(1);
             if i.is_multiple_of(64) && Instant::now() >= spin_until {
                 break;

@@ -34,12 +34,16 @@ pub mod off {
     pub const REQ_SEQ: usize = 64;
     /// 1 while the stub sleeps on REQ_SEQ (stub).
     pub const STUB_WAITING: usize = 68;
+    /// The CPU the host last ran on, plus one (0: unknown) (host).
+    pub const HOST_CPU: usize = 72;
     /// Futex word: the request last answered (stub).
     pub const RESP_SEQ: usize = 128;
     /// 1 while the host sleeps on RESP_SEQ (host).
     pub const HOST_WAITING: usize = 132;
     /// Frames the stub wrote to the pipe since HELLO (stub).
     pub const PIPE_FRAMES: usize = 136;
+    /// The CPU the stub last ran on, plus one (0: unknown) (stub).
+    pub const STUB_CPU: usize = 144;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -182,6 +186,15 @@ impl Layout {
     pub fn response_payload(&self) -> usize {
         self.resp_len - HEADER_LEN
     }
+}
+
+/// The CPU this thread runs on, plus one (0: unknown): read through rseq or the vDSO by
+/// glibc, without a syscall on x86_64. Spinning only pays when the other side runs on
+/// another CPU; on the same CPU it keeps the other side from running at all.
+pub fn this_cpu() -> u32 {
+    // SAFETY: no arguments; returns a CPU number or -1.
+    let cpu = unsafe { libc::sched_getcpu() };
+    u32::try_from(cpu).map_or(0, |c| c.wrapping_add(1))
 }
 
 /// A shared mapping of a whole region.

@@ -9,7 +9,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
 
 use super::futex::{self, Woken};
-use super::region::{Layout, Region, ShmError, off};
+use super::region::{self, Layout, Region, ShmError, off};
 use crate::consts::HEADER_LEN;
 
 /// What a wait brought.
@@ -47,6 +47,13 @@ impl StubRing {
     /// Waits for a request number other than the last one taken.
     pub fn wait(&mut self) -> Next {
         let req = self.region.word(off::REQ_SEQ);
+        // No spinning when the host last ran on this CPU (it could not run meanwhile).
+        let host_cpu = self.region.word(off::HOST_CPU).load(Ordering::Relaxed);
+        let budget = if host_cpu != 0 && host_cpu == region::this_cpu() {
+            0
+        } else {
+            self.layout.spin_iters
+        };
         let mut n = 0u64;
         loop {
             let s = req.load(Ordering::Acquire);
@@ -54,7 +61,7 @@ impl StubRing {
                 self.last = s;
                 return Next::Request(s);
             }
-            if n >= self.layout.spin_iters {
+            if n >= budget {
                 break;
             }
             n += 1;
@@ -111,6 +118,16 @@ impl StubRing {
         self.region.raw(self.layout.req + at, n)
     }
 
+    /// The address of the response area's first payload byte: the stub writes a call's
+    /// output there directly ([`StubRing::response_payload`] bytes are writable), then
+    /// publishes just the header with [`StubRing::respond`].
+    pub fn response_payload_ptr(&self) -> Result<*mut u8, ShmError> {
+        let n = self.response_payload();
+        self.region
+            .raw(self.layout.resp + HEADER_LEN, n)
+            .map(<*const u8>::cast_mut)
+    }
+
     /// The largest payload an answer may have.
     pub fn response_payload(&self) -> usize {
         self.layout.response_payload()
@@ -125,6 +142,9 @@ impl StubRing {
             });
         }
         self.region.write(self.layout.resp, frame)?;
+        self.region
+            .word(off::STUB_CPU)
+            .store(region::this_cpu(), Ordering::Relaxed);
         self.region
             .word64(off::PIPE_FRAMES)
             .store(pipe_frames, Ordering::Release);
