@@ -75,12 +75,8 @@ impl Output {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Bytes of output so far.
-    pub fn len(&self) -> usize {
+    pub fn written(&self) -> usize {
         match &self.direct {
             Some(d) => d.len,
             None => self.frame.payload_len(),
@@ -277,7 +273,7 @@ unsafe extern "C" fn host_write(out: *mut Output, data: *const c_void, len: usiz
     if data.is_null() || out.overflow {
         return -1;
     }
-    if out.len().saturating_add(len) > out.max {
+    if out.written().saturating_add(len) > out.max {
         out.overflow = true;
         return -1;
     }
@@ -286,7 +282,9 @@ unsafe extern "C" fn host_write(out: *mut Output, data: *const c_void, len: usiz
         // writable bytes (the response area, mapped for the process's life) and
         // `d.len + len <= max` (checked above). `copy` tolerates overlap, should the
         // plugin pass a pointer into the region itself.
-        unsafe { std::ptr::copy(data.cast::<u8>(), d.base.add(d.len), len) };
+        let to = d.base.wrapping_add(d.len);
+        // SAFETY: as above: `to` has `len` writable bytes within the response area.
+        unsafe { std::ptr::copy(data.cast::<u8>(), to, len) };
         d.len += len;
         return 0;
     }
