@@ -352,3 +352,27 @@ fn serve_refuses_a_region_that_is_the_channel_or_not_sealed() {
         }
     }
 }
+
+/// Under the strict profile (serve phase: read, write, futex and memory only) a session
+/// sleeps and wakes on both sides, and idles past the stub's one-second look at the pipe,
+/// without a syscall the profile refuses: the verdict is `ok`, not a seccomp violation.
+#[test]
+fn the_strict_profile_serves_shared_memory_calls_asleep_and_awake() {
+    let so = plugin("hello");
+    for mode in jail_modes() {
+        let profile = common::profile_for(mode, "strict");
+        let mut s = spawn(&shm_opts(mode, &profile, &so, ShmOptions::default()));
+        s.hello().expect("hello");
+        for i in 0..300u32 {
+            let input = i.to_le_bytes();
+            assert_eq!(s.call("echo", &input).expect("echo"), input);
+            if i % 100 == 99 {
+                // Both ends asleep on the futex; the stub looks at the pipe once a second.
+                std::thread::sleep(Duration::from_millis(1200));
+            }
+        }
+        let v = s.close();
+        expect(&v, "ok", mode.name());
+        assert_eq!(v.calls, 300);
+    }
+}
