@@ -379,15 +379,14 @@ fn audio(
     })?;
     out.insert("in_process".into(), v);
     // The real-time setting spins through the whole period: the stub never sleeps.
-    for (name, opts) in [
-        ("shm", shm(SPIN, 1 << 20)),
-        (
-            "shm_spin_period",
-            shm(PERIOD + Duration::from_micros(500), 1 << 20),
-        ),
-        ("pipe", None),
+    let spin_period = shm(PERIOD + Duration::from_micros(500), 1 << 20);
+    for (name, profile, opts) in [
+        ("shm", &env.profile, shm(SPIN, 1 << 20)),
+        ("shm_spin_period", &env.profile, spin_period),
+        ("shm_spin_period_cpu2", &rt_profile, spin_period),
+        ("pipe", &env.profile, None),
     ] {
-        let mut live = launch::start_session(env, &env.profile, gain, opts)?;
+        let mut live = launch::start_session(env, profile, gain, opts)?;
         let pid = live.stub_pid();
         let before = pid.map(cpu_ns).transpose()?;
         let t = Instant::now();
