@@ -356,9 +356,9 @@ fn audio(
     local: &mut InProcess,
     plan: &Plan,
 ) -> Result<Value, BenchError> {
-    // A stub that spins through the whole period uses most of a CPU: under the default
-    // profile's `cpu: 1.0` the kernel's CFS bandwidth control throttles it now and then, and
-    // a throttled stub misses its deadline. The real-time setting gets headroom (two CPUs).
+    // A stub that spins through the whole period uses most of a CPU: measured also with
+    // headroom (`cpu: 2.0`), to tell the default profile's `cpu: 1.0` (CFS bandwidth
+    // control) apart from other causes of a missed deadline.
     let rt_profile = out_dir.join("shm-rt.yaml");
     let text = format!(
         "version: 1\nextends: {}\nlimits:\n  cpu: 2.0\n",

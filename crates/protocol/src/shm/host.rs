@@ -46,8 +46,9 @@ fn spin_once(word: &AtomicU32) -> u32 {
     word.load(Ordering::Acquire)
 }
 
-/// Loop iterations of [`spin_once`] in `us` microseconds on this machine: measured once per
-/// process, so the stub can spin for a time without reading a clock.
+/// Iterations of the spin loop (one load of the word each) in `us` microseconds on this
+/// machine: measured once per process, so the stub can spin for a time without reading a
+/// clock.
 pub fn spin_iters(us: u32) -> u64 {
     static PER_MS: OnceLock<u64> = OnceLock::new();
     let per_ms = *PER_MS.get_or_init(|| {
