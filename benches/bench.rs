@@ -7,7 +7,8 @@ mod suite;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: bench [--quick] [--json FILE] [--cold-reps N] [--cli-reps N]";
+const USAGE: &str = "usage: bench [--quick] [--json FILE] [--cold-reps N] [--cli-reps N] \
+                     [--audio-secs S] [--shm-only]";
 
 fn main() -> ExitCode {
     let mut opts = suite::Options::default();
@@ -27,6 +28,11 @@ fn main() -> ExitCode {
                 Some(n) => opts.cli_reps = n,
                 None => return usage(),
             },
+            "--audio-secs" => match args.next().and_then(|n| n.parse().ok()) {
+                Some(s) => opts.audio_secs = Some(s),
+                None => return usage(),
+            },
+            "--shm-only" => opts.shm_only = true,
             // cargo bench passes --bench to every bench target.
             "--bench" => {}
             _ => return usage(),

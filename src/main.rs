@@ -71,6 +71,7 @@ fn main() -> ExitCode {
             report,
             control_fd,
             cpus,
+            shm_fd,
         } => ExitCode::from(plugjail::plugin_mode::serve::run(
             plugjail::plugin_mode::serve::ServeOptions {
                 profile,
@@ -80,6 +81,7 @@ fn main() -> ExitCode {
                 report,
                 control_fd,
                 cpus,
+                shm_fd,
             },
         )),
         Command::Call {

@@ -63,6 +63,7 @@ fn quick_bench_reports_every_figure() {
         json: Some(json_path.clone()),
         cold_reps: 3,
         cli_reps: 3,
+        ..suite::Options::default()
     };
     let returned = suite::run(&bins, &opts).unwrap_or_else(|e| panic!("bench: {e}"));
     let text = std::fs::read_to_string(&json_path).expect("the JSON report was written");

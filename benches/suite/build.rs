@@ -1,5 +1,6 @@
 //! Builds what the bench runs besides the crate's binaries: the trivial plugin
-//! (examples/plugins/hello.cpp) and the floor program (benches/floor/floor.c).
+//! (examples/plugins/hello.cpp), the floor program (benches/floor/floor.c) and the audio-style
+//! plugin of the shared-memory section (benches/plugins/gain.cpp).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,6 +10,9 @@ use super::BenchError;
 pub struct Built {
     pub plugin: PathBuf,
     pub floor: PathBuf,
+    /// benches/plugins/gain.cpp: echo, and a gain over a stereo float buffer (the
+    /// shared-memory section, `shm.rs`).
+    pub gain: PathBuf,
 }
 
 pub fn build(root: &Path, out: &Path) -> Result<Built, BenchError> {
@@ -35,7 +39,20 @@ pub fn build(root: &Path, out: &Path) -> Result<Built, BenchError> {
         &floor,
         &["-ldl"],
     )?;
-    Ok(Built { plugin, floor })
+    let gain = out.join("gain.so");
+    compile(
+        "c++",
+        &["-std=c++17", "-O2", "-shared", "-fPIC"],
+        &include,
+        &root.join("benches/plugins/gain.cpp"),
+        &gain,
+        &[],
+    )?;
+    Ok(Built {
+        plugin,
+        floor,
+        gain,
+    })
 }
 
 fn compile(

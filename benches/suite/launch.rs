@@ -216,12 +216,24 @@ pub fn start(env: &Env, runner: Runner) -> Result<Live, BenchError> {
 /// plugjail through its Rust host API: `Session::spawn` runs `plugjail serve` with the
 /// default profile; `hello` waits for the jailed stub's HELLO.
 fn start_plugjail(env: &Env) -> Result<Live, BenchError> {
+    start_session(env, &env.profile, &env.plugin, None)
+}
+
+/// A plugjail session of `plugin` under `profile`, through shared memory when `shm` says
+/// so (benches/suite/shm.rs).
+pub fn start_session(
+    env: &Env,
+    profile: &Path,
+    plugin: &Path,
+    shm: Option<plugjail::session::ShmOptions>,
+) -> Result<Live, BenchError> {
     let opts = SessionOptions {
-        profile: env.profile.clone(),
-        plugin: env.plugin.clone(),
+        profile: profile.to_path_buf(),
+        plugin: plugin.to_path_buf(),
         plugjail: Some(env.plugjail.clone()),
         call_timeout: Some(TIMEOUT),
         handshake_timeout: Some(TIMEOUT),
+        shm,
         ..SessionOptions::default()
     };
     let mut session = Session::spawn(&opts).map_err(|source| BenchError::Session { source })?;

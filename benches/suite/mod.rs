@@ -13,6 +13,7 @@ mod host;
 mod launch;
 mod memory;
 mod report;
+mod shm;
 mod stats;
 mod wire;
 
@@ -92,6 +93,11 @@ pub struct Options {
     /// CLI cold-start rounds (each runs every command once in each mode); 0 for the
     /// mode's default.
     pub cli_reps: usize,
+    /// Seconds per contender of the shared-memory section's audio-style run (default 10,
+    /// quick 0.5).
+    pub audio_secs: Option<f64>,
+    /// Run the shared-memory section only (benches/suite/shm.rs).
+    pub shm_only: bool,
 }
 
 /// The binaries under test, from the cargo build that built the bench (or the test).
@@ -131,6 +137,18 @@ pub fn run(bins: &Binaries, opts: &Options) -> Result<serde_json::Value, BenchEr
         cap: u32::try_from(prof.limits.max_message).unwrap_or(u32::MAX),
         serve_filter: serve.bpf().to_vec(),
     };
+    let shm_plan = shm::Plan::new(opts.quick, opts.audio_secs);
+    if opts.shm_only {
+        let json = serde_json::json!({
+            "schema": "plugjail-bench/1",
+            "mode": if opts.quick { "quick" } else { "full" },
+            "shm": shm::run(&env, &built.gain, &bins.out, &shm_plan)?,
+        });
+        if let Some(path) = &opts.json {
+            write_json(path, &json)?;
+        }
+        return Ok(json);
+    }
 
     // A runner that cannot start here (a peer not installed, plugjail serve not built) is
     // left out with the reason; everything else is still measured.
@@ -209,7 +227,10 @@ pub fn run(bins: &Binaries, opts: &Options) -> Result<serde_json::Value, BenchEr
         None
     };
 
-    let json = report::json(&report::Inputs {
+    // Shared-memory calls (issue 18), once the other sessions are gone.
+    let shm = shm::run(&env, &built.gain, &bins.out, &shm_plan)?;
+
+    let mut json = report::json(&report::Inputs {
         quick: opts.quick,
         root: &bins.root,
         unavailable: &unavailable,
@@ -219,6 +240,7 @@ pub fn run(bins: &Binaries, opts: &Options) -> Result<serde_json::Value, BenchEr
         memory: &mem,
         host: host.as_ref(),
     });
+    json["shm"] = shm;
     println!("{}", report::table(&json));
     if let Some(path) = &opts.json {
         write_json(path, &json)?;

@@ -188,6 +188,13 @@ pub enum Command {
         /// Placement, not a limit: a plugin allowed sched_setaffinity can widen it.
         #[arg(long, value_name = "LIST")]
         cpus: Option<String>,
+        /// Take calls through shared memory: N is an inherited memfd the host created,
+        /// laid out and sealed as docs/protocol.md ("Shared-memory calls") says. The stub
+        /// maps it before the plugin loads and, after HELLO, takes CALLs from it and answers
+        /// there; the pipe carries LOG frames. Refused (setup_failed, step `shm`) when the
+        /// profile's seccomp phases lack futex or the memfd is not sealed against resizing.
+        #[arg(long, value_name = "N")]
+        shm_fd: Option<RawFd>,
     },
     /// Call one method of a plugin once, in the jail: for the shell and CI.
     ///

@@ -106,6 +106,7 @@ pub fn run(opts: CallOptions) -> u8 {
             &opts.plugin,
             to_stub_r.as_fd(),
             from_stub_w.as_fd(),
+            None,
         ) {
             Ok(j) => j,
             Err(e) => break 'run prepare_failure(&ctx, &e),
@@ -346,7 +347,7 @@ fn ended(e: ChannelError) -> HostEnd {
         | ChannelError::NotDelivered
         | ChannelError::Broken
         | ChannelError::NotReady => HostEnd::Closed,
-        ChannelError::Io { .. } => HostEnd::Io(e.to_string()),
+        ChannelError::Io { .. } | ChannelError::Shm(_) => HostEnd::Io(e.to_string()),
     }
 }
 

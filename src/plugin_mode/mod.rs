@@ -13,6 +13,7 @@
 //! | 6 | the stub's end of the socket the channel arrives through |
 //! | 7 | read end of the output pipe |
 //! | 8 | the watch page (`watch`) |
+//! | 9 | the host's shared-memory region, with `serve --shm-fd` ([`shm`]) |
 //!
 //! The serve phase is the jail's serve gate (`seccomp/gate.rs`), installed before the stub
 //! exists and switched by the init: the stub itself installs nothing.
@@ -29,6 +30,7 @@ pub mod control;
 pub mod cpus;
 pub(crate) mod outcome;
 pub mod serve;
+pub mod shm;
 pub(crate) mod watch;
 
 use std::ffi::OsString;
@@ -49,6 +51,7 @@ const JAIL_PLUGIN: i32 = 5;
 const JAIL_SWITCH: i32 = 6;
 const JAIL_OUTPUT: i32 = 7;
 const JAIL_WATCH: i32 = 8;
+const JAIL_SHM: i32 = crate::protocol::shm::JAIL_FD;
 
 /// The stub's file name, looked up next to the running plugjail, then in the installed
 /// layout's libexec directory ([`stub_candidates`]).
@@ -202,12 +205,14 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), PrepareError> {
 }
 
 /// Verifies the plugin, opens the stub, and plans the jail around them with the channel
-/// (`channel_in`: frames from the host; `channel_out`: frames to the host).
+/// (`channel_in`: frames from the host; `channel_out`: frames to the host) and, for
+/// shared-memory calls, the host's region (`shm`).
 pub fn prepare(
     profile: &Profile,
     plugin: &Path,
     channel_in: BorrowedFd<'_>,
     channel_out: BorrowedFd<'_>,
+    shm: Option<BorrowedFd<'_>>,
 ) -> Result<PluginJail, PrepareError> {
     // The plugin first: a refused plugin means nothing else is even looked at.
     let verified = plugin_file::load(plugin, &profile.plugin)?;
@@ -223,7 +228,7 @@ pub fn prepare(
         .allow
         .extend(load_phase_rules(JAIL_SWITCH));
     let max_message = u32::try_from(profile.limits.max_message).unwrap_or(u32::MAX);
-    let argv: Vec<OsString> = vec![
+    let mut argv: Vec<OsString> = vec![
         STUB_NAME.into(),
         "--channel-socket".into(),
         JAIL_SWITCH.to_string().into(),
@@ -236,6 +241,9 @@ pub fn prepare(
         "--max-message".into(),
         max_message.to_string().into(),
     ];
+    if shm.is_some() {
+        argv.extend(["--shm-fd".into(), JAIL_SHM.to_string().into()]);
+    }
     let mut plan = jail::build(&load_profile, target, &[], |n| std::env::var_os(n))?;
     crate::timing::mark("plan");
     let gate = serve_gate(profile, &plan)?;
@@ -275,7 +283,7 @@ pub fn prepare(
         (out_r.as_fd(), JAIL_OUTPUT),
         (watcher.memfd().as_fd(), JAIL_WATCH),
     ];
-    for (fd, target) in places {
+    for (fd, target) in places.into_iter().chain(shm.map(|fd| (fd, JAIL_SHM))) {
         plan.place_fd(fd, target)?;
     }
     Ok(PluginJail {

@@ -32,6 +32,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use super::control::Control;
 use super::cpus;
 use super::outcome::{HostStop, SessionFacts, plugin_verdict};
+use super::shm;
 use super::watch::Watcher;
 use super::{PrepareError, PrepareError as E, prepare};
 use crate::jail::{LiveJail, Plan, Watch};
@@ -49,6 +50,8 @@ pub struct ServeOptions {
     pub control_fd: Option<RawFd>,
     /// CPUs to pin the jail to (`0,2-3`), as given on the command line.
     pub cpus: Option<String>,
+    /// The host's shared-memory region for calls (a sealed memfd; [`super::shm`]).
+    pub shm_fd: Option<RawFd>,
 }
 
 /// The signal a host sends `plugjail serve` when its own deadline for a call passed.
@@ -118,6 +121,33 @@ pub fn run(opts: ServeOptions) -> u8 {
             Ok(p) => p,
             Err(v) => break 'run *v,
         };
+        if let Some(fd) = opts.shm_fd {
+            let clash = [fd_in, fd_out].contains(&fd)
+                || opts.status_fd == Some(fd)
+                || opts.control_fd == Some(fd);
+            let checked = if clash {
+                Err((
+                    libc::EINVAL,
+                    "--shm-fd: it must differ from the channel, --status-fd and --control-fd"
+                        .to_owned(),
+                ))
+            } else {
+                shm::check_fd(fd)
+                    .and_then(|()| shm::check_profile(&profile))
+                    .map_err(|e| (e.errno(), e.to_string()))
+                    .and_then(|()| {
+                        shm::nonblocking(fd_in).map_err(|errno| {
+                            (
+                                errno,
+                                "--shm-fd: making the channel non-blocking".to_owned(),
+                            )
+                        })
+                    })
+            };
+            if let Err((errno, msg)) = checked {
+                break 'run ctx.failed(Outcome::SetupFailed, "shm", Some(errno), msg);
+            }
+        }
         // The host's first frame, before the jail exists: the plugin cannot precede or
         // forge it, so the host may size its buffers by it.
         if let Err(errno) = write_session(fd_out, &profile.limits) {
@@ -129,7 +159,10 @@ pub fn run(opts: ServeOptions) -> u8 {
         let chan_in = unsafe { BorrowedFd::borrow_raw(fd_in) };
         // SAFETY: as above.
         let chan_out = unsafe { BorrowedFd::borrow_raw(fd_out) };
-        let mut jail = match prepare(&profile, &opts.plugin, chan_in, chan_out) {
+        // SAFETY: checked open above; plugjail's own inherited descriptor, released (closed)
+        // with the channel once the jail holds its copy.
+        let shm_fd = opts.shm_fd.map(|fd| unsafe { BorrowedFd::borrow_raw(fd) });
+        let mut jail = match prepare(&profile, &opts.plugin, chan_in, chan_out, shm_fd) {
             Ok(j) => j,
             Err(e) => break 'run prepare_failure(&ctx, &e),
         };
@@ -137,7 +170,7 @@ pub fn run(opts: ServeOptions) -> u8 {
         let mut hooks = ServeHooks {
             watcher: &mut jail.watcher,
             stop: None,
-            release: [fd_in, fd_out],
+            release: [Some(fd_in), Some(fd_out), opts.shm_fd],
             host_deadline: &host_deadline,
             control,
         };
@@ -256,9 +289,9 @@ pub(crate) fn report(p: &super::PluginInfo) -> PluginReport {
 /// # Safety
 /// This process owns every number in `fds`, and nothing will use or close it afterwards
 /// (`serve`'s inherited channel: no Rust object wraps it).
-unsafe fn release(plan: &mut Plan, fds: &[RawFd]) {
+unsafe fn release(plan: &mut Plan, fds: &[Option<RawFd>]) {
     plan.release_fds();
-    for &fd in fds {
+    for &fd in fds.iter().flatten() {
         if fd <= 2 {
             // Keep stdio numbers taken (nothing must land on them by accident), but not
             // by the channel: /dev/null instead.
@@ -281,7 +314,7 @@ unsafe fn release(plan: &mut Plan, fds: &[RawFd]) {
 struct ServeHooks<'a> {
     watcher: &'a mut Watcher,
     stop: Option<HostStop>,
-    release: [RawFd; 2],
+    release: [Option<RawFd>; 3],
     /// Reads [`HOST_DEADLINE`].
     host_deadline: &'a SignalFd,
     /// `--control-fd`: the host pauses and resumes the jail.

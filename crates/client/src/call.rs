@@ -22,6 +22,10 @@ impl Session {
                 .session()
                 .map(|s| Duration::from_millis(s.call_time_ms))
                 .filter(|d| !d.is_zero());
+            // The stub serves the region from HELLO on.
+            if let Some(ring) = self.ring.take() {
+                chan.attach_shm(ring);
+            }
         }
         let chan = self.channel.as_ref().ok_or(CallError::Ended)?;
         chan.hello().ok_or(CallError::Ended)
@@ -133,6 +137,10 @@ impl Session {
                 }
             }
             ChannelError::Io { syscall, source } => CallError::Io { syscall, source },
+            ChannelError::Shm(e) => CallError::Io {
+                syscall: "shared memory",
+                source: std::io::Error::other(e),
+            },
             ChannelError::NotDelivered => CallError::NotDelivered,
             ChannelError::Closed | ChannelError::Broken | ChannelError::NotReady => {
                 CallError::Ended

@@ -67,6 +67,7 @@ use std::time::Duration;
 use plugjail_protocol::{Channel, ChannelError};
 
 pub use control::{PauseError, PauseHandle};
+pub use plugjail_protocol::shm::{ShmError, ShmOptions};
 pub use plugjail_protocol::text;
 pub use plugjail_protocol::{ErrorKind, Hello, ProtocolError};
 pub use verdict::SessionVerdict;
@@ -102,6 +103,21 @@ pub struct SessionOptions {
     pub pausable: bool,
     /// Pin the jail to these CPUs (`plugjail serve --cpus`). Default: empty, no pinning.
     pub cpus: Vec<usize>,
+    /// Take calls through shared memory instead of the pipe (docs/protocol.md,
+    /// "Shared-memory calls"): a spin-then-sleep handoff that answers in microseconds.
+    /// Default: off, calls go through the pipe. When the region cannot be created here the
+    /// session runs on the pipe ([`Session::transport`] says which); a profile that does not
+    /// let the stub use it is refused (`setup_failed`, step `shm`).
+    pub shm: Option<ShmOptions>,
+}
+
+/// How a session's calls travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// CALL and its answer as frames over the pipes (the default).
+    Pipe,
+    /// CALL and its answer in a shared-memory region; LOG frames over the pipe.
+    SharedMemory,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -202,6 +218,11 @@ pub struct Session {
     peak_buffer: usize,
     /// The control socket of a pausable session.
     control: Option<Arc<control::Control>>,
+    /// The shared-memory region, until HELLO (then the channel holds it).
+    ring: Option<Box<plugjail_protocol::shm::HostRing>>,
+    transport: Transport,
+    /// Why a session that asked for shared memory runs on the pipe.
+    shm_unavailable: Option<Box<ShmError>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -215,6 +236,17 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
+    /// How this session's calls travel: [`Transport::SharedMemory`] when
+    /// [`SessionOptions::shm`] asked for it and the region could be created.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    /// Why a session that asked for shared memory runs on the pipe, if it does.
+    pub fn shm_unavailable(&self) -> Option<&ShmError> {
+        self.shm_unavailable.as_deref()
+    }
+
     /// Asks `plugjail serve` to end the jail (SIGTERM: it kills the jail and reports).
     fn stop(&mut self) {
         if let Some(child) = &self.child

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::{Session, SessionError, SessionOptions};
+use crate::{Session, SessionError, SessionOptions, Transport};
 use plugjail_protocol::Channel;
+use plugjail_protocol::shm::HostRing;
 
 /// Deadline for the HELLO when the profile sets no call_time (loading a plugin and its
 /// init are bounded by wall_time in the jail; this bounds the host's wait).
@@ -21,8 +22,9 @@ const SERVE_IN: RawFd = 3;
 const SERVE_OUT: RawFd = 4;
 const SERVE_STATUS: RawFd = 5;
 const SERVE_CONTROL: RawFd = 6;
+const SERVE_SHM: RawFd = 7;
 /// At most this many descriptors are moved into `plugjail serve`.
-const MOVES_MAX: usize = 4;
+const MOVES_MAX: usize = 5;
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), SessionError> {
     let mut fds = [0; 2];
@@ -124,6 +126,15 @@ impl Session {
         } else {
             None
         };
+        // Shared memory when asked for and possible here; else the pipe, and the reason.
+        let (ring, shm_unavailable) = match opts.shm.as_ref().map(HostRing::create) {
+            None => (None, None),
+            Some(Ok(pair)) => (Some(pair), None),
+            Some(Err(e)) => (None, Some(Box::new(e))),
+        };
+        if ring.is_some() {
+            cmd.arg("--shm-fd").arg(SERVE_SHM.to_string());
+        }
         if !opts.cpus.is_empty() {
             let list: Vec<String> = opts.cpus.iter().map(usize::to_string).collect();
             cmd.arg("--cpus").arg(list.join(","));
@@ -140,6 +151,9 @@ impl Session {
         if let Some((_, theirs)) = &control {
             moves.push((theirs.as_raw_fd(), SERVE_CONTROL));
         }
+        if let Some((_, fd)) = &ring {
+            moves.push((fd.as_raw_fd(), SERVE_SHM));
+        }
         // SAFETY: the hook runs in the child between fork and exec, where the host may
         // have had other threads: `move_fds` only makes async-signal-safe calls (fcntl,
         // dup2) on the vector the closure owns (allocated before the fork), and allocates
@@ -150,6 +164,11 @@ impl Session {
             source,
         })?;
         drop((to_stub_r, from_stub_w, status_w));
+        // The host keeps its mapping only; the stub gets the descriptor through the jail.
+        let ring = ring.map(|(ring, fd)| {
+            drop(fd);
+            Box::new(ring)
+        });
         let control = control.map(|(ours, theirs)| {
             drop(theirs);
             crate::control::Control::new(ours)
@@ -173,6 +192,13 @@ impl Session {
             report: opts.report.clone(),
             peak_buffer: 0,
             control,
+            transport: if ring.is_some() {
+                Transport::SharedMemory
+            } else {
+                Transport::Pipe
+            },
+            ring,
+            shm_unavailable,
         })
     }
 }

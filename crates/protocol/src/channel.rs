@@ -17,6 +17,7 @@ use super::consts::{
 };
 use super::frame::{FrameReader, FrameWriter, ReadError};
 use super::payload::{self, ErrorPayload, Hello, LogPayload, SessionInfo};
+use super::shm::{HostRing, ShmError, host::Waited};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChannelError {
@@ -58,6 +59,10 @@ pub enum ChannelError {
     Broken,
     #[error("call before the HELLO handshake")]
     NotReady,
+    /// The shared-memory region failed on the host's side (docs/protocol.md,
+    /// "Shared-memory calls").
+    #[error(transparent)]
+    Shm(#[from] ShmError),
 }
 
 fn status_note(status: i32) -> String {
@@ -94,6 +99,12 @@ pub struct Channel {
     last_output: usize,
     /// `plugjail serve`'s SESSION frame: awaited first (`Some(None)`), then read.
     session: Option<Option<SessionInfo>>,
+    /// The shared-memory transport, once attached: CALLs and their answers go through it,
+    /// the pipe carries LOG frames only.
+    shm: Option<Box<HostRing>>,
+    /// Frames read from the pipe since HELLO (compared with the stub's count in the
+    /// region, to know whether LOG frames wait).
+    pipe_frames: u64,
 }
 
 impl std::fmt::Debug for Channel {
@@ -137,6 +148,8 @@ impl Channel {
             on_log: Box::new(|_, _| {}),
             last_output: 0,
             session: None,
+            shm: None,
+            pipe_frames: 0,
         })
     }
 
@@ -163,9 +176,21 @@ impl Channel {
         self.hello.as_ref()
     }
 
-    /// Bytes the read buffer holds reserved: never more than the cap.
+    /// Bytes the read buffers hold reserved: never more than the cap.
     pub fn read_capacity(&self) -> usize {
-        self.reader.capacity()
+        let shm = self.shm.as_ref().map_or(0, |r| r.out_capacity());
+        self.reader.capacity().max(shm)
+    }
+
+    /// Sends the calls from now on through a shared-memory region whose descriptor the
+    /// stub was given (`plugjail serve --shm-fd`); the pipe then carries LOG frames only.
+    pub fn attach_shm(&mut self, ring: Box<HostRing>) {
+        self.shm = Some(ring);
+    }
+
+    /// True when calls go through shared memory.
+    pub fn uses_shm(&self) -> bool {
+        self.shm.is_some()
     }
 
     /// Waits for HELLO (or the stub's startup ERROR), skipping LOG frames.
@@ -212,6 +237,7 @@ impl Channel {
                     (self.on_log)(log.level, log.text);
                 }
                 FrameType::Hello => {
+                    self.pipe_frames = 0;
                     let hello = Hello::parse(frame.payload)?;
                     check_version("protocol", hello.protocol_version, PROTOCOL_VERSION)?;
                     check_version("abi", hello.abi_version, ABI_VERSION)?;
@@ -250,6 +276,20 @@ impl Channel {
         self.last_output = 0;
         let id = self.next_id;
         self.next_id += 1;
+        if self.shm.is_some() {
+            return match self.call_shm(id, method, input, timeout) {
+                Ok(len) => {
+                    self.last_output = len;
+                    Ok(self.last_output())
+                }
+                Err(e) => {
+                    if !e.is_call_error() {
+                        self.broken = true;
+                    }
+                    Err(e)
+                }
+            };
+        }
         // The header and method name are built in the writer; the input is sent from
         // where it lies (writev), not copied into the frame first.
         let too_large = |cap| ChannelError::InputTooLarge {
@@ -350,6 +390,94 @@ impl Channel {
         }
     }
 
+    /// One call through the shared-memory region; returns the RESULT's length (the payload
+    /// is in the ring's own buffer, copied out of the region).
+    fn call_shm(
+        &mut self,
+        id: u64,
+        method: &str,
+        input: &[u8],
+        timeout: Duration,
+    ) -> Result<usize, ChannelError> {
+        let Some(ring) = self.shm.as_mut() else {
+            return Err(ChannelError::NotReady);
+        };
+        let area = ring.request_payload();
+        let cap = u32::try_from(area)
+            .unwrap_or(u32::MAX)
+            .min(self.writer.cap());
+        let too_large = ChannelError::InputTooLarge {
+            len: input.len() + method.len() + 1,
+            cap,
+        };
+        if input.len() + method.len() + 1 > cap as usize {
+            return Err(too_large);
+        }
+        if payload::write_call(&mut self.writer, id, method, &[]).is_err() {
+            return Err(too_large);
+        }
+        let head =
+            self.writer
+                .finish_with(input.len())
+                .map_err(|_| ChannelError::InputTooLarge {
+                    len: input.len() + method.len() + 1,
+                    cap,
+                })?;
+        let deadline = Instant::now() + timeout;
+        let seq = ring.send(head, input)?;
+        let fd = self.read.as_raw_fd();
+        let (reader, on_log, frames) = (&mut self.reader, &mut self.on_log, &mut self.pipe_frames);
+        let waited = ring.wait(seq, deadline, || {
+            drain_logs(fd, reader, on_log, frames, deadline, timeout)
+        });
+        ring.scrub();
+        if waited? == Waited::TimedOut {
+            return Err(ChannelError::Timeout { after: timeout });
+        }
+        let (h, stub_frames) = ring.take_answer(self.reader.cap())?;
+        if stub_frames != self.pipe_frames {
+            drain_logs(
+                fd,
+                &mut self.reader,
+                &mut self.on_log,
+                &mut self.pipe_frames,
+                deadline,
+                timeout,
+            )?;
+        }
+        let len = h.len as usize;
+        match h.kind {
+            FrameType::Result | FrameType::Error if h.id != id => Err(ProtocolError::WrongId {
+                frame: h.kind.name(),
+                got: h.id,
+                want: id,
+            }
+            .into()),
+            FrameType::Result => Ok(len),
+            FrameType::Error => {
+                let e = ErrorPayload::parse(ring.answer(len))?;
+                if matches!(
+                    e.kind,
+                    ErrorKind::LoadFailed
+                        | ErrorKind::AbiMismatch
+                        | ErrorKind::InitFailed
+                        | ErrorKind::FilterFailed
+                ) {
+                    return Err(unexpected(
+                        FrameType::Error,
+                        "of a startup kind after HELLO",
+                    ));
+                }
+                Err(ChannelError::Remote {
+                    kind: e.kind,
+                    status: e.status,
+                    message: e.message.to_string(),
+                })
+            }
+            other => Err(unexpected(other, "in the shared-memory response area")),
+        }
+    }
+
     fn reader_payload(&self, len: usize) -> &[u8] {
         self.reader.last_payload(len)
     }
@@ -357,12 +485,19 @@ impl Channel {
     /// The output of the last successful [`Channel::call`] (empty before the first): for
     /// callers that had to drop the borrow `call` returned.
     pub fn last_output(&self) -> &[u8] {
-        self.reader.last_payload(self.last_output)
+        match &self.shm {
+            Some(ring) => ring.answer(self.last_output),
+            None => self.reader.last_payload(self.last_output),
+        }
     }
 
     /// Asks the stub to finish (best effort) and closes the channel.
     pub fn shutdown(mut self) {
         if self.broken {
+            return;
+        }
+        if let Some(ring) = self.shm.as_mut() {
+            ring.shutdown();
             return;
         }
         self.writer.begin(FrameType::Shutdown, 0);
@@ -384,6 +519,47 @@ fn unexpected(kind: FrameType, state: &'static str) -> ChannelError {
         frame: kind.name(),
         state,
     })
+}
+
+/// Reads the LOG frames waiting in the pipe during a shared-memory call, without waiting
+/// for more: a frame begun is read to its end (within the deadline). Anything but LOG is a
+/// violation (the answer comes through the region); end of file means the stub is gone.
+fn drain_logs(
+    fd: RawFd,
+    reader: &mut FrameReader,
+    on_log: &mut LogHandler,
+    count: &mut u64,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<(), ChannelError> {
+    loop {
+        // Only a frame not yet begun may find the pipe empty: then the drain is over.
+        let mut first = reader.buffered() == 0;
+        let frame = reader.read(|b| {
+            if std::mem::take(&mut first) {
+                // SAFETY: `b` is a valid writable slice; the fd is non-blocking.
+                let n = unsafe { libc::read(fd, b.as_mut_ptr().cast(), b.len()) };
+                // Negative: failed (errno).
+                return usize::try_from(n).map_err(|_| io::Error::last_os_error());
+            }
+            read_before(fd, b, deadline)
+        });
+        match frame {
+            Ok(f) if f.kind == FrameType::Log => {
+                let log = LogPayload::parse(f.payload)?;
+                on_log(log.level, log.text);
+                *count += 1;
+            }
+            Ok(f) => {
+                return Err(unexpected(
+                    f.kind,
+                    "on the pipe during a shared-memory call",
+                ));
+            }
+            Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(read_error(e, timeout)),
+        }
+    }
 }
 
 fn read_error(e: ReadError, timeout: Duration) -> ChannelError {

@@ -17,6 +17,7 @@ pub mod consts;
 pub mod control;
 pub mod frame;
 pub mod payload;
+pub mod shm;
 pub mod startup;
 pub mod switch;
 pub mod text;

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! plugjail-stub (--channel-socket N | --channel IN,OUT) --plugin-fd N
-//!               --max-message BYTES [--output-fd N] [--watch-fd N]
+//!               --max-message BYTES [--output-fd N] [--watch-fd N] [--shm-fd N]
 //! ```
 
 use std::ffi::CStr;
@@ -32,6 +32,9 @@ pub struct Args {
     /// The supervisor's watch page (a memfd): the stub marks each call in it so the
     /// supervisor can enforce call_time and idle_time (`plugin_mode::watch`).
     pub watch_fd: Option<RawFd>,
+    /// The shared-memory region (a sealed memfd from the host): calls come through it
+    /// after HELLO (docs/protocol.md, "Shared-memory calls").
+    pub shm_fd: Option<RawFd>,
     /// The profile's `limits.max_message`.
     pub max_message: u32,
 }
@@ -78,7 +81,7 @@ fn fd(flag: &'static str, v: &str) -> Result<RawFd, ArgsError> {
 pub fn parse<'a>(args: impl IntoIterator<Item = &'a CStr>) -> Result<Command, ArgsError> {
     let mut it = args.into_iter().map(|a| a.to_string_lossy().into_owned());
     let (mut channel, mut socket, mut plugin, mut output, mut max) = (None, None, None, None, None);
-    let mut watch = None;
+    let (mut watch, mut shm) = (None, None);
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) => (f.to_string(), Some(v.to_string())),
@@ -107,6 +110,7 @@ pub fn parse<'a>(args: impl IntoIterator<Item = &'a CStr>) -> Result<Command, Ar
             }
             "--output-fd" => output = Some(fd("--output-fd", &value("--output-fd")?)?),
             "--watch-fd" => watch = Some(fd("--watch-fd", &value("--watch-fd")?)?),
+            "--shm-fd" => shm = Some(fd("--shm-fd", &value("--shm-fd")?)?),
             "--max-message" => {
                 let v = value("--max-message")?;
                 max = Some(
@@ -139,6 +143,7 @@ pub fn parse<'a>(args: impl IntoIterator<Item = &'a CStr>) -> Result<Command, Ar
     all.push(plugin_fd);
     all.extend(output);
     all.extend(watch);
+    all.extend(shm);
     for (i, &f) in all.iter().enumerate() {
         if f <= 2 || all[..i].contains(&f) {
             return Err(ArgsError::FdClash { fd: f });
@@ -149,6 +154,7 @@ pub fn parse<'a>(args: impl IntoIterator<Item = &'a CStr>) -> Result<Command, Ar
         plugin_fd,
         output_fd: output,
         watch_fd: watch,
+        shm_fd: shm,
         max_message,
     }))
 }
@@ -185,6 +191,7 @@ mod tests {
                 plugin_fd: 5,
                 output_fd: Some(7),
                 watch_fd: Some(8),
+                shm_fd: None,
                 max_message: 1 << 20,
             })
         );

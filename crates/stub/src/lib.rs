@@ -26,6 +26,7 @@
 mod args;
 pub(crate) mod plugin;
 mod serve;
+mod serve_shm;
 pub mod sink;
 
 use std::ffi::{CStr, c_char, c_int};
@@ -91,6 +92,19 @@ fn run(a: &args::Args) -> c_int {
     if let Some(fd) = a.watch_fd {
         close(fd);
     }
+    // The shared-memory region likewise: mapped now, its descriptor closed, so the plugin
+    // holds a mapping of it at most, never the file (docs/protocol.md).
+    let ring = match a.shm_fd.map(plugjail_protocol::shm::StubRing::map) {
+        None => None,
+        Some(Ok(ring)) => Some(ring),
+        Some(Err(e)) => {
+            write_fd(2, format!("plugjail-stub: {e}\n").as_bytes());
+            return exit_code::USAGE;
+        }
+    };
+    if let Some(fd) = a.shm_fd {
+        close(fd);
+    }
 
     let loaded = load_and_init(a, u64::from(cap));
 
@@ -130,7 +144,10 @@ fn run(a: &args::Args) -> c_int {
     if sink::send(w.finish()).is_err() {
         return exit_code::CHANNEL;
     }
-    serve::serve(a, channel_in, &plugin, out_buf, watch.as_ref())
+    match ring {
+        Some(ring) => serve_shm::serve(a, channel_in, &plugin, out_buf, watch.as_ref(), ring),
+        None => serve::serve(a, channel_in, &plugin, out_buf, watch.as_ref()),
+    }
 }
 
 /// Why the plugin could not be started: reported after the switch.

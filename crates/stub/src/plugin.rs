@@ -52,6 +52,16 @@ pub struct Output {
     pub max: usize,
     pub overflow: bool,
     pub message: Vec<u8>,
+    /// With shared-memory calls: the output goes straight into the region's response
+    /// area (after the frame header), not into `frame`: one copy of a large output less.
+    pub direct: Option<Direct>,
+}
+
+/// Where a shared-memory call's output is written, and how much of it there is.
+pub struct Direct {
+    /// The first payload byte of the response area (`max` bytes are writable there).
+    pub base: *mut u8,
+    pub len: usize,
 }
 
 impl Output {
@@ -61,6 +71,15 @@ impl Output {
             max: cap as usize,
             overflow: false,
             message: Vec::new(),
+            direct: None,
+        }
+    }
+
+    /// Bytes of output so far.
+    pub fn written(&self) -> usize {
+        match &self.direct {
+            Some(d) => d.len,
+            None => self.frame.payload_len(),
         }
     }
 }
@@ -254,9 +273,24 @@ unsafe extern "C" fn host_write(out: *mut Output, data: *const c_void, len: usiz
     if data.is_null() || out.overflow {
         return -1;
     }
+    if out.written().saturating_add(len) > out.max {
+        out.overflow = true;
+        return -1;
+    }
+    if let Some(d) = out.direct.as_mut() {
+        // SAFETY: the plugin promises `len` readable bytes at `data`; `base` has `max`
+        // writable bytes (the response area, mapped for the process's life) and
+        // `d.len + len <= max` (checked above). `copy` tolerates overlap, should the
+        // plugin pass a pointer into the region itself.
+        let to = d.base.wrapping_add(d.len);
+        // SAFETY: as above: `to` has `len` writable bytes within the response area.
+        unsafe { std::ptr::copy(data.cast::<u8>(), to, len) };
+        d.len += len;
+        return 0;
+    }
     // SAFETY: the plugin promises `len` readable bytes at `data`.
     let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) };
-    if out.frame.payload_len() + len > out.max || out.frame.push(bytes).is_err() {
+    if out.frame.push(bytes).is_err() {
         out.overflow = true;
         return -1;
     }

@@ -11,7 +11,7 @@
 use std::ffi::c_int;
 use std::os::fd::RawFd;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use plugjail_protocol::consts::{LOG_BUDGET, OUTPUT_BUDGET, log_level};
 
@@ -38,6 +38,15 @@ struct Sink {
 }
 
 static SINK: Mutex<Option<Sink>> = Mutex::new(None);
+
+/// Writes to the channel that completed (one per frame once the channel is connected):
+/// the shared-memory transport tells the host by it whether LOG frames wait in the pipe.
+static WRITES: AtomicU64 = AtomicU64::new(0);
+
+/// Frames (whole writes) delivered to the channel so far.
+pub fn writes() -> u64 {
+    WRITES.load(Ordering::Acquire)
+}
 
 fn with<R>(f: impl FnOnce(&mut Sink) -> R) -> Option<R> {
     let mut g = SINK.lock().unwrap_or_else(|e| e.into_inner());
@@ -116,6 +125,7 @@ fn write_fd(fd: RawFd, dead: &mut bool, mut frame: &[u8]) -> Result<(), i32> {
         *dead = true;
         return Err(e);
     }
+    WRITES.fetch_add(1, Ordering::AcqRel);
     Ok(())
 }
 
