@@ -132,6 +132,15 @@ pub fn prepare(
     std::fs::write(&exec_profile, exec_profile_text(profile, &dir))
         .map_err(io("writing the exec profile"))?;
     mode(&exec_profile, 0o644)?;
+    // Each user's own cache directory ($XDG_CACHE_HOME; the environment is cleared), as a
+    // user with a home has one: plugjail keeps its parsed profiles there.
+    for (name, uid) in [("cache-root", None), ("cache-nobody", Some(NOBODY))] {
+        let cache = dir.join(name);
+        std::fs::create_dir_all(&cache).map_err(io("creating a cache directory"))?;
+        mode(&cache, 0o700)?;
+        std::os::unix::fs::chown(&cache, uid, uid)
+            .map_err(io("handing a cache directory to its user"))?;
+    }
     Ok(CliEnv {
         plugjail: plugjail.to_path_buf(),
         profile: profile.to_path_buf(),
@@ -211,9 +220,14 @@ impl CliEnv {
         };
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..]).env_clear().current_dir(&self.dir);
-        if mode == Mode::Rootless {
-            cmd.uid(NOBODY).gid(NOBODY);
-        }
+        let cache = match mode {
+            Mode::Root => "cache-root",
+            Mode::Rootless => {
+                cmd.uid(NOBODY).gid(NOBODY);
+                "cache-nobody"
+            }
+        };
+        cmd.env("XDG_CACHE_HOME", self.dir.join(cache));
         cmd
     }
 
