@@ -4,7 +4,7 @@
 #[path = "suite/mod.rs"]
 mod suite;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: bench [--quick] [--json FILE] [--cold-reps N] [--cli-reps N] \
@@ -38,9 +38,13 @@ fn main() -> ExitCode {
             _ => return usage(),
         }
     }
+    // scripts/bench.sh points at the binaries as shipped (plugjail statically linked).
+    let plugjail = std::env::var_os("PLUGJAIL_BENCH_BINS")
+        .map(|dir| PathBuf::from(dir).join("plugjail"))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_plugjail")));
     let bins = suite::Binaries {
-        stub: Path::new(env!("CARGO_BIN_EXE_plugjail")).with_file_name("plugjail-stub"),
-        plugjail: PathBuf::from(env!("CARGO_BIN_EXE_plugjail")),
+        stub: plugjail.with_file_name("plugjail-stub"),
+        plugjail,
         root: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
         out: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench"),
     };

@@ -55,6 +55,11 @@ if ! command -v bwrap >/dev/null || ! command -v unshare >/dev/null; then
 fi
 
 # The stub is its own crate (crates/stub): build every binary with the release settings
-# first, then cargo bench builds the bench itself.
+# first, plugjail also statically linked as it is shipped (scripts/lib/static.sh), then
+# cargo bench builds the bench itself, which runs the shipped binaries.
+# shellcheck source=scripts/lib/static.sh
+. scripts/lib/static.sh
 cargo build --release --locked --bins
+PLUGJAIL_BENCH_BINS="$PWD/$(static_bins target/release --release)"
+export PLUGJAIL_BENCH_BINS
 cargo bench --locked --bench bench -- "${args[@]}"

@@ -34,8 +34,11 @@ done
 
 target=${CARGO_TARGET_DIR:-$root/target}
 if [ -z "$bindir_from" ]; then
+  # shellcheck source=scripts/lib/static.sh
+  . "$root/scripts/lib/static.sh"
   (cd "$root" && cargo build --release --locked --bins)
-  bindir_from=$target/release
+  bindir_from=$(cd "$root" && static_bins "$target/release" --release)
+  case "$bindir_from" in /*) ;; *) bindir_from=$root/$bindir_from ;; esac
 fi
 out=$target/debian
 stage=$out/stage

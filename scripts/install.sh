@@ -94,8 +94,12 @@ if ((uninstall)); then
 fi
 
 if [ -z "$bindir_from" ]; then
+  # plugjail statically linked, the stub and gendocs beside it (scripts/lib/static.sh).
+  # shellcheck source=scripts/lib/static.sh
+  . "$root/scripts/lib/static.sh"
   (cd "$root" && cargo build --release --locked --bins)
-  bindir_from=${CARGO_TARGET_DIR:-$root/target}/release
+  bindir_from=$(cd "$root" && static_bins "${CARGO_TARGET_DIR:-target}/release" --release)
+  case "$bindir_from" in /*) ;; *) bindir_from=$root/$bindir_from ;; esac
 fi
 bins=(plugjail plugjail-stub)
 ((docs)) && bins+=(plugjail-gendocs)

@@ -7,10 +7,12 @@ cd "$(dirname "$0")/.."
 
 # shellcheck source=scripts/lib/deps.sh
 . scripts/lib/deps.sh
+# shellcheck source=scripts/lib/static.sh
+. scripts/lib/static.sh
 need_tools
 
 cargo build --release --locked --bins
-plugjail=target/release/plugjail
+plugjail="$(static_bins target/release --release)/plugjail"
 make -s -C examples/plugins
 "$plugjail" check profiles/default.yaml
 "$plugjail" explain profiles/default.yaml

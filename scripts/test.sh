@@ -58,7 +58,14 @@ fi
 # the debug build above; about 20 s). It installs and purges a system package, so it runs
 # in CI (PLUGJAIL_TEST_STRICT=1, root) or when asked (PLUGJAIL_DEB_TEST=1).
 if [ "$(id -u)" = 0 ] && [ "${PLUGJAIL_TEST_STRICT:-0}${PLUGJAIL_DEB_TEST:-0}" != 00 ]; then
-  run "Debian package (scripts/deb-test.sh)" scripts/deb-test.sh --bindir-from target/debug
+  # With plugjail statically linked, as shipped (scripts/lib/static.sh).
+  # shellcheck source=scripts/lib/static.sh
+  . scripts/lib/static.sh
+  if static=$(static_bins target/debug); then
+    run "Debian package (scripts/deb-test.sh)" scripts/deb-test.sh --bindir-from "$static"
+  else
+    run "static plugjail build (scripts/lib/static.sh)" false
+  fi
 else
   echo "Debian package test: skipped (runs as root under PLUGJAIL_TEST_STRICT=1 or PLUGJAIL_DEB_TEST=1)"
 fi
