@@ -405,37 +405,29 @@ fn landlock(d: &mut Diff, a: &Profile, b: &Profile) {
         let area = format!("landlock.{key}");
         // A grant covers everything beneath its path.
         let covered = |p: &PathBuf, grants: &[PathBuf]| grants.iter().any(|g| p.starts_with(g));
-        for p in gb.iter().filter(|p| !covered(p, ga)) {
-            let under = ga.iter().filter(|g| g.starts_with(p)).count();
-            let note = if under > 0 {
-                " (A grants only paths below it)"
-            } else {
-                ""
-            };
-            d.push(
-                Wider::B,
-                &area,
-                &p.display().to_string(),
-                Value::Null,
-                json!(p),
-                format!("{key} `{}`{note}", p.display()),
-            );
-        }
-        for p in ga.iter().filter(|p| !covered(p, gb)) {
-            let under = gb.iter().filter(|g| g.starts_with(p)).count();
-            let note = if under > 0 {
-                " (B grants only paths below it)"
-            } else {
-                ""
-            };
-            d.push(
-                Wider::A,
-                &area,
-                &p.display().to_string(),
-                json!(p),
-                Value::Null,
-                format!("{key} `{}`{note}", p.display()),
-            );
+        // What one side grants that the other does not cover, each way round.
+        for (wider, (mine, theirs), other) in [(Wider::B, (gb, ga), "A"), (Wider::A, (ga, gb), "B")]
+        {
+            for p in mine.iter().filter(|p| !covered(p, theirs)) {
+                let under = theirs.iter().filter(|g| g.starts_with(p)).count();
+                let note = if under > 0 {
+                    format!(" ({other} grants only paths below it)")
+                } else {
+                    String::new()
+                };
+                let (a, b) = match wider {
+                    Wider::B => (Value::Null, json!(p)),
+                    _ => (json!(p), Value::Null),
+                };
+                d.push(
+                    wider,
+                    &area,
+                    &p.display().to_string(),
+                    a,
+                    b,
+                    format!("{key} `{}`{note}", p.display()),
+                );
+            }
         }
     }
     for (key, pa, pb) in [

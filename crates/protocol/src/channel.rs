@@ -365,26 +365,7 @@ impl Channel {
                     .into());
                 }
                 FrameType::Result => return Ok(frame.payload.len()),
-                FrameType::Error => {
-                    let e = ErrorPayload::parse(frame.payload)?;
-                    if matches!(
-                        e.kind,
-                        ErrorKind::LoadFailed
-                            | ErrorKind::AbiMismatch
-                            | ErrorKind::InitFailed
-                            | ErrorKind::FilterFailed
-                    ) {
-                        return Err(unexpected(
-                            FrameType::Error,
-                            "of a startup kind after HELLO",
-                        ));
-                    }
-                    return Err(ChannelError::Remote {
-                        kind: e.kind,
-                        status: e.status,
-                        message: e.message.to_string(),
-                    });
-                }
+                FrameType::Error => return Err(call_error(frame.payload)),
                 other => return Err(unexpected(other, "during a call")),
             }
         }
@@ -454,26 +435,7 @@ impl Channel {
             }
             .into()),
             FrameType::Result => Ok(len),
-            FrameType::Error => {
-                let e = ErrorPayload::parse(ring.answer(len))?;
-                if matches!(
-                    e.kind,
-                    ErrorKind::LoadFailed
-                        | ErrorKind::AbiMismatch
-                        | ErrorKind::InitFailed
-                        | ErrorKind::FilterFailed
-                ) {
-                    return Err(unexpected(
-                        FrameType::Error,
-                        "of a startup kind after HELLO",
-                    ));
-                }
-                Err(ChannelError::Remote {
-                    kind: e.kind,
-                    status: e.status,
-                    message: e.message.to_string(),
-                })
-            }
+            FrameType::Error => Err(call_error(ring.answer(len))),
             other => Err(unexpected(other, "in the shared-memory response area")),
         }
     }
@@ -511,6 +473,29 @@ fn check_version(what: &'static str, got: u32, want: u32) -> Result<(), Protocol
         Ok(())
     } else {
         Err(ProtocolError::Version { what, got, want })
+    }
+}
+
+/// The ERROR answering a call: the plugin's error, or a violation if it is of a kind only
+/// startup may send (the stub's own load and init failures, never a call's).
+fn call_error(payload: &[u8]) -> ChannelError {
+    let e = match ErrorPayload::parse(payload) {
+        Ok(e) => e,
+        Err(err) => return err.into(),
+    };
+    if matches!(
+        e.kind,
+        ErrorKind::LoadFailed
+            | ErrorKind::AbiMismatch
+            | ErrorKind::InitFailed
+            | ErrorKind::FilterFailed
+    ) {
+        return unexpected(FrameType::Error, "of a startup kind after HELLO");
+    }
+    ChannelError::Remote {
+        kind: e.kind,
+        status: e.status,
+        message: e.message.to_string(),
     }
 }
 
