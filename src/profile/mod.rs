@@ -3,7 +3,7 @@
 //! The text never goes further than this module: the jail is built from the typed value.
 
 // The reader's machinery is shared with the host configuration (`crate::host::config`).
-pub mod cache;
+pub(crate) mod cache;
 pub(crate) mod diag;
 pub(crate) mod fields;
 pub mod lint;
