@@ -218,8 +218,15 @@ fn memfd(path: &Path) -> Result<OwnedFd, TargetError> {
 
 impl Target {
     /// Copies the program into its memfd and seals it: nothing can change the bytes from
-    /// here to the exec. Called once, before the target is forked.
+    /// here to the exec. Called before the target is forked; a memfd already sealed is
+    /// left as it is.
     pub fn fill(&self) -> Result<(), TargetError> {
+        // SAFETY: F_GET_SEALS on an fd we own; no pointers.
+        if unsafe { libc::fcntl(self.memfd.as_raw_fd(), libc::F_GET_SEALS) } & libc::F_SEAL_SEAL
+            != 0
+        {
+            return Ok(());
+        }
         let mut memfd = File::from(
             self.memfd
                 .try_clone()
@@ -256,6 +263,15 @@ mod tests {
     fn elf_is_sealed_in_a_memfd_and_scripts_are_refused() {
         let t = open(OsStr::new("/bin/true")).unwrap();
         t.fill().unwrap();
+        t.fill()
+            .expect("a second fill leaves the sealed copy as it is");
+        assert!(
+            t.memfd.as_raw_fd() >= 0
+                && std::fs::metadata(format!("/proc/self/fd/{}", t.memfd.as_raw_fd()))
+                    .unwrap()
+                    .len()
+                    > 0
+        );
         // SAFETY: F_GET_SEALS on an fd we own.
         let seals = unsafe { libc::fcntl(t.memfd.as_raw_fd(), libc::F_GET_SEALS) };
         assert_eq!(seals & libc::F_SEAL_WRITE, libc::F_SEAL_WRITE);
