@@ -529,3 +529,48 @@ fn a_stuck_init_or_shutdown_ends_in_a_verdict_not_a_hang() {
             )));
     }
 }
+
+/// A plugin configured with `shm` is served over shared memory by every jail of its
+/// pool, and a jail that forges its answer in the region is a violation like on the pipe.
+#[test]
+fn a_pool_can_call_over_shared_memory_and_a_forged_answer_quarantines() {
+    let dir = common::TempDir::new("host-shm", 0o755);
+    // The test plugin finds the region through /proc/self/maps.
+    let profile = common::extend_profile(&dir, "shm", "default", "landlock:\n  read: [/proc]\n");
+    for mode in jail_modes() {
+        let mut cfg = PluginConfig::new("shm", plugin("shm_attack"), &profile);
+        cfg.pool.warm = 2;
+        cfg.pool.max = 2;
+        cfg.shm = Some(plugjail::session::ShmOptions::default());
+        let mut h = Hosted::start(mode, vec![cfg]);
+        h.wait_ready("shm", 2);
+        for e in &h.seen {
+            if let EventKind::JailReady {
+                transport,
+                shm_unavailable,
+                ..
+            } = &e.kind
+            {
+                assert_eq!(*transport, "shm", "{mode:?}: {shm_unavailable:?}");
+            }
+        }
+        std::thread::scope(|s| {
+            for t in 0..2u8 {
+                let host = h.host();
+                s.spawn(move || {
+                    assert_eq!(host.call("shm", "found", b"").expect("found"), b"yes");
+                    let input = vec![t; 100_000];
+                    assert_eq!(host.call("shm", "echo", &input).expect("echo"), input);
+                });
+            }
+        });
+        let err = h.host().call("shm", "forge_length", b"").unwrap_err();
+        assert!(
+            matches!(&err, HostCallError::JailEnded { outcome } if outcome == "protocol_violation"),
+            "{mode:?}: {err}"
+        );
+        h.wait_for("quarantine", |e| ended_with(e, "protocol_violation"));
+        assert_eq!(h.state("shm"), State::Quarantined, "{mode:?}");
+        h.shutdown();
+    }
+}

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::schema::{choice_names, duration, object, titled};
+use super::schema::{choice_names, duration, object, size, titled};
 use crate::host::config::read::*;
 use crate::host::{PluginConfig, PoolConfig, RestartConfig};
 use crate::profile::units::format_duration;
@@ -59,6 +59,21 @@ pub fn host_schema() -> Value {
             "input": { "type": "string", "default": "" }
         }),
     );
+    let shm_defaults = crate::host::config::ShmOptions::default();
+    let shm = object(
+        SHM_KEYS,
+        &[],
+        json!({
+            "spin_us": { "type": "integer", "minimum": 0,
+                         "maximum": crate::protocol::shm::MAX_SPIN_US,
+                         "default": shm_defaults.spin.as_micros(),
+                         "description": "microseconds each side spins before it sleeps on the futex" },
+            "arena": described(size(),
+                               "the largest payload per direction, e.g. 1M (8K to 1024M)"),
+            "scrub_inputs": { "type": "boolean", "default": shm_defaults.scrub_inputs,
+                              "description": "zero each call's input in the region once it returns" }
+        }),
+    );
     let mut plugin = object(
         PLUGIN_KEYS,
         &["id", "plugin", "profile"],
@@ -75,7 +90,8 @@ pub fn host_schema() -> Value {
             "start_time": time(plugin_defaults.start_time, "load and init deadline of a jail"),
             "stop_time": time(plugin_defaults.stop_time, "shutdown deadline of a jail"),
             "when_paused": { "enum": choice_names(WHEN_PAUSED), "default": when_paused },
-            "health": health
+            "health": health,
+            "shm": described(shm, "call over shared memory instead of the pipe")
         }),
     );
     // A plugin entry is a mapping with its required keys, never an empty one.

@@ -190,7 +190,7 @@ fn ports() -> Value {
     json!({ "type": "array", "items": { "type": "integer", "minimum": 1, "maximum": 65535 } })
 }
 
-fn size() -> Value {
+pub(super) fn size() -> Value {
     let message = "a size: whole bytes, or a whole number with K, M, G or T (binary units; \
                    optionally followed by B or iB), e.g. 64M";
     json!({ "anyOf": [ { "type": "string", "pattern": SIZE, "errorMessage": message },

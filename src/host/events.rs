@@ -51,6 +51,11 @@ pub enum EventKind {
         /// From spawning `plugjail serve` to the HELLO.
         start_ms: u64,
         version: String,
+        /// How its calls travel: `pipe` or `shm` (shared memory).
+        transport: &'static str,
+        /// Why a jail whose plugin asked for shared memory calls over the pipe.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        shm_unavailable: Option<String>,
     },
     /// A jail ended; `verdict` is its whole verdict (docs/verdict.md).
     JailEnded {

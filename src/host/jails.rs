@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::events::EventKind;
 use super::lifecycle::{Input, State};
 use super::plugin::{Control, Inner, Member, Plugin, Source};
-use crate::session::{CallError, SessionOptions};
+use crate::session::{CallError, SessionOptions, Transport};
 use crate::{Session, SessionVerdict};
 
 /// A jail that did not make it into the pool: its verdict (boxed: a failed start is
@@ -76,6 +76,11 @@ impl Plugin {
                         jail,
                         start_ms: millis(started.elapsed()),
                         version,
+                        transport: match member.session.transport() {
+                            Transport::Pipe => "pipe",
+                            Transport::SharedMemory => "shm",
+                        },
+                        shm_unavailable: member.session.shm_unavailable().map(|e| e.to_string()),
                     });
                     inner.idle.push(member);
                 } else {
@@ -126,6 +131,7 @@ impl Plugin {
             handshake_timeout: Some(self.cfg.start_time),
             pausable: true,
             cpus: self.cfg.cpus.clone(),
+            shm: self.cfg.shm,
             ..SessionOptions::default()
         };
         let mut session = Session::spawn(&opts).map_err(|e| StartFailed {

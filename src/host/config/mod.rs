@@ -9,6 +9,8 @@ pub(crate) mod read;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::protocol::shm::ShmOptions;
+
 pub use read::{load, load_str};
 
 /// A validated host configuration.
@@ -41,6 +43,9 @@ pub struct PluginConfig {
     pub when_paused: WhenPaused,
     /// A call a new jail (and a new version) must answer before it takes real calls.
     pub health: Option<HealthCheck>,
+    /// Calls through a shared-memory region instead of the pipe (docs/protocol.md,
+    /// "Shared-memory calls"); None: the pipe.
+    pub shm: Option<ShmOptions>,
 }
 
 /// The warm pool of one plugin.
@@ -122,6 +127,7 @@ impl PluginConfig {
             stop_time: Duration::from_secs(10),
             when_paused: WhenPaused::Wait,
             health: None,
+            shm: None,
         }
     }
 }

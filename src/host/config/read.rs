@@ -13,7 +13,7 @@ use crate::profile::yaml::{Node, Pos, Value};
 use crate::profile::{self, Document, Loader, ProfileErrors};
 
 use super::{HostConfig, PluginConfig, WhenPaused};
-use sections::{cpus, health, id, pool, restart};
+use sections::{cpus, health, id, pool, restart, shm};
 
 // The keys and bounds of the format, shared with `plugjail schema --host` so that the
 // schema and the reader cannot drift apart.
@@ -30,10 +30,14 @@ pub const PLUGIN_KEYS: &[&str] = &[
     "stop_time",
     "when_paused",
     "health",
+    "shm",
 ];
 pub const POOL_KEYS: &[&str] = &["warm", "max", "queue", "recycle_calls", "recycle_time"];
 pub const RESTART_KEYS: &[&str] = &["backoff", "backoff_max", "budget", "window"];
 pub const HEALTH_KEYS: &[&str] = &["method", "input"];
+pub const SHM_KEYS: &[&str] = &["spin_us", "arena", "scrub_inputs"];
+/// The largest shared-memory arena: each jail maps two of them (request and answer).
+pub const MAX_ARENA: u64 = 1 << 30;
 pub const WHEN_PAUSED: &[(&str, WhenPaused)] =
     &[("wait", WhenPaused::Wait), ("fail", WhenPaused::Fail)];
 pub const MAX_ID_LEN: usize = 64;
@@ -192,10 +196,14 @@ impl Reader {
                 fields::choice(c, n, WHEN_PAUSED)
             }),
             health: f.read(c, "health", d.health, |c, n| health(c, n).map(Some)),
+            shm: f.read(c, "shm", d.shm, |c, n| shm(c, n).map(Some)),
             ..d
         };
         let plugin = f.get("plugin").and_then(|n| self.plugin_file(n));
         let profile = f.get("profile").and_then(|n| self.profile_file(n));
+        if let (Some(node), Some(path), Some(_)) = (f.get("shm"), &profile, &read.shm) {
+            self.shm_profile(node, path);
+        }
         let config = match (&id, plugin, profile) {
             (Some((id, _)), Some(plugin), Some(profile)) => Some(PluginConfig {
                 id: id.clone(),
@@ -240,6 +248,19 @@ impl Reader {
             self.c().error(node.pos, message);
         }
         None
+    }
+
+    /// Shared-memory calls need `futex` in both of the profile's phases; a profile that
+    /// does not allow it is refused here rather than by every jail at start.
+    fn shm_profile(&mut self, node: &Node, profile: &Path) {
+        let Ok(p) = profile::load(profile) else {
+            return; // its errors are already reported
+        };
+        if let Err(e) = crate::plugin_mode::shm::check_profile(&p) {
+            let message = format!("`shm` needs what profile `{}` refuses", profile.display());
+            let hint = e.to_string().replace("--shm-fd: ", "");
+            self.c().error_hint(node.pos, message, hint);
+        }
     }
 
     /// The profile: it must load; its own errors are reported with its files.

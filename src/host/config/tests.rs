@@ -17,6 +17,12 @@ impl Dir {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("p.so"), b"").unwrap();
         std::fs::write(dir.path().join("ok.yaml"), "version: 1\n").unwrap();
+        // Allows what shared-memory calls need (`shm`).
+        std::fs::write(
+            dir.path().join("futex.yaml"),
+            "version: 1\nseccomp:\n  load: {allow: [{syscalls: [futex]}]}\n  serve: {allow: [{syscalls: [futex]}]}\n",
+        )
+        .unwrap();
         std::fs::write(
             dir.path().join("bad.yaml"),
             "version: 1\nlimits:\n  memroy: 64M\n  pids: 0\n",
@@ -512,4 +518,32 @@ fn a_host_configuration_is_told_apart_from_a_profile() {
         &root("version: 1\nplugin: {}\n").unwrap()
     ));
     assert!(!read::is_host_config(&root("- plugins\n").unwrap()));
+}
+
+#[test]
+fn shm_reads_its_options_and_refuses_a_profile_without_futex() {
+    let dir = Dir::new();
+    let text = "version: 1\nplugins:\n  - id: a\n    plugin: p.so\n    profile: futex.yaml\n    shm: {spin_us: 20, arena: 64K, scrub_inputs: true}\n";
+    let config = dir.load(text).unwrap_or_else(|e| panic!("{e}"));
+    let shm = config.plugins[0].shm.expect("shm");
+    assert_eq!(shm.spin, Duration::from_micros(20));
+    assert_eq!(shm.arena, 64 << 10);
+    assert!(shm.scrub_inputs);
+    let text = text.replace("{spin_us: 20, arena: 64K, scrub_inputs: true}", "{}");
+    let shm = dir.load(&text).unwrap().plugins[0].shm;
+    assert_eq!(shm, Some(ShmOptions::default()));
+
+    let (line, col, message, hint) = error(&with("    shm: {}\n"));
+    assert_eq!((line, col), (6, 10), "{message}");
+    assert!(message.contains("`shm` needs what profile"), "{message}");
+    assert!(hint.unwrap().contains("futex"));
+    let with_futex =
+        |shm: &str| with(&format!("    shm: {shm}\n")).replace("ok.yaml", "futex.yaml");
+    let (line, col, message) = at(&with_futex("{arena: 1K}"));
+    assert_eq!((line, col), (6, 18));
+    assert!(message.contains("out of range"), "{message}");
+    let (line, col, _) = at(&with_futex("{spin_us: 2000000}"));
+    assert_eq!((line, col), (6, 20));
+    let (_, _, message) = at(&with_futex("{spin: 5}"));
+    assert!(message.contains("spin"), "{message}");
 }

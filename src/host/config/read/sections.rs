@@ -1,14 +1,21 @@
 //! The readers of one plugin's values and sections (`pool`, `restart`, `health`), each
 //! reporting its problems and going on, as the profile's readers do.
 
+use std::time::Duration;
+
 use crate::profile::diag::Collector;
 use crate::profile::fields::{self, Fields};
 use crate::profile::units::format_duration;
 use crate::profile::yaml::Node;
 use crate::protocol::payload::check_name;
 
-use super::{HEALTH_KEYS, MAX_CPU, MAX_ID_LEN, MAX_POOL, MAX_QUEUE, POOL_KEYS, RESTART_KEYS};
-use crate::host::config::{HealthCheck, PoolConfig, RestartConfig};
+use super::{
+    HEALTH_KEYS, MAX_ARENA, MAX_CPU, MAX_ID_LEN, MAX_POOL, MAX_QUEUE, POOL_KEYS, RESTART_KEYS,
+    SHM_KEYS,
+};
+use crate::host::config::{HealthCheck, PoolConfig, RestartConfig, ShmOptions};
+use crate::protocol::shm::MAX_SPIN_US;
+use crate::protocol::shm::host::MIN_ARENA;
 
 pub fn id(c: &mut Collector, node: &Node) -> Option<String> {
     let id = fields::string(c, node)?;
@@ -162,5 +169,31 @@ pub fn health(c: &mut Collector, node: &Node) -> Option<HealthCheck> {
     Some(HealthCheck {
         method,
         input: input.into_bytes(),
+    })
+}
+
+/// `shm`: shared-memory calls. `shm: {}` takes every default.
+pub fn shm(c: &mut Collector, node: &Node) -> Option<ShmOptions> {
+    let d = ShmOptions::default();
+    let f = Fields::new(c, node, "shm", SHM_KEYS)?;
+    let spin = f.read(c, "spin_us", d.spin, |c, n| {
+        fields::integer(c, n, 0, MAX_SPIN_US).map(|us| Duration::from_micros(us.into()))
+    });
+    let arena = f.read(c, "arena", d.arena, |c, n| {
+        let bytes = fields::size(c, n)?;
+        if !(MIN_ARENA as u64..=MAX_ARENA).contains(&bytes) {
+            c.error_hint(
+                n.pos,
+                format!("an arena of {bytes} bytes is out of range"),
+                format!("from {}K to {}M", MIN_ARENA >> 10, MAX_ARENA >> 20),
+            );
+            return None;
+        }
+        usize::try_from(bytes).ok()
+    });
+    Some(ShmOptions {
+        spin,
+        arena,
+        scrub_inputs: f.read(c, "scrub_inputs", d.scrub_inputs, fields::boolean),
     })
 }
