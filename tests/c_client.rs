@@ -524,3 +524,27 @@ fn the_c_example_builds_as_c_and_cxx_and_runs_in_both_forms() {
         );
     }
 }
+
+/// Shared-memory calls through the C client, as C and as C++, against the hostile
+/// shm_attack plugin; and the header without _GNU_SOURCE, which falls back to the pipe.
+#[test]
+fn shared_memory_calls_hold_against_a_hostile_plugin() {
+    let dir = TempDir::new("c-client-shm", 0o755);
+    // The test plugin finds the region through /proc/self/maps.
+    let profile = extend_profile(&dir, "shm", "default", "landlock:\n  read: [/proc]\n");
+    let so = plugin("shm_attack");
+    let progs = [
+        ("C", build("shm", Lang::C, "tests/c_client/shm.c", &[])),
+        ("C++", build("shm", Lang::Cxx, "tests/c_client/shm.c", &[])),
+        (
+            "pipe-only",
+            build("shm", Lang::C, "tests/c_client/shm.c", &["-DPIPE_ONLY"]),
+        ),
+    ];
+    for mode in jail_modes() {
+        for (what, prog) in &progs {
+            let r = run(Some(mode), prog, &os(&[&profile, &so]), &[]);
+            r.assert_ok(&format!("[{}] shm {what}", mode.name()));
+        }
+    }
+}

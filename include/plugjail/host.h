@@ -100,6 +100,16 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Shared-memory calls need Linux's memfd_create and futex, declared with _GNU_SOURCE (g++
+ * always defines it), and GCC's or clang's atomic builtins. Without them a session that
+ * asks for shared memory calls over the pipe, and says why. */
+#if defined(__linux__) && defined(_GNU_SOURCE) && (defined(__GNUC__) || defined(__clang__))
+#define PJH_HAVE_SHM 1
+#include <linux/futex.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#endif
+
 #ifdef __cplusplus
 #include <atomic>
 #include <new>
@@ -221,6 +231,18 @@ struct plugjail_options {
                                      0: 10000 */
     int quiet;                    /* 1: plugjail serve's stderr (its one-line summary, setup
                                      errors) goes to /dev/null; 0: the host's stderr */
+    /* Shared-memory calls (docs/protocol.md, "Shared-memory calls"): CALL and its answer
+     * travel through a sealed memfd both ends map, LOG frames still over the pipe. The
+     * profile must allow futex without conditions in both phases. When the region cannot
+     * be made here, calls go over the pipe: plugjail_session_shm_unavailable() says why. */
+    int shm;                      /* 1: call over shared memory; 0: over the pipe */
+    long shm_spin_us;             /* how long each end spins for the other before it
+                                     sleeps on the futex; 0: 50; negative: no spinning;
+                                     at most 1000000 */
+    size_t shm_arena;             /* the largest payload per direction; 0: 1 MiB; at least
+                                     8 KiB */
+    int shm_scrub_inputs;         /* 1: zero each call's input in the region once the call
+                                     returns, so the plugin cannot read it afterwards */
 };
 
 /* plugjail's own figures, from the SESSION frame (trusted). */
@@ -301,7 +323,8 @@ enum {
     PJH_SESSION = 7
 };
 /* Where the session's descriptors go in plugjail serve. */
-enum { PJH_FD_IN = 3, PJH_FD_OUT = 4, PJH_FD_STATUS = 5 };
+enum { PJH_FD_IN = 3, PJH_FD_OUT = 4, PJH_FD_STATUS = 5, PJH_FD_SHM = 6 };
+#define PJH_FD_SHM_ARG "6"
 #ifdef PATH_MAX
 #define PJH_PATH_MAX PATH_MAX
 #else
@@ -1235,6 +1258,14 @@ struct plugjail_session {
     plugjail_log_fn on_log;
     void *log_user;
     int64_t start_timeout_ms, close_timeout_ms;
+    /* shared-memory calls: the host's mapping (NULL: the pipe) and its layout */
+    unsigned char *shm;
+    size_t shm_len, shm_req, shm_req_len, shm_resp, shm_resp_len, shm_written;
+    int64_t shm_spin_us;
+    int shm_scrub;
+    uint32_t shm_seq;        /* the latest request's number */
+    uint64_t pipe_frames;    /* frames read from the pipe since HELLO */
+    char shm_unavailable[256]; /* why a session that asked for shm calls over the pipe */
 };
 
 static inline void pjh_close_fd(int *fd) {
@@ -1704,6 +1735,352 @@ static inline void pjh_sigpipe_restore(struct pjh_sigpipe *g, int got_epipe) {
     errno = e;
 }
 
+/* The answer to the current call, in s (f_type RESULT or ERROR, buf[0..f_len)): the
+ * RESULT handed to the caller, or the plugin's ERROR as E_FAILED. */
+static inline int pjh_answer(struct plugjail_session *s, unsigned char **out, size_t *out_len,
+                             struct plugjail_error *err) {
+    if (s->f_type == PJH_RESULT) {
+        s->calls++;
+        if (out) {
+            *out = s->buf;
+            s->buf = NULL;
+            s->buf_room = 0;
+        }
+        if (out_len) *out_len = s->f_len;
+        pjh_clear(err);
+        return 0;
+    }
+    uint32_t kind = 0;
+    int32_t status = 0;
+    int bad = pjh_error_payload(s, &kind, &status, err);
+    if (bad) return bad;
+    if (kind >= PLUGJAIL_ERROR_LOAD_FAILED)
+        return pjh_violation(s, err, "a startup ERROR (%s) after HELLO",
+                             plugjail_error_kind_name(kind));
+    s->calls++;
+    return pjh_fail_plugin(err, PLUGJAIL_E_FAILED, kind, status, s->buf + 8, s->f_len - 8);
+}
+
+/* ------------------------------------------------------------------------------------
+ * Shared-memory calls: the host's end of the region of docs/protocol.md, "Shared-memory
+ * calls" (crates/protocol/src/shm/ is the Rust end; the two must agree on every offset).
+ *
+ * The plugin shares the stub's address space, so it can write any byte of the region at
+ * any moment. Every header and length is copied out of the region once and checked on the
+ * copy; the payload is copied into the session's own buffer before it is looked at; the
+ * host never sleeps on the futex for more than 20 ms at a time, and reads the pipe (LOG
+ * frames, end of file) and checks for cancel() and its deadline between sleeps.
+ * ------------------------------------------------------------------------------------ */
+#ifdef PJH_HAVE_SHM
+enum {
+    PJH_SHM_PAGE = 4096,
+    PJH_SHM_MIN_ARENA = 8 << 10,
+    PJH_SHM_SLICE_MS = 20,
+    /* header and control words (byte offsets) */
+    PJH_SHM_REQ_SEQ = 64,      /* futex: the latest request's number (host) */
+    PJH_SHM_STUB_WAITING = 68, /* 1 while the stub sleeps on REQ_SEQ */
+    PJH_SHM_HOST_CPU = 72,     /* the CPU the host last ran on, plus one */
+    PJH_SHM_RESP_SEQ = 128,    /* futex: the request last answered (stub) */
+    PJH_SHM_HOST_WAITING = 132, /* 1 while the host sleeps on RESP_SEQ */
+    PJH_SHM_PIPE_FRAMES = 136, /* frames the stub wrote to the pipe since HELLO (u64) */
+    PJH_SHM_STUB_CPU = 144     /* the CPU the stub last ran on, plus one */
+};
+#define PJH_SHM_MAX_SPIN_US 1000000L
+
+static inline uint32_t *pjh_shm_word(struct plugjail_session *s, size_t at) {
+    return (uint32_t *)(void *)(s->shm + at);
+}
+
+static inline void pjh_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* The CPU this thread runs on, plus one (0: unknown). */
+static inline uint32_t pjh_this_cpu(void) {
+    int cpu = sched_getcpu();
+    return cpu < 0 ? 0 : (uint32_t)cpu + 1;
+}
+
+/* Iterations of the stub's spin loop (one load and a pause each) in `us` microseconds here,
+ * measured once per process: the stub spins by count, without a clock. */
+static inline uint64_t pjh_spin_iters(long us) {
+    static uint64_t per_ms; /* a benign race: every thread measures the same figure */
+    if (!per_ms) {
+        uint32_t word = 0;
+        const uint64_t n = 200000;
+        int64_t t = pjh_now_us();
+        for (uint64_t i = 0; i < n; i++) {
+            pjh_cpu_relax();
+            (void)__atomic_load_n(&word, __ATOMIC_ACQUIRE);
+        }
+        int64_t took = pjh_now_us() - t;
+        per_ms = n * 1000 / (uint64_t)(took > 0 ? took : 1);
+        if (!per_ms) per_ms = 1;
+    }
+    return per_ms * (uint64_t)us / 1000;
+}
+
+static inline long pjh_futex(uint32_t *word, int op, uint32_t val, const struct timespec *t) {
+    return syscall(SYS_futex, word, op, val, t, NULL, 0);
+}
+
+static inline size_t pjh_page_up(size_t n) {
+    return (n + PJH_SHM_PAGE - 1) / PJH_SHM_PAGE * PJH_SHM_PAGE;
+}
+
+/* Makes the region for a session that asked for it: a memfd sized for the arena, mapped,
+ * its header written, sealed against shrinking, growing and more seals. Returns the
+ * descriptor for plugjail serve (the caller closes it), or -1 with the reason kept in
+ * s->shm_unavailable (the session then calls over the pipe). */
+static inline int pjh_shm_create(struct plugjail_session *s, const struct plugjail_options *o) {
+    size_t arena = o->shm_arena ? o->shm_arena : (size_t)1 << 20;
+    if (arena < PJH_SHM_MIN_ARENA) arena = PJH_SHM_MIN_ARENA;
+    long spin = o->shm_spin_us == 0 ? 50 : o->shm_spin_us < 0 ? 0 : o->shm_spin_us;
+    if (spin > PJH_SHM_MAX_SPIN_US) spin = PJH_SHM_MAX_SPIN_US;
+    if (arena > UINT32_MAX - PJH_HEADER || arena > SIZE_MAX / 4) {
+        snprintf(s->shm_unavailable, sizeof s->shm_unavailable, "an arena of %zu bytes is too "
+                 "large (a frame's length is 32 bits)", arena);
+        return -1;
+    }
+    size_t area = arena + PJH_HEADER, resp = pjh_page_up(area) + PJH_SHM_PAGE;
+    size_t len = resp + pjh_page_up(area);
+    const char *what = "memfd_create";
+    int fd = (int)syscall(SYS_memfd_create, "plugjail-shm", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    void *map = MAP_FAILED;
+    if (fd >= 0) {
+        what = "ftruncate";
+        if (ftruncate(fd, (off_t)len) == 0) {
+            what = "fcntl(F_ADD_SEALS)";
+            if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0) {
+                what = "mmap";
+                map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            }
+        }
+    }
+    if (map == MAP_FAILED) {
+        snprintf(s->shm_unavailable, sizeof s->shm_unavailable, "%s: %s", what, strerror(errno));
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    unsigned char *h = (unsigned char *)map;
+    memcpy(h, "PJSHM\0v1", 8);
+    pjh_put(h + 8, 1, 4);
+    pjh_put(h + 12, (uint64_t)spin, 4);
+    pjh_put(h + 16, len, 8);
+    pjh_put(h + 24, PJH_SHM_PAGE, 8);
+    pjh_put(h + 32, area, 8);
+    pjh_put(h + 40, resp, 8);
+    pjh_put(h + 48, area, 8);
+    pjh_put(h + 56, pjh_spin_iters(spin), 8);
+    s->shm = h;
+    s->shm_len = len;
+    s->shm_req = PJH_SHM_PAGE;
+    s->shm_req_len = area;
+    s->shm_resp = resp;
+    s->shm_resp_len = area;
+    s->shm_spin_us = spin;
+    s->shm_scrub = o->shm_scrub_inputs != 0;
+    return fd;
+}
+
+/* Writes a frame (header, method, input) into the request area and announces it; wakes
+ * the stub only if it said it sleeps. The caller checked that it fits. */
+static inline uint32_t pjh_shm_send(struct plugjail_session *s, uint16_t type, uint64_t id,
+                                    const char *method, size_t mlen, const void *input,
+                                    size_t len) {
+    size_t payload = method ? 1 + mlen + len : len;
+    unsigned char *p = s->shm + s->shm_req;
+    unsigned char head[PJH_HEADER + 1];
+    pjh_put(head, payload, 4);
+    pjh_put(head + 4, type, 2);
+    pjh_put(head + 6, 0, 2);
+    pjh_put(head + 8, id, 8);
+    memcpy(p, head, PJH_HEADER);
+    size_t at = PJH_HEADER;
+    if (method) {
+        p[at++] = (unsigned char)mlen;
+        memcpy(p + at, method, mlen);
+        at += mlen;
+    }
+    if (len) memcpy(p + at, input, len);
+    s->shm_written = at + len;
+    __atomic_store_n(pjh_shm_word(s, PJH_SHM_HOST_CPU), pjh_this_cpu(), __ATOMIC_RELAXED);
+    uint32_t seq = ++s->shm_seq;
+    uint32_t *word = pjh_shm_word(s, PJH_SHM_REQ_SEQ);
+    __atomic_store_n(word, seq, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(pjh_shm_word(s, PJH_SHM_STUB_WAITING), __ATOMIC_SEQ_CST))
+        pjh_futex(word, FUTEX_WAKE, 1, NULL);
+    return seq;
+}
+
+/* Reads the LOG frames waiting in the pipe during a shared-memory call; anything else is
+ * a violation (the answer comes through the region). With `finish`, a frame begun is read
+ * to its end, within `deadline`. 0, or the call's error (the session has then ended). */
+static inline int pjh_shm_drain(struct plugjail_session *s, int finish, int64_t deadline,
+                                long deadline_ms, struct plugjail_error *err) {
+    for (;;) {
+        if (PJH_LOAD(&s->cancelled)) return pjh_cancelled(s, err);
+        int rc = pjh_read_step(s);
+        if (rc == 1) {
+            if (s->f_type != PJH_LOG)
+                return pjh_violation(s, err, "a frame of type %u on the pipe during a "
+                                             "shared-memory call",
+                                     (unsigned)s->f_type);
+            int bad = pjh_log_frame(s, err);
+            if (bad) return bad;
+            s->pipe_frames++;
+            continue;
+        }
+        if (rc == -4) {
+            char why[sizeof s->fault_msg];
+            memcpy(why, s->fault_msg, sizeof why);
+            return pjh_violation(s, err, "%s", why);
+        }
+        if (rc < 0) return pjh_ended(s, rc, err, 1);
+        if (!finish || (!s->head_got && !s->in_payload)) return 0;
+        int woken = 0, can_write = 0;
+        int w = pjh_wait(s, -1, deadline, &woken, &can_write);
+        if (woken) return pjh_cancelled(s, err);
+        if (w == 0 && deadline >= 0 && pjh_now_us() >= deadline)
+            return pjh_deadline_passed(s, deadline_ms, err, "no answer");
+    }
+}
+
+/* One call through the region: send, wait (spin, then sleep in slices), copy the answer
+ * out once and check the copy. The same results as the pipe's plugjail_session_call. */
+static inline int pjh_shm_call(struct plugjail_session *s, uint64_t id, const char *method,
+                               size_t mlen, const void *input, size_t len, int64_t start,
+                               long deadline_ms, unsigned char **out, size_t *out_len,
+                               struct plugjail_error *err) {
+    if (1 + mlen + len > s->shm_req_len - PJH_HEADER)
+        return pjh_fail(err, PLUGJAIL_E_TOO_LARGE, 0,
+                        "an input of %zu bytes does not fit in the shared-memory arena of %zu "
+                        "bytes (plugjail_options.shm_arena); nothing was sent",
+                        len, s->shm_req_len - PJH_HEADER);
+    if (deadline_ms > PJH_FOREVER_MS) deadline_ms = (long)PJH_FOREVER_MS;
+    int64_t deadline = deadline_ms > 0 ? start + (int64_t)deadline_ms * 1000 : -1;
+    uint32_t seq = pjh_shm_send(s, PJH_CALL, id, method, mlen, input, len);
+    uint32_t *resp = pjh_shm_word(s, PJH_SHM_RESP_SEQ);
+    uint32_t *waiting = pjh_shm_word(s, PJH_SHM_HOST_WAITING);
+    /* No spinning when the stub last ran on this CPU: it could not run meanwhile. (The
+     * word is the plugin's to forge; a lie costs at most one spin budget.) */
+    uint32_t stub_cpu = __atomic_load_n(pjh_shm_word(s, PJH_SHM_STUB_CPU), __ATOMIC_RELAXED);
+    int64_t spin_until = stub_cpu && stub_cpu == pjh_this_cpu() ? 0 : pjh_now_us() + s->shm_spin_us;
+    int answered = 0, rc = 0;
+    for (uint32_t i = 1; !answered; i++) {
+        if (__atomic_load_n(resp, __ATOMIC_ACQUIRE) == seq) answered = 1;
+        else if (i % 64 == 0 && pjh_now_us() >= spin_until) break;
+        else pjh_cpu_relax();
+    }
+    for (uint32_t early = 0; !answered;) {
+        int64_t now = pjh_now_us();
+        if (deadline >= 0 && now >= deadline) {
+            rc = pjh_deadline_passed(s, deadline_ms, err, "no answer");
+            break;
+        }
+        __atomic_store_n(waiting, 1, __ATOMIC_SEQ_CST);
+        uint32_t seen = __atomic_load_n(resp, __ATOMIC_SEQ_CST);
+        if (seen == seq) {
+            __atomic_store_n(waiting, 0, __ATOMIC_RELAXED);
+            answered = 1;
+            break;
+        }
+        int64_t slice = PJH_SHM_SLICE_MS * 1000;
+        if (deadline >= 0 && deadline - now < slice) slice = deadline - now;
+        struct timespec ts;
+        ts.tv_sec = (time_t)(slice / 1000000);
+        ts.tv_nsec = (long)(slice % 1000000) * 1000;
+        long r = pjh_futex(resp, FUTEX_WAIT, seen, &ts);
+        int e = errno;
+        __atomic_store_n(waiting, 0, __ATOMIC_RELAXED);
+        if (__atomic_load_n(resp, __ATOMIC_ACQUIRE) == seq) {
+            answered = 1;
+            break;
+        }
+        /* Woken early (or a changed word): look again, and read the pipe every eighth
+         * time, so a plugin that keeps waking the host cannot keep it from the pipe. */
+        if (r == 0 || e == EAGAIN || e == EINTR) {
+            if (++early % 8) continue;
+        } else if (e != ETIMEDOUT) {
+            struct timespec nap = {0, 200000}; /* no futex here: keep time by sleeping */
+            nanosleep(&nap, NULL);
+        }
+        rc = pjh_shm_drain(s, 0, deadline, deadline_ms, err);
+        if (rc) break;
+    }
+    if (s->shm_scrub && s->shm_written) {
+        memset(s->shm + s->shm_req, 0, s->shm_written);
+        s->shm_written = 0;
+    }
+    if (rc) return rc;
+    /* The answer: the stub's count of pipe frames first (LOG frames it wrote before it
+     * answered are read before the call returns), then the header, copied once. */
+    uint64_t frames = __atomic_load_n((uint64_t *)(void *)(s->shm + PJH_SHM_PIPE_FRAMES),
+                                      __ATOMIC_ACQUIRE);
+    unsigned char head[PJH_HEADER];
+    memcpy(head, s->shm + s->shm_resp, PJH_HEADER);
+    /* s->buf is about to hold the answer: no LOG frame may be half read into it. */
+    if (frames != s->pipe_frames || s->head_got || s->in_payload) {
+        rc = pjh_shm_drain(s, 1, deadline, deadline_ms, err);
+        if (rc) return rc;
+    }
+    uint32_t flen = pjh_u32(head);
+    uint16_t type = pjh_u16(head + 4);
+    uint64_t fid = pjh_u64(head + 8);
+    size_t area = s->shm_resp_len - PJH_HEADER;
+    if (type != PJH_RESULT && type != PJH_ERROR)
+        return pjh_violation(s, err, "a frame of type %u in the shared-memory response area",
+                             (unsigned)type);
+    if (pjh_u16(head + 6) != 0)
+        return pjh_violation(s, err, "a shared-memory answer with flags %u",
+                             (unsigned)pjh_u16(head + 6));
+    if (flen > s->cap || flen > area)
+        return pjh_violation(s, err, "a shared-memory answer of %lu bytes exceeds the cap of "
+                                     "%lu",
+                             (unsigned long)flen,
+                             (unsigned long)(s->cap < area ? s->cap : area));
+    if (fid != id)
+        return pjh_violation(s, err, "an answer for call %llu during call %llu",
+                             (unsigned long long)fid, (unsigned long long)id);
+    if (!s->buf || s->buf_room < (size_t)flen + 1) {
+        unsigned char *nb = (unsigned char *)realloc(s->buf, (size_t)flen + 1);
+        if (!nb) {
+            pjh_signal(s, SIGTERM);
+            pjh_channel_over(s);
+            return pjh_fail(err, PLUGJAIL_E_NOMEM, ENOMEM, "out of memory for an answer");
+        }
+        s->buf = nb;
+        s->buf_room = (size_t)flen + 1;
+    }
+    memcpy(s->buf, s->shm + s->shm_resp + PJH_HEADER, flen);
+    s->buf[flen] = '\0';
+    s->f_len = flen;
+    s->f_type = type;
+    s->f_id = fid;
+    return pjh_answer(s, out, out_len, err);
+}
+#endif
+
+/* 1 when the session's calls travel through shared memory. */
+static inline int plugjail_session_uses_shm(const struct plugjail_session *s) {
+#ifdef PJH_HAVE_SHM
+    return s && s->shm != NULL;
+#else
+    (void)s;
+    return 0;
+#endif
+}
+
+/* Why a session whose options asked for shared memory calls over the pipe (NULL when it
+ * does not, or was not asked to). */
+static inline const char *plugjail_session_shm_unavailable(const struct plugjail_session *s) {
+    return s && s->shm_unavailable[0] ? s->shm_unavailable : NULL;
+}
+
 /* Calls `method` with `len` bytes of input. On success (0) *out is the RESULT: a buffer
  * of *out_len bytes, NUL-terminated after them, which the caller free()s (out may be NULL
  * to drop it). On failure a PLUGJAIL_E_* code, err filled, *out NULL:
@@ -1740,6 +2117,10 @@ static inline int plugjail_session_call(struct plugjail_session *s, const char *
                         "(limits.max_message); nothing was sent",
                         len, (unsigned long)s->cap);
     uint64_t id = s->next_id++;
+#ifdef PJH_HAVE_SHM
+    if (s->shm) return pjh_shm_call(s, id, method, mlen, input, len, start, deadline_ms, out,
+                                    out_len, err);
+#endif
     unsigned char head[PJH_HEADER + 1 + 255];
     pjh_put(head, 1 + mlen + len, 4);
     pjh_put(head + 4, PJH_CALL, 2);
@@ -1805,30 +2186,7 @@ static inline int plugjail_session_call(struct plugjail_session *s, const char *
                                            (unsigned long long)id);
                     break;
                 }
-                if (s->f_type == PJH_RESULT) {
-                    s->calls++;
-                    if (out) {
-                        *out = s->buf;
-                        s->buf = NULL;
-                        s->buf_room = 0;
-                    }
-                    if (out_len) *out_len = s->f_len;
-                    pjh_clear(err);
-                    result = 0;
-                    break;
-                }
-                uint32_t kind = 0;
-                int32_t status = 0;
-                result = pjh_error_payload(s, &kind, &status, err);
-                if (result) break;
-                if (kind >= PLUGJAIL_ERROR_LOAD_FAILED) {
-                    result = pjh_violation(s, err, "a startup ERROR (%s) after HELLO",
-                                           plugjail_error_kind_name(kind));
-                    break;
-                }
-                s->calls++;
-                result = pjh_fail_plugin(err, PLUGJAIL_E_FAILED, kind, status, s->buf + 8,
-                                         s->f_len - 8);
+                result = pjh_answer(s, out, out_len, err);
                 break;
             }
             static const char *const names[] = {"?",   "HELLO", "CALL", "RESULT",
@@ -1902,6 +2260,9 @@ static inline void pjh_session_free(struct plugjail_session *s) {
     pjh_close_fd(&s->wake_w);
     free(s->buf);
     free(s->hello_mem);
+#ifdef PJH_HAVE_SHM
+    if (s->shm) munmap(s->shm, s->shm_len);
+#endif
     free(s);
 }
 
@@ -1942,11 +2303,20 @@ static inline struct plugjail_session *plugjail_session_open(const struct plugja
      * child's ends are moved to 10 and above (still close-on-exec) so that each dup2 in
      * the child lands on 3, 4, 5 without overwriting another one. */
     int to[2] = {-1, -1}, from[2] = {-1, -1}, status[2] = {-1, -1}, wake[2] = {-1, -1};
-    int child[3] = {-1, -1, -1};
+    int child[4] = {-1, -1, -1, -1};
     size_t nextra = 0;
     if (o->extra_args)
         while (o->extra_args[nextra]) nextra++;
-    char **argv = (char **)calloc(11 + nextra, sizeof(char *));
+    char **argv = (char **)calloc(13 + nextra, sizeof(char *));
+#ifdef PJH_HAVE_SHM
+    int shm_fd = o->shm ? pjh_shm_create(s, o) : -1;
+#else
+    int shm_fd = -1;
+    if (o->shm)
+        snprintf(s->shm_unavailable, sizeof s->shm_unavailable,
+                 "this build of plugjail/host.h has no shared memory (it needs Linux, "
+                 "_GNU_SOURCE and GCC or clang)");
+#endif
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     int have_fa = 0, have_attr = 0, e = 0;
@@ -1954,11 +2324,13 @@ static inline struct plugjail_session *plugjail_session_open(const struct plugja
     if (!argv) e = ENOMEM;
     if (!e && (pjh_pipe(to) || pjh_pipe(from) || pjh_pipe(status) || pjh_pipe(wake))) e = errno;
     if (!e) {
-        int src[3];
+        int src[4];
         src[0] = to[0];
         src[1] = from[1];
         src[2] = status[1];
-        for (int i = 0; i < 3 && !e; i++) {
+        src[3] = shm_fd;
+        for (int i = 0; i < 4 && !e; i++) {
+            if (src[i] < 0) continue;
             child[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 10);
             if (child[i] < 0) e = errno;
         }
@@ -1978,6 +2350,7 @@ static inline struct plugjail_session *plugjail_session_open(const struct plugja
     if (!e) e = posix_spawn_file_actions_adddup2(&fa, child[0], PJH_FD_IN);
     if (!e) e = posix_spawn_file_actions_adddup2(&fa, child[1], PJH_FD_OUT);
     if (!e) e = posix_spawn_file_actions_adddup2(&fa, child[2], PJH_FD_STATUS);
+    if (!e && child[3] >= 0) e = posix_spawn_file_actions_adddup2(&fa, child[3], PJH_FD_SHM);
     if (!e) e = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     if (!e) e = posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     if (!e && o->quiet) e = posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
@@ -2012,6 +2385,10 @@ static inline struct plugjail_session *plugjail_session_open(const struct plugja
         argv[k++] = (char *)"3,4";
         argv[k++] = (char *)"--status-fd";
         argv[k++] = (char *)"5";
+        if (child[3] >= 0) {
+            argv[k++] = (char *)"--shm-fd";
+            argv[k++] = (char *)PJH_FD_SHM_ARG;
+        }
         for (size_t i = 0; i < nextra; i++) argv[k++] = (char *)o->extra_args[i];
         argv[k] = NULL;
         what = "posix_spawn";
@@ -2021,7 +2398,8 @@ static inline struct plugjail_session *plugjail_session_open(const struct plugja
     }
     if (have_fa) posix_spawn_file_actions_destroy(&fa);
     if (have_attr) posix_spawnattr_destroy(&attr);
-    for (int i = 0; i < 3; i++) pjh_close_fd(&child[i]);
+    for (int i = 0; i < 4; i++) pjh_close_fd(&child[i]);
+    pjh_close_fd(&shm_fd);
     pjh_close_fd(&to[0]);
     pjh_close_fd(&from[1]);
     pjh_close_fd(&status[1]);
@@ -2096,6 +2474,11 @@ static inline int plugjail_session_close(struct plugjail_session *s, struct plug
         s->fault = PLUGJAIL_FAULT_CANCELLED;
     /* 1. SHUTDOWN, when the session is healthy; then our write end closes either way (a
      *    stub that is waiting for a call sees end of file and exits 0). */
+#ifdef PJH_HAVE_SHM
+    if (s->shm && s->to_stub >= 0 && s->phase == PJH_READY && s->fault == PLUGJAIL_FAULT_NONE)
+        pjh_shm_send(s, PJH_SHUTDOWN, 0, NULL, 0, NULL, 0);
+    else
+#endif
     if (s->to_stub >= 0 && s->phase == PJH_READY && s->fault == PLUGJAIL_FAULT_NONE) {
         unsigned char frame[PJH_HEADER];
         memset(frame, 0, sizeof frame);
