@@ -144,7 +144,19 @@ fn test_env(cmd: &mut Command, mode: Option<Mode>) {
         .env("PLUGJAIL_TEST_ECHO_NOISY", plugin("echo_noisy"))
         .env("PLUGJAIL_TEST_TERMINAL", plugin("terminal"))
         .env("PLUGJAIL_TEST_INIT_FAILS", plugin("init_fails"))
-        .env("PLUGJAIL_TEST_FAKE_SERVE", fake_serve());
+        .env("PLUGJAIL_TEST_FAKE_SERVE", fake_serve())
+        .env("PLUGJAIL_TEST_SHM_ATTACK", plugin("shm_attack"))
+        .env("PLUGJAIL_TEST_SHM_PROFILE", shm_profile(profile_mode));
+}
+
+/// The default profile (as `mode` runs it) plus read access to /proc, where the hostile
+/// shm_attack plugin finds the shared-memory region.
+fn shm_profile(mode: Mode) -> PathBuf {
+    let text = format!(
+        "version: 1\nextends: {}\nlandlock:\n  read: [/proc]\n",
+        profile_for(mode, "default").display()
+    );
+    common::shared_profile(&format!("shm-{}.yaml", mode.name()), &text)
 }
 
 /// Runs the project's ctest tests matching `regex` in `mode` (None: as the test process

@@ -46,7 +46,11 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -757,6 +761,9 @@ enum class CallErrc {
     io_error,
     /// The session had already ended (an earlier failure, cancel() or close()).
     ended,
+    /// start_call() on a session that calls over shared memory: use call(). The session
+    /// goes on.
+    unsupported,
 };
 
 inline const char *to_string(CallErrc c) noexcept {
@@ -770,6 +777,7 @@ inline const char *to_string(CallErrc c) noexcept {
         case CallErrc::jail_ended: return "jail_ended";
         case CallErrc::not_delivered: return "not_delivered";
         case CallErrc::startup_failed: return "startup_failed";
+        case CallErrc::unsupported: return "unsupported";
         case CallErrc::protocol_violation: return "protocol_violation";
         case CallErrc::io_error: return "io_error";
         case CallErrc::ended: return "ended";
@@ -833,6 +841,7 @@ struct CallError {
                 return "channel " + detail + ": " + std::strerror(sys_errno);
             case CallErrc::ended:
                 return "the session has ended (" + detail + "); close() gives the verdict";
+            case CallErrc::unsupported: return "not supported: " + detail;
         }
         return "?";
     }
@@ -1062,6 +1071,17 @@ struct Verdict {
 // ---------------------------------------------------------------------------------------
 
 /// What to run, and how.
+/// Shared-memory calls (SessionOptions::shm).
+struct ShmOptions {
+    /// How long each end spins for the other before it sleeps on the futex (at most 1 s).
+    std::chrono::microseconds spin{50};
+    /// The largest payload per direction (at least 8 KiB).
+    std::size_t arena = std::size_t{1} << 20;
+    /// Zero each call's input in the region once the call returns, so the plugin cannot
+    /// read it afterwards.
+    bool scrub_inputs = false;
+};
+
 struct SessionOptions {
     /// The profile (YAML) the jail is built from; plugjail reads it, the client never does.
     std::string profile;
@@ -1086,6 +1106,12 @@ struct SessionOptions {
     std::string report;
     /// Pin the jail to these CPUs (`plugjail serve --cpus`, e.g. "0" or "0,2-3").
     std::string cpus;
+    /// Call over shared memory (docs/clients.md, "Shared-memory calls"): CALL and its
+    /// answer through a sealed memfd both ends map, LOG frames over the pipe. The profile
+    /// must allow futex without conditions in both phases. When the region cannot be made,
+    /// calls go over the pipe (Session::shm_unavailable() says why). Only call() and
+    /// call_async() use it: start_call() answers CallErrc::unsupported.
+    std::optional<ShmOptions> shm;
 };
 
 namespace detail {
@@ -1356,6 +1382,206 @@ inline timespec to_timespec(std::chrono::steady_clock::duration d) noexcept {
     return ts;
 }
 
+/// The host's end of a shared-memory region (docs/protocol.md, "Shared-memory calls";
+/// crates/protocol/src/shm/ is the Rust end, and the offsets below must match it). The
+/// plugin shares the stub's address space and can write any byte of the region at any
+/// time: words are read with atomics, the answer's header and payload are copied out once
+/// and only the copies are checked and used.
+class ShmRegion {
+public:
+    enum : std::size_t {
+        page = 4096,
+        min_arena = 8 << 10,
+        req_seq = 64,        // futex: the latest request's number (host)
+        stub_waiting = 68,   // 1 while the stub sleeps on req_seq
+        host_cpu = 72,       // the CPU the host last ran on, plus one
+        resp_seq = 128,      // futex: the request last answered (stub)
+        host_waiting = 132,  // 1 while the host sleeps on resp_seq
+        pipe_frames = 136,   // frames the stub wrote to the pipe since HELLO (64 bits)
+        stub_cpu = 144,      // the CPU the stub last ran on, plus one
+    };
+    static constexpr std::chrono::milliseconds slice{20};
+
+    ShmRegion() = default;
+    ShmRegion(const ShmRegion &) = delete;
+    ShmRegion &operator=(const ShmRegion &) = delete;
+    ~ShmRegion() {
+        if (base_) ::munmap(base_, len_);
+    }
+
+    bool active() const noexcept { return base_ != nullptr; }
+    std::size_t request_payload() const noexcept { return req_len_ - header_len; }
+
+    /// Makes, maps and seals the region; returns the descriptor for plugjail serve (the
+    /// caller closes it), or -1 with the reason in `why`.
+    int create(const ShmOptions &o, std::string &why) {
+        const std::size_t arena = std::max<std::size_t>(o.arena, min_arena);
+        const auto spin_us = std::clamp<long long>(o.spin.count(), 0, 1000000);
+        if (arena > UINT32_MAX - header_len) {
+            why = "an arena of " + std::to_string(arena) + " bytes is too large (32-bit frame lengths)";
+            return -1;
+        }
+        const std::size_t area = arena + header_len;
+        const std::size_t resp = page_up(area) + page, len = resp + page_up(area);
+        const char *what = "memfd_create";
+        const int fd = static_cast<int>(::syscall(SYS_memfd_create, "plugjail-shm", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+        void *map = MAP_FAILED;
+        if (fd >= 0) {
+            what = "ftruncate";
+            if (::ftruncate(fd, static_cast<off_t>(len)) == 0) {
+                what = "fcntl(F_ADD_SEALS)";
+                if (::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0) {
+                    what = "mmap";
+                    map = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                }
+            }
+        }
+        if (map == MAP_FAILED) {
+            why = std::string(what) + ": " + std::strerror(errno);
+            if (fd >= 0) ::close(fd);
+            return -1;
+        }
+        base_ = static_cast<unsigned char *>(map);
+        len_ = len;
+        req_ = page;
+        req_len_ = area;
+        resp_ = resp;
+        resp_len_ = area;
+        spin_ = std::chrono::microseconds(spin_us);
+        scrub_ = o.scrub_inputs;
+        std::memcpy(base_, "PJSHM\0v1", 8);
+        put_u32(base_ + 8, 1);
+        put_u32(base_ + 12, static_cast<std::uint32_t>(spin_us));
+        put_u64(base_ + 16, len);
+        put_u64(base_ + 24, req_);
+        put_u64(base_ + 32, req_len_);
+        put_u64(base_ + 40, resp_);
+        put_u64(base_ + 48, resp_len_);
+        put_u64(base_ + 56, spin_iters(static_cast<std::uint64_t>(spin_us)));
+        return fd;
+    }
+
+    /// Writes a frame (`head`, then `input`) into the request area and announces it;
+    /// wakes the stub only if it said it sleeps. The caller checked that it fits.
+    void send(const unsigned char *head, std::size_t head_len, std::string_view input) {
+        std::memcpy(base_ + req_, head, head_len);
+        if (!input.empty()) std::memcpy(base_ + req_ + head_len, input.data(), input.size());
+        written_ = head_len + input.size();
+        __atomic_store_n(word(host_cpu), this_cpu(), __ATOMIC_RELAXED);
+        __atomic_store_n(word(req_seq), ++seq_, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(word(stub_waiting), __ATOMIC_SEQ_CST) != 0) futex(word(req_seq), FUTEX_WAKE, 1, nullptr);
+        spun_ = false;
+        waiting_ = true;
+    }
+
+    bool waiting() const noexcept { return waiting_; }
+    bool answered() const noexcept { return __atomic_load_n(word(resp_seq), __ATOMIC_ACQUIRE) == seq_; }
+
+    /// Waits for the answer until `deadline`, for at most one sleep slice (after the spin
+    /// budget, the first time): the caller reads the pipe, checks cancel and the deadline
+    /// between slices. Spins only when the stub last ran on another CPU (the word is the
+    /// plugin's to forge: a lie costs one spin budget).
+    void wait(std::chrono::steady_clock::time_point deadline) {
+        using Clock = std::chrono::steady_clock;
+        if (!spun_) {
+            spun_ = true;
+            const std::uint32_t cpu = __atomic_load_n(word(stub_cpu), __ATOMIC_RELAXED);
+            if (cpu == 0 || cpu != this_cpu()) {
+                const auto until = Clock::now() + spin_;
+                for (std::uint32_t i = 1; !answered(); i++) {
+                    if (i % 64 == 0 && Clock::now() >= until) break;
+                    relax();
+                }
+            }
+        }
+        for (unsigned early = 1; !answered(); early++) {
+            const auto now = Clock::now();
+            if (now >= deadline) return;
+            __atomic_store_n(word(host_waiting), 1, __ATOMIC_SEQ_CST);
+            const std::uint32_t seen = __atomic_load_n(word(resp_seq), __ATOMIC_SEQ_CST);
+            if (seen == seq_) break;
+            const timespec ts = to_timespec(std::min<Clock::duration>(slice, deadline - now));
+            const long r = futex(word(resp_seq), FUTEX_WAIT, seen, &ts);
+            const int e = errno;
+            __atomic_store_n(word(host_waiting), 0, __ATOMIC_RELAXED);
+            // Woken early: look again, but back to the caller every eighth time, so a
+            // plugin that keeps waking the host cannot keep it from the pipe.
+            if ((r == 0 || e == EAGAIN || e == EINTR) && early % 8 != 0) continue;
+            if (r != 0 && e != ETIMEDOUT && e != EAGAIN && e != EINTR) {
+                const timespec nap{0, 200000};  // no futex here: keep time by sleeping
+                ::nanosleep(&nap, nullptr);
+            }
+            return;
+        }
+        __atomic_store_n(word(host_waiting), 0, __ATOMIC_RELAXED);
+    }
+
+    /// Once answered: the stub's count of pipe frames, then a copy of the answer's header.
+    std::uint64_t take_header(unsigned char (&head)[header_len]) {
+        waiting_ = false;
+        scrub();
+        const auto frames = __atomic_load_n(reinterpret_cast<std::uint64_t *>(base_ + pipe_frames), __ATOMIC_ACQUIRE);
+        std::memcpy(head, base_ + resp_, header_len);
+        return frames;
+    }
+
+    /// Copies `len` bytes of the answer's payload (checked against the area by the
+    /// caller with response_payload()) into `out`.
+    void take_payload(std::size_t len, std::string &out) const {
+        out.assign(reinterpret_cast<const char *>(base_ + resp_ + header_len), len);
+    }
+    std::size_t response_payload() const noexcept { return resp_len_ - header_len; }
+
+    /// Zeroes the latest request's bytes in the region, if the options ask for it.
+    void scrub() noexcept {
+        if (scrub_ && written_) std::memset(base_ + req_, 0, written_);
+        written_ = 0;
+    }
+
+private:
+    static std::size_t page_up(std::size_t n) { return (n + page - 1) / page * page; }
+    static std::uint32_t this_cpu() noexcept {
+        const int cpu = ::sched_getcpu();
+        return cpu < 0 ? 0 : static_cast<std::uint32_t>(cpu) + 1;
+    }
+    static void relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        __asm__ __volatile__("yield");
+#endif
+    }
+    static long futex(std::uint32_t *w, int op, std::uint32_t val, const timespec *ts) noexcept {
+        return ::syscall(SYS_futex, w, op, val, ts, nullptr, 0);
+    }
+    /// Iterations of the stub's spin loop in `us` microseconds here (the stub spins by
+    /// count, without a clock), measured once per process.
+    static std::uint64_t spin_iters(std::uint64_t us) {
+        static const std::uint64_t per_ms = [] {
+            std::uint32_t w = 0;
+            constexpr std::uint64_t n = 200000;
+            const auto t = std::chrono::steady_clock::now();
+            for (std::uint64_t i = 0; i < n; i++) {
+                relax();
+                (void)__atomic_load_n(&w, __ATOMIC_ACQUIRE);
+            }
+            const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t).count();
+            return std::max<std::uint64_t>(1, n * 1000000 / static_cast<std::uint64_t>(std::max<long long>(ns, 1)));
+        }();
+        return per_ms * us / 1000;
+    }
+    std::uint32_t *word(std::size_t at) const noexcept { return reinterpret_cast<std::uint32_t *>(base_ + at); }
+
+    unsigned char *base_ = nullptr;
+    std::size_t len_ = 0, req_ = 0, req_len_ = 0, resp_ = 0, resp_len_ = 0, written_ = 0;
+    std::chrono::microseconds spin_{0};
+    bool scrub_ = false, spun_ = false, waiting_ = false;
+    std::uint32_t seq_ = 0;
+};
+
+/// Where the region goes in plugjail serve.
+inline constexpr int shm_serve_fd = 6;
+
 /// The shared state of a Session: the channel, the child, the call in progress.
 class Core {
 public:
@@ -1367,7 +1593,9 @@ public:
         const std::string exe = find_plugjail(o.plugjail, "SessionOptions::plugjail");
         auto c = std::shared_ptr<Core>(new Core(o));
         std::array<int, 2> to_stub{-1, -1}, from_stub{-1, -1}, status{-1, -1}, wake{-1, -1};
+        int shm_fd = -1;
         auto close_all = [&]() {
+            close_fd(shm_fd);
             for (auto *p : {&to_stub, &from_stub, &status, &wake}) {
                 close_fd((*p)[0]);
                 close_fd((*p)[1]);
@@ -1388,12 +1616,19 @@ public:
                 args.push_back("--cpus");
                 args.push_back(o.cpus);
             }
-            c->pid_ = spawn_process(exe, args, {{to_stub[0], 3}, {from_stub[1], 4}, {status[1], 5}},
-                                    o.inherit_stderr);
+            std::vector<std::pair<int, int>> moves = {{to_stub[0], 3}, {from_stub[1], 4}, {status[1], 5}};
+            if (o.shm) shm_fd = c->shm_.create(*o.shm, c->shm_unavailable_);
+            if (shm_fd >= 0) {
+                args.push_back("--shm-fd");
+                args.push_back(std::to_string(shm_serve_fd));
+                moves.emplace_back(shm_fd, shm_serve_fd);
+            }
+            c->pid_ = spawn_process(exe, args, moves, o.inherit_stderr);
         } catch (...) {
             close_all();
             throw;
         }
+        close_fd(shm_fd);
         close_fd(to_stub[0]);
         close_fd(from_stub[1]);
         close_fd(status[1]);
@@ -1436,6 +1671,8 @@ public:
     }
 
     pid_t pid() const noexcept { return pid_; }
+    bool uses_shm() const noexcept { return shm_.active(); }
+    const std::string &shm_unavailable() const noexcept { return shm_unavailable_; }
     int read_fd() const noexcept { return rfd_; }
     int write_fd() const noexcept { return wfd_; }
 
@@ -1459,6 +1696,12 @@ public:
     std::optional<CallResult> start_call(std::string_view method, std::string input,
                                          std::optional<Millis> deadline) {
         std::lock_guard<std::mutex> lock(io_mu_);
+        if (shm_.active()) {
+            CallError e;
+            e.code = CallErrc::unsupported;
+            e.detail = "start_call() on a shared-memory session: use call()";
+            return CallResult::failure(e);
+        }
         if (pending_.active) return busy();  // its input is owned_: keep it
         owned_ = std::move(input);
         if (auto r = begin(method, owned_, deadline)) return r;
@@ -1505,7 +1748,10 @@ public:
             // SHUTDOWN: the plugin's shutdown() runs and the stub ends with status 0.
             unsigned char h[header_len];
             put_header(h, 0, frame_shutdown, 0);
-            write_all(h, sizeof h, std::min(deadline, Clock::now() + std::chrono::seconds(1)));
+            if (shm_.active())
+                shm_.send(h, sizeof h, {});
+            else
+                write_all(h, sizeof h, std::min(deadline, Clock::now() + std::chrono::seconds(1)));
         }
         // After a violation the stream is out of step: nothing more is read from it.
         drain_before_session_ = phase_ == Phase::need_session;
@@ -1647,6 +1893,13 @@ private:
                 expire();
                 continue;
             }
+            if (shm_.waiting()) {
+                // One slice at most, then the pipe (LOG frames, end of file) and cancel.
+                shm_.wait(*dl);
+                readable = true;
+                writable = false;
+                continue;
+            }
             pollfd p[3];
             p[0] = {rfd_, POLLIN, 0};
             p[1] = {pending_.writing() ? wfd_ : -1, POLLOUT, 0};
@@ -1683,6 +1936,35 @@ private:
             readable = true;
         }
         if (readable && !done_ && phase_ != Phase::ended) read_some();
+        if (shm_.waiting() && !done_ && phase_ != Phase::ended && shm_.answered()) take_shm_answer();
+    }
+
+    /// The answer in the region: LOG frames the stub wrote before it are read first (its
+    /// count says whether any wait), then the header copied once is checked, then the
+    /// payload is copied and handled like a frame from the pipe.
+    void take_shm_answer() {
+        unsigned char head[header_len];
+        const std::uint64_t frames = shm_.take_header(head);
+        if (frames != pipe_frames_) {
+            read_some();
+            if (done_ || phase_ == Phase::ended) return;
+        }
+        const char *h = reinterpret_cast<const char *>(head);
+        const std::uint32_t len = get_u32(h);
+        const std::uint16_t type = get_u16(h + 4);
+        const std::uint16_t flags = get_u16(h + 6);
+        if (type != frame_result && type != frame_error)
+            return violation("a frame of type " + std::to_string(type) + " in the shared-memory response area");
+        if (flags != 0) return violation("a shared-memory answer with flags " + std::to_string(flags));
+        const std::size_t cap = std::min<std::size_t>(cap_, shm_.response_payload());
+        if (len > cap) {
+            return violation("a shared-memory answer of " + std::to_string(len) + " bytes exceeds the cap of " +
+                             std::to_string(cap));
+        }
+        shm_.take_payload(len, shm_answer_);
+        from_region_ = true;
+        handle(type, get_u64(h + 8), shm_answer_);
+        from_region_ = false;
     }
 
     /// After HELLO: checks the call against the cap and starts writing it.
@@ -1690,11 +1972,12 @@ private:
         if (phase_ != Phase::ready || !pending_.active || pending_.started || done_) return;
         Pending &p = pending_;
         const std::size_t total = 1 + p.method.size() + p.input.size();
-        if (total > cap_) {
+        const std::size_t cap = shm_.active() ? std::min<std::size_t>(cap_, shm_.request_payload()) : cap_;
+        if (total > cap) {
             CallError e;
             e.code = CallErrc::input_too_large;
             e.len = total;
-            e.cap = cap_;
+            e.cap = static_cast<std::uint32_t>(cap);
             done_ = CallResult::failure(e);
             pending_ = Pending{};
             return;
@@ -1716,6 +1999,11 @@ private:
         p.started = true;
         p.fresh = true;
         p.deadline = Clock::now() + p.timeout;
+        if (shm_.active()) {
+            shm_.send(p.head.data(), p.head_len, p.input);
+            p.fresh = false;
+            p.write_done = true;
+        }
     }
 
     void write_some() {
@@ -1880,6 +2168,7 @@ private:
         switch (type) {
             case frame_log:
                 if (p.size() < 4 || get_u32(p.data()) > 4) return violation("a malformed LOG frame");
+                if (phase_ == Phase::ready) pipe_frames_++;
                 deliver_log(p);
                 return;
             case frame_hello:
@@ -1899,6 +2188,8 @@ private:
             case frame_result: {
                 if (phase_ == Phase::need_hello)
                     return violation(std::string(frame_name(type)) + " before HELLO");
+                if (shm_.active() && !from_region_)
+                    return violation(std::string(frame_name(type)) + " on the pipe during a shared-memory call");
                 if (!pending_.active || !pending_.started)
                     return violation(std::string(frame_name(type)) + " with no call in progress");
                 if (id != pending_.id) {
@@ -2262,6 +2553,12 @@ private:
     std::optional<CallError> startup_;
     std::string status_text_;
     Verdict verdict_;
+
+    ShmRegion shm_;             // shared-memory calls; inactive: the pipe
+    std::string shm_unavailable_;
+    std::uint64_t pipe_frames_ = 0;  // LOG frames read since HELLO
+    bool from_region_ = false;  // handle() is given the answer from the region
+    std::string shm_answer_;    // the latest answer, copied out of the region
 };
 
 }  // namespace detail
@@ -2383,6 +2680,10 @@ public:
 
     /// plugjail serve's process id.
     pid_t pid() const noexcept { return core_ ? core_->pid() : -1; }
+    /// True when calls travel through shared memory (SessionOptions::shm).
+    bool uses_shm() const noexcept { return core_ && core_->uses_shm(); }
+    /// Why a session that asked for shared memory calls over the pipe (empty otherwise).
+    std::string shm_unavailable() const { return core_ ? core_->shm_unavailable() : std::string(); }
     /// The SESSION frame, once read (nullptr before).
     const SessionInfo *session_info() const noexcept { return core_ ? core_->session_info() : nullptr; }
     /// The plugin's HELLO, once read (nullptr before).

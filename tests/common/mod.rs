@@ -76,7 +76,7 @@ pub use plugins::{
     plugjail_for, session_opts, spawn,
 };
 #[allow(unused_imports)]
-pub use profiles::{extend_profile, profile_for, shipped_profile};
+pub use profiles::{extend_profile, profile_for, shared_profile, shipped_profile};
 #[allow(unused_imports)]
 pub use run::Run;
 #[allow(unused_imports)]

@@ -17,17 +17,23 @@ pub fn profile_for(mode: Mode, name: &str) -> PathBuf {
     if mode == Mode::Root || !text.contains("limits: required") {
         return shipped;
     }
-    let dir = target_tmp().join("plugjail-test-profiles");
-    let _ = fs::create_dir_all(&dir);
-    chmod(&dir, 0o755);
-    let path = dir.join(format!("{name}-limits-best-effort.yaml"));
     let body = format!(
         "version: 1\nextends: {}\nenforcement:\n  limits: best_effort\n",
         shipped.display()
     );
+    shared_profile(&format!("{name}-limits-best-effort.yaml"), &body)
+}
+
+/// Writes a test profile that every test of the run may share (same name, same text),
+/// under cargo's test scratch directory, readable by uid 65534.
+pub fn shared_profile(file_name: &str, text: &str) -> PathBuf {
+    let dir = target_tmp().join("plugjail-test-profiles");
+    let _ = fs::create_dir_all(&dir);
+    chmod(&dir, 0o755);
+    let path = dir.join(file_name);
     // Written under a unique name, then renamed: tests run in parallel threads.
-    let tmp = dir.join(unique(name));
-    fs::write(&tmp, body).expect("write test profile");
+    let tmp = dir.join(unique(file_name));
+    fs::write(&tmp, text).expect("write test profile");
     chmod(&tmp, 0o644);
     fs::rename(&tmp, &path).expect("rename test profile");
     path

@@ -9,6 +9,8 @@
 //   PLUGJAIL_TEST_TERMINAL tests/plugins/terminal.cpp built   (shout)
 //   PLUGJAIL_TEST_INIT_FAILS tests/plugins/init_fails.cpp built (init() returns 3)
 //   PLUGJAIL_TEST_FAKE_SERVE tests/c_client/fake_serve.c built (a plugjail that breaks the rules)
+//   PLUGJAIL_TEST_SHM_ATTACK tests/plugins/shm_attack.cpp built (attacks shared-memory calls)
+//   PLUGJAIL_TEST_SHM_PROFILE  the profile plus read access to /proc (where it finds the region)
 //
 // tests/cpp_client.rs (cargo test) builds the plugins and sets these.
 #ifndef PLUGJAIL_EXAMPLE_CHECK_HPP
